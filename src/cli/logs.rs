@@ -1,0 +1,132 @@
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use super::Context;
+use crate::error::{Error, ExitCode};
+use crate::history::{History, Home, RunRecord, StageRecord};
+use crate::status::{RunStatus, StageStatus};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A run id, `last`, or a commit-ish (its newest run)
+    run: String,
+
+    /// Only this stage's log [default: every stage's, under a header each]
+    stage: Option<String>,
+
+    /// Follow the output of running stages until they end
+    #[arg(short, long)]
+    follow: bool,
+}
+
+/// How often a followed log is checked for more output.
+const POLL: Duration = Duration::from_millis(50);
+
+pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
+    let mut history = History::open(&Home::locate()?)?;
+    history.reap_interrupted()?;
+    let run = find_run(context, &history, &args.run)?;
+    let stages = history.stages(run.id)?;
+    let selected: Vec<&StageRecord> = match &args.stage {
+        Some(name) => match stages.iter().find(|s| &s.name == name) {
+            Some(stage) => vec![stage],
+            None => {
+                let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+                let help = crate::stagefile::suggest(name, names.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("its stages: {}", names.join(", ")));
+                return Err(Error::usage(format!("run {} has no stage `{name}`", run.id), Some(help)));
+            }
+        },
+        None => stages.iter().collect(),
+    };
+    let mut out = std::io::stdout().lock();
+    let headers = args.stage.is_none();
+    for stage in selected {
+        if headers {
+            let _ = writeln!(out, "==> {} ({}) <==", stage.name, stage.status);
+        }
+        let shown = if args.follow {
+            follow(&mut history, run.id, stage, &mut out)
+        } else {
+            copy_log(stage, &mut out, 0).map(|_| ())
+        };
+        if let Err(error) = shown {
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::Success);
+            }
+            return Err(Error::Io {
+                message: format!("cannot show the log of `{}`", stage.name),
+                source: error,
+            });
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Resolves `last`, a run id, or a commit-ish to a run of this repository.
+fn find_run(context: &Context, history: &History, selector: &str) -> Result<RunRecord, Error> {
+    let identity = context.project.identity();
+    let not_found = |what: String| Error::usage(what, Some("`gzl ls` lists the runs".into()));
+    if selector == "last" {
+        return history
+            .newest_run(&identity, None)?
+            .ok_or_else(|| not_found("no runs yet in this repository".into()));
+    }
+    if let Ok(id) = selector.parse::<i64>() {
+        if let Some(run) = history.run(id)? {
+            return Ok(run);
+        }
+    }
+    let Some(repo) = &context.project.repo else {
+        return Err(not_found(format!("no run {selector}")));
+    };
+    let commit = repo.resolve_commit(selector)?;
+    history
+        .newest_run(&identity, Some(&commit))?
+        .ok_or_else(|| not_found(format!("no run of commit {} ({selector})", &commit[..commit.len().min(12)])))
+}
+
+/// Copies a stage's log from `offset` on; returns the new offset.
+fn copy_log(stage: &StageRecord, out: &mut impl Write, offset: u64) -> std::io::Result<u64> {
+    let Some(path) = &stage.log_path else {
+        return Ok(offset);
+    };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(offset),
+        Err(error) => return Err(error),
+    };
+    file.seek(SeekFrom::Start(offset))?;
+    let copied = std::io::copy(&mut (&mut file).take(u64::MAX), out)?;
+    out.flush()?;
+    Ok(offset + copied)
+}
+
+/// Shows a stage's log and then what it writes, until the stage has ended and all is shown.
+fn follow(history: &mut History, run: i64, stage: &StageRecord, out: &mut impl Write) -> std::io::Result<()> {
+    let mut offset = 0;
+    let mut current = stage.clone();
+    loop {
+        offset = copy_log(&current, out, offset)?;
+        if current.status.is_final() {
+            // Read once more: output written just before the stage ended.
+            copy_log(&current, out, offset)?;
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+        let _ = history.reap_interrupted();
+        if let Ok(stages) = history.stages(run) {
+            if let Some(updated) = stages.into_iter().find(|s| s.position == stage.position) {
+                current = updated;
+            }
+        }
+        if current.status == StageStatus::Pending {
+            let finished = history.run(run).ok().flatten().is_none_or(|r| r.status != RunStatus::Running);
+            if finished {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The command line: clap types, one file per command, and how errors are shown.
+//! Commands parse their arguments and call the library; they hold no behaviour of their own.
+
+mod check;
+mod init;
+mod logs;
+mod ls;
+mod render;
+mod run;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+use crate::error::{Error, ExitCode};
+use crate::project::Project;
+use crate::stagefile::{Gzlfile, StagefileError};
+
+/// gzl runs a repository's pipeline (its Gzlfile) on your machine the way a CI server would,
+/// and remembers every run.
+#[derive(Parser)]
+#[command(name = "gzl", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Act as if gzl was started in DIR
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    directory: Option<PathBuf>,
+
+    /// Use this Gzlfile instead of the one at the repository root
+    #[arg(long, value_name = "PATH", global = true, env = "GZL_FILE")]
+    file: Option<PathBuf>,
+
+    /// Show what gzl itself does on stderr (-vv for more); GZL_LOG takes a full filter
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline, or the named stages and everything they need
+    Run(run::Args),
+    /// Check the Gzlfile and show its stages in the order they can run
+    Check(check::Args),
+    /// List recent runs, newest first
+    Ls(ls::Args),
+    /// Show what a run's stages printed
+    Logs(logs::Args),
+    /// Write a Gzlfile for this project from a template
+    Init(init::Args),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Parses the command line, runs the command, and turns the result into an exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "gzl", &mut std::io::stdout());
+            Ok(ExitCode::Success)
+        }
+        command => match Context::new(cli.directory, cli.file) {
+            Ok(context) => match command {
+                Command::Run(args) => run::run(&context, args),
+                Command::Check(args) => check::run(&context, &args),
+                Command::Ls(args) => ls::run(&context, &args),
+                Command::Logs(args) => logs::run(&context, &args),
+                Command::Init(args) => init::run(&context, &args),
+                Command::Completions { .. } => unreachable!("handled above"),
+            },
+            Err(error) => Err(error),
+        },
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(error) => {
+            render::error(&error);
+            error.exit_code().into()
+        }
+    }
+}
+
+/// What every command starts from.
+pub struct Context {
+    pub project: Project,
+}
+
+impl Context {
+    fn new(directory: Option<PathBuf>, file: Option<PathBuf>) -> Result<Self, Error> {
+        let cwd = std::env::current_dir().map_err(|source| Error::Io {
+            message: "cannot read the current directory".into(),
+            source,
+        })?;
+        let dir = match directory {
+            Some(dir) => {
+                let dir = cwd.join(dir);
+                if !dir.is_dir() {
+                    return Err(Error::usage(
+                        format!("-C {}: no such directory", dir.display()),
+                        None,
+                    ));
+                }
+                dir
+            }
+            None => cwd,
+        };
+        let project = Project::discover(&dir, file.as_deref())?;
+        Ok(Context { project })
+    }
+
+    /// Reads and checks the project's Gzlfile.
+    pub fn load(&self) -> Result<Gzlfile, Error> {
+        self.project.load().map_err(|error| match error {
+            StagefileError::NotFound { .. } => Error::usage(
+                format!("no Gzlfile found in {}", self.project.searched()),
+                Some("run `gzl init` to write one for this project, or pass `--file PATH`".into()),
+            ),
+            error => error.into(),
+        })
+    }
+}
+
+/// Writes a command's output to stdout; a closed pipe (`gzl ls | head`) is not an error.
+fn print(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+fn init_tracing(verbose: u8) {
+    let filter = match std::env::var("GZL_LOG") {
+        Ok(filter) if !filter.is_empty() => filter,
+        _ => match verbose {
+            0 => "warn".to_string(),
+            1 => "gzl=debug".to_string(),
+            _ => "gzl=trace".to_string(),
+        },
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
+}

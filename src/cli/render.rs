@@ -1,0 +1,75 @@
+//! How errors look on stderr.
+
+use std::error::Error as _;
+use std::io::IsTerminal as _;
+
+use crate::error::Error;
+use crate::plan::PlanError;
+use crate::report::use_color;
+use crate::stagefile::StagefileError;
+
+/// Prints `error` for people: Gzlfile diagnostics with their source lines, everything else as
+/// `error: …` with its causes and a hint where one helps.
+pub fn error(error: &Error) {
+    let color = use_color(std::io::stderr().is_terminal());
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    let mut text = String::new();
+    match error {
+        Error::Stagefile(StagefileError::Invalid {
+            path,
+            source_text,
+            diagnostics,
+        }) => {
+            let shown = shown_path(path);
+            for diagnostic in diagnostics {
+                text.push_str(&diagnostic.render(source_text, &shown, color));
+                text.push('\n');
+            }
+            let count = diagnostics.len();
+            text.push_str(&format!(
+                "{}: {shown} has {count} error{}; nothing was run\n",
+                paint("1;31", "error"),
+                if count == 1 { "" } else { "s" }
+            ));
+        }
+        _ => {
+            text.push_str(&format!("{}: {error}\n", paint("1;31", "error")));
+            let mut source = error.source();
+            // `transparent` variants repeat their inner error's message; skip the repeat.
+            if source.is_some_and(|s| s.to_string() == error.to_string()) {
+                source = source.and_then(|s| s.source());
+            }
+            while let Some(cause) = source {
+                text.push_str(&format!("  caused by: {cause}\n"));
+                source = cause.source();
+            }
+            if let Some(help) = help(error) {
+                text.push_str(&format!("  {}: {help}\n", paint("1", "help")));
+            }
+        }
+    }
+    eprint!("{text}");
+}
+
+fn help(error: &Error) -> Option<String> {
+    match error {
+        Error::Stagefile(StagefileError::NotUtf8 { .. }) => Some("save the Gzlfile as UTF-8".into()),
+        Error::Plan(PlanError::UnknownStage { .. }) => Some("`gzl check` lists the stages".into()),
+        Error::Usage { help, .. } => help.clone(),
+        _ => None,
+    }
+}
+
+/// A path relative to the current directory when it is below it, as people typed it.
+pub fn shown_path(path: &std::path::Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| path.display().to_string())
+}

@@ -1,0 +1,67 @@
+//! The library's error, and the exit code each kind of failure gives.
+
+use crate::git::GitError;
+use crate::history::HistoryError;
+use crate::plan::PlanError;
+use crate::stagefile::StagefileError;
+
+/// gzl's exit codes; docs/cli.md lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything passed.
+    Success = 0,
+    /// A stage failed or timed out (or `gzl stop`-like commands found nothing to do).
+    Failure = 1,
+    /// Bad usage or a bad Gzlfile: nothing ran.
+    Usage = 2,
+    /// gzl itself failed: history, files, git.
+    Internal = 3,
+    /// Interrupted by Ctrl-C or SIGTERM.
+    Interrupted = 130,
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        std::process::ExitCode::from(code as u8)
+    }
+}
+
+/// Any failure of a gzl command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Stagefile(#[from] StagefileError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("{message}")]
+    Usage { message: String, help: Option<String> },
+    #[error("{message}")]
+    Io {
+        message: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>, help: Option<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            help,
+        }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Stagefile(StagefileError::Read { .. }) => ExitCode::Internal,
+            Error::Stagefile(_) | Error::Plan(_) | Error::Usage { .. } => ExitCode::Usage,
+            Error::Git(GitError::UnknownRevision { .. }) => ExitCode::Usage,
+            Error::History(_) | Error::Git(_) | Error::Io { .. } => ExitCode::Internal,
+        }
+    }
+}

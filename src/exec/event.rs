@@ -1,0 +1,87 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::status::{RunStatus, StageStatus};
+
+/// What happens during a run, in order. The executor sends the stage events; the pipeline
+/// sends the run events around them. Subscribers (log files, history, the terminal, JSON
+/// lines) each turn the same stream into their own output.
+#[derive(Debug, Clone)]
+pub enum Event {
+    RunStarted(Arc<RunInfo>),
+    StageStarted {
+        stage: usize,
+        at: SystemTime,
+    },
+    /// Bytes the stage wrote to stdout or stderr, as they came, in chunks of any size.
+    Output {
+        stage: usize,
+        bytes: Vec<u8>,
+    },
+    StageFinished {
+        stage: usize,
+        outcome: Outcome,
+        at: SystemTime,
+        /// How long it ran; `None` for a stage that never started.
+        duration: Option<Duration>,
+    },
+    RunFinished {
+        status: RunStatus,
+        at: SystemTime,
+        duration: Duration,
+    },
+}
+
+/// What subscribers need to know about a run as it starts.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub id: i64,
+    /// Where the run's logs and scripts go.
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub dirty: bool,
+    /// The planned stages in plan order: name, and the names of what each needs.
+    pub stages: Vec<(String, Vec<String>)>,
+    /// Whether stages may run at the same time, so their output needs telling apart.
+    pub parallel: bool,
+}
+
+/// How a stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// Exited non-zero, was killed by a signal, or could not be started (neither is set).
+    Failed {
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// Ran past `@timeout` (or `@idle-timeout` without output, when `idle`).
+    TimedOut { limit: Duration, idle: bool },
+    /// Not run: the stage at this plan index, which it needs, did not pass.
+    Skipped { because: usize },
+    /// Stopped, or never started, because the run was cancelled.
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn status(self) -> StageStatus {
+        match self {
+            Outcome::Passed => StageStatus::Passed,
+            Outcome::Failed { .. } => StageStatus::Failed,
+            Outcome::TimedOut { .. } => StageStatus::TimedOut,
+            Outcome::Skipped { .. } => StageStatus::Skipped,
+            Outcome::Cancelled => StageStatus::Cancelled,
+        }
+    }
+
+    pub fn exit_code(self) -> Option<i32> {
+        match self {
+            Outcome::Passed => Some(0),
+            Outcome::Failed { exit_code, .. } => exit_code,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Runs one stage's process and watches over it until it and everything it started are gone.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use super::{Cancel, Event, Outcome};
+
+/// Everything needed to start one stage's process.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    /// The body; `None` for a group, which starts no process.
+    pub script: Option<String>,
+    /// Where the script is written before the shell reads it.
+    pub script_path: PathBuf,
+    /// The interpreter and its arguments; the script path comes last.
+    pub shell: Vec<String>,
+    pub cwd: PathBuf,
+    /// Variables added to gzl's own environment.
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Output is read in chunks of this size; memory per stage stays bounded by it.
+const CHUNK: usize = 64 * 1024;
+
+/// After the processes of a group are killed, how long to keep reading what they wrote.
+const DRAIN_AFTER_KILL: Duration = Duration::from_secs(1);
+
+/// Why gzl is stopping a stage.
+#[derive(Clone, Copy)]
+enum Stop {
+    Timeout(Duration),
+    Idle(Duration),
+    Cancel,
+}
+
+pub(super) struct Supervisor<'a> {
+    pub job: &'a Job,
+    pub stage: usize,
+    pub events: &'a mpsc::Sender<Event>,
+    pub cancel: watch::Receiver<Cancel>,
+    pub grace: Duration,
+}
+
+impl Supervisor<'_> {
+    /// Runs the stage to its end. Every process of the stage's process group is gone when this
+    /// returns, except ones that moved themselves to a new session.
+    pub async fn run(mut self) -> Outcome {
+        let Some(script) = &self.job.script else {
+            return Outcome::Passed;
+        };
+        if !self.job.cwd.is_dir() {
+            let message = format!(
+                "working directory {} does not exist (set by @dir)",
+                self.job.cwd.display()
+            );
+            return self.could_not_start(&message).await;
+        }
+        if let Err(error) = std::fs::write(&self.job.script_path, script) {
+            let message = format!("cannot write the script to {}: {error}", self.job.script_path.display());
+            return self.could_not_start(&message).await;
+        }
+        let (child, reader) = match self.spawn() {
+            Ok(started) => started,
+            Err(error) => {
+                let message = format!("cannot start `{}`: {error}", self.job.shell.join(" "));
+                return self.could_not_start(&message).await;
+            }
+        };
+        self.supervise(child, reader).await
+    }
+
+    fn spawn(&self) -> std::io::Result<(tokio::process::Child, tokio::net::unix::pipe::Receiver)> {
+        // One pipe for stdout and stderr keeps the two interleaved exactly as written.
+        let (reader, writer) = std::io::pipe()?;
+        let (program, args) = self
+            .job
+            .shell
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("no shell program"))?;
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            .arg(&self.job.script_path)
+            .current_dir(&self.job.cwd)
+            .envs(self.job.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
+            .process_group(0);
+        let child = command.spawn()?;
+        // The command holds the parent's copies of the pipe's write end; without dropping them
+        // the reader would never see the end of the output.
+        drop(command);
+        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
+        Ok((child, reader))
+    }
+
+    async fn supervise(
+        &mut self,
+        mut child: tokio::process::Child,
+        mut reader: tokio::net::unix::pipe::Receiver,
+    ) -> Outcome {
+        let group = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+        let started = Instant::now();
+        let deadline = self.job.timeout.map(|limit| started + limit);
+        let mut idle_deadline = self.job.idle_timeout.map(|limit| started + limit);
+        let mut buffer = vec![0u8; CHUNK];
+        let mut status: Option<ExitStatus> = None;
+        let mut stop: Option<Stop> = None;
+        let mut eof = false;
+        let mut kill_at: Option<Instant> = None;
+        let mut killed = false;
+        let mut give_up_at: Option<Instant> = None;
+        let mut last_byte = b'\n';
+        let mut cancel_closed = false;
+
+        loop {
+            if status.is_some() && eof {
+                break;
+            }
+            let limit = match (deadline, idle_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let cancel_requested = *self.cancel.borrow();
+            tokio::select! {
+                read = reader.read(&mut buffer), if !eof => match read {
+                    Ok(0) | Err(_) => eof = true,
+                    Ok(n) => {
+                        last_byte = buffer[n - 1];
+                        if let Some(limit) = self.job.idle_timeout {
+                            idle_deadline = Some(Instant::now() + limit);
+                        }
+                        self.output(buffer[..n].to_vec()).await;
+                    }
+                },
+                exit = child.wait(), if status.is_none() => {
+                    status = Some(exit.unwrap_or_else(|_| failed_status()));
+                    // The script is done; whatever it left running in its group goes too.
+                    if group.is_some_and(group_alive) {
+                        signal_group(group, Signal::SIGTERM);
+                        kill_at.get_or_insert(Instant::now() + self.grace);
+                    }
+                    give_up_at.get_or_insert(Instant::now() + self.grace + DRAIN_AFTER_KILL);
+                },
+                () = sleep_until_or_never(limit), if stop.is_none() && status.is_none() => {
+                    let now = Instant::now();
+                    let reason = match (deadline, self.job.timeout) {
+                        (Some(d), Some(limit)) if d <= now => Stop::Timeout(limit),
+                        _ => Stop::Idle(self.job.idle_timeout.unwrap_or_default()),
+                    };
+                    let message = match reason {
+                        Stop::Timeout(limit) => format!("timed out after {} (@timeout); stopping it", humantime::format_duration(limit)),
+                        _ => format!("no output for {} (@idle-timeout); stopping it", humantime::format_duration(self.job.idle_timeout.unwrap_or_default())),
+                    };
+                    self.note(&message, last_byte).await;
+                    last_byte = b'\n';
+                    stop = Some(reason);
+                    signal_group(group, Signal::SIGTERM);
+                    kill_at = Some(now + self.grace);
+                },
+                changed = self.cancel.changed(), if !cancel_closed && cancel_requested != Cancel::Now => {
+                    cancel_closed = changed.is_err();
+                    let request = if cancel_closed { Cancel::None } else { *self.cancel.borrow() };
+                    if request != Cancel::None && stop.is_none() && status.is_none() {
+                        stop = Some(Stop::Cancel);
+                    }
+                    match request {
+                        Cancel::Graceful if kill_at.is_none() => {
+                            signal_group(group, Signal::SIGTERM);
+                            kill_at = Some(Instant::now() + self.grace);
+                        }
+                        Cancel::Now => kill_at = Some(Instant::now()),
+                        _ => {}
+                    }
+                },
+                () = sleep_until_or_never(kill_at), if kill_at.is_some() && !killed => {
+                    killed = true;
+                    signal_group(group, Signal::SIGKILL);
+                    give_up_at = Some(Instant::now() + DRAIN_AFTER_KILL);
+                },
+                // A process that left the group (setsid) may hold the pipe open forever.
+                () = sleep_until_or_never(give_up_at), if give_up_at.is_some() => break,
+            }
+        }
+        let status = match status {
+            Some(status) => status,
+            None => {
+                signal_group(group, Signal::SIGKILL);
+                child.wait().await.unwrap_or_else(|_| failed_status())
+            }
+        };
+        match stop {
+            Some(Stop::Timeout(limit)) => Outcome::TimedOut { limit, idle: false },
+            Some(Stop::Idle(limit)) => Outcome::TimedOut { limit, idle: true },
+            Some(Stop::Cancel) => Outcome::Cancelled,
+            None => outcome_of(status),
+        }
+    }
+
+    async fn output(&self, bytes: Vec<u8>) {
+        // A closed channel means nobody listens any more; the stage still runs to its end.
+        let _ = self
+            .events
+            .send(Event::Output {
+                stage: self.stage,
+                bytes,
+            })
+            .await;
+    }
+
+    /// A line from gzl itself in the stage's output, starting on a line of its own.
+    async fn note(&self, message: &str, last_byte: u8) {
+        let newline = if last_byte == b'\n' { "" } else { "\n" };
+        self.output(format!("{newline}gzl: {message}\n").into_bytes()).await;
+    }
+
+    async fn could_not_start(&self, message: &str) -> Outcome {
+        self.note(message, b'\n').await;
+        Outcome::Failed {
+            exit_code: None,
+            signal: None,
+        }
+    }
+}
+
+fn outcome_of(status: ExitStatus) -> Outcome {
+    use std::os::unix::process::ExitStatusExt as _;
+    if status.success() {
+        Outcome::Passed
+    } else {
+        Outcome::Failed {
+            exit_code: status.code(),
+            signal: status.signal(),
+        }
+    }
+}
+
+fn failed_status() -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt as _;
+    ExitStatus::from_raw(1 << 8)
+}
+
+fn group_alive(group: Pid) -> bool {
+    killpg(group, None).is_ok()
+}
+
+fn signal_group(group: Option<Pid>, signal: Signal) {
+    if let Some(group) = group {
+        let _ = killpg(group, signal);
+    }
+}
+
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,72 @@
+//! The history schema, one migration per version. `PRAGMA user_version` records how far a
+//! database has come; each migration runs in its own transaction. Append, never edit.
+//! (Hand-rolled rather than rusqlite_migration: it is this loop, and that crate trails
+//! rusqlite releases.)
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: repositories, runs, stages.
+    "
+    CREATE TABLE repos (
+        id INTEGER PRIMARY KEY,
+        identity TEXT NOT NULL UNIQUE,
+        path TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo_id INTEGER NOT NULL REFERENCES repos(id),
+        commit_id TEXT,
+        branch TEXT,
+        dirty INTEGER NOT NULL,
+        gzlfile_id TEXT NOT NULL,
+        gzl_version TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        status TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        lock_path TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_repo ON runs(repo_id, id);
+    CREATE INDEX runs_by_status ON runs(status);
+    CREATE TABLE stages (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        needs TEXT NOT NULL,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        started_at INTEGER,
+        finished_at INTEGER,
+        duration_ms INTEGER,
+        log_path TEXT,
+        log_size INTEGER,
+        PRIMARY KEY (run_id, position)
+    );
+    CREATE INDEX stages_by_name ON stages(name, run_id);
+    ",
+];
+
+/// Brings the database to the newest schema version.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (index, sql) in (0i64..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(usize::MAX)) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Re-check inside the write transaction: another gzl may have migrated meanwhile.
+        let now: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if now > index {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The newest schema version this gzl knows.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}

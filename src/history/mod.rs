@@ -1,0 +1,595 @@
+//! Run history: a SQLite database plus the runs' log files, under gzl's home.
+//!
+//! Several gzl processes share it: WAL mode and a busy timeout let runs write while others
+//! read. A runner holds an exclusive lock on a file for as long as it runs; a `running` run
+//! whose lock is free belongs to a gzl that died, and the next gzl to look marks it
+//! `interrupted` (see [`History::reap_interrupted`]).
+
+mod migrations;
+mod recorder;
+
+pub use recorder::Recorder;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, params};
+
+use crate::status::{RunStatus, StageStatus};
+
+/// Where gzl keeps its history: `$GZL_HOME`, or the platform's data directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+/// A failure of the history store.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("cannot find a data directory for gzl's history; set GZL_HOME")]
+    NoHome,
+    #[error("cannot use gzl's history directory {}", path.display())]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gzl's history database {} failed", path.display())]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the history database {} was written by a newer gzl (schema {found}, this gzl knows {known}); update gzl", path.display())]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+}
+
+impl Home {
+    /// `$GZL_HOME` when set, else the platform's data directory for gzl.
+    pub fn locate() -> Result<Self, HistoryError> {
+        if let Some(home) = std::env::var_os("GZL_HOME").filter(|h| !h.is_empty()) {
+            return Ok(Home { root: home.into() });
+        }
+        directories::ProjectDirs::from("", "", "gzl")
+            .map(|dirs| Home {
+                root: dirs.data_dir().to_path_buf(),
+            })
+            .ok_or(HistoryError::NoHome)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn database(&self) -> PathBuf {
+        self.root.join("history.db")
+    }
+
+    /// The directory holding a run's logs and scripts.
+    pub fn run_dir(&self, run: i64) -> PathBuf {
+        self.root.join("runs").join(run.to_string())
+    }
+
+    fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+}
+
+/// An open history database.
+pub struct History {
+    conn: Connection,
+    home: Home,
+    host: String,
+}
+
+/// A run to record as it starts.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub repo_identity: String,
+    pub repo_path: String,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub dirty: bool,
+    pub gzlfile_id: String,
+    pub targets: Vec<String>,
+    /// The planned stages in order, with the names of what each needs.
+    pub stages: Vec<(String, Vec<String>)>,
+}
+
+/// A run that this process is executing; holds the lock that tells others it is alive.
+pub struct RunLease {
+    pub id: i64,
+    pub dir: PathBuf,
+    lock: File,
+    lock_path: PathBuf,
+}
+
+/// A change to record; [`History::apply`] writes a batch of them in one transaction.
+#[derive(Debug, Clone)]
+pub enum Update {
+    StageStarted {
+        run: i64,
+        position: usize,
+        at: SystemTime,
+        log_path: PathBuf,
+    },
+    StageFinished {
+        run: i64,
+        position: usize,
+        status: StageStatus,
+        exit_code: Option<i32>,
+        at: SystemTime,
+        duration: Option<Duration>,
+        log_size: Option<u64>,
+    },
+    RunFinished {
+        run: i64,
+        status: RunStatus,
+        at: SystemTime,
+    },
+}
+
+/// A run as history knows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub repo: String,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub dirty: bool,
+    pub gzlfile_id: String,
+    pub gzl_version: String,
+    pub targets: Vec<String>,
+    #[serde(serialize_with = "serialize_time")]
+    pub started_at: SystemTime,
+    #[serde(serialize_with = "serialize_optional_time")]
+    pub finished_at: Option<SystemTime>,
+    pub status: RunStatus,
+    pub pid: u32,
+    pub host: String,
+    pub stage_counts: StageCounts,
+}
+
+/// How many stages of a run stand in each state.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StageCounts {
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub timed_out: usize,
+    pub skipped: usize,
+    pub cancelled: usize,
+    pub running: usize,
+    pub pending: usize,
+    pub interrupted: usize,
+}
+
+/// A stage of a recorded run.
+#[derive(Debug, Clone)]
+pub struct StageRecord {
+    pub position: usize,
+    pub name: String,
+    pub needs: Vec<String>,
+    pub status: StageStatus,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
+    pub duration: Option<Duration>,
+    pub log_path: Option<PathBuf>,
+    pub log_size: Option<u64>,
+}
+
+impl History {
+    /// Opens (creating and migrating as needed) the history under `home`.
+    pub fn open(home: &Home) -> Result<Self, HistoryError> {
+        let directory_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| HistoryError::Directory { path, source }
+        };
+        std::fs::create_dir_all(home.root()).map_err(directory_error(home.root()))?;
+        std::fs::create_dir_all(home.locks()).map_err(directory_error(&home.locks()))?;
+        let path = home.database();
+        let db_error = |source| HistoryError::Database {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(db_error)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(db_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db_error)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(db_error)?;
+        if found > migrations::latest() {
+            return Err(HistoryError::TooNew {
+                path,
+                found,
+                known: migrations::latest(),
+            });
+        }
+        migrations::migrate(&mut conn).map_err(db_error)?;
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(History {
+            conn,
+            home: home.clone(),
+            host,
+        })
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    fn error(&self, source: rusqlite::Error) -> HistoryError {
+        HistoryError::Database {
+            path: self.home.database(),
+            source,
+        }
+    }
+
+    /// Records a new run with all its stages pending, and takes its liveness lock.
+    pub fn begin_run(&mut self, run: &NewRun, at: SystemTime) -> Result<RunLease, HistoryError> {
+        let pid = std::process::id();
+        let lock_path = self
+            .home
+            .locks()
+            .join(format!("run-{pid}-{}.lock", millis(at)));
+        let lock_error = |source| HistoryError::Directory {
+            path: lock_path.clone(),
+            source,
+        };
+        let lock = File::create(&lock_path).map_err(lock_error)?;
+        lock.lock().map_err(lock_error)?;
+
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| HistoryError::Database {
+                path: self.home.database(),
+                source: e,
+            })?;
+        let id = (|| {
+            tx.execute(
+                "INSERT INTO repos (identity, path) VALUES (?1, ?2)
+                 ON CONFLICT (identity) DO UPDATE SET path = excluded.path",
+                params![run.repo_identity, run.repo_path],
+            )?;
+            let repo_id: i64 = tx.query_row(
+                "SELECT id FROM repos WHERE identity = ?1",
+                params![run.repo_identity],
+                |row| row.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO runs (repo_id, commit_id, branch, dirty, gzlfile_id, gzl_version, targets,
+                                   started_at, status, pid, host, lock_path)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?10, ?11)",
+                params![
+                    repo_id,
+                    run.commit,
+                    run.branch,
+                    run.dirty,
+                    run.gzlfile_id,
+                    env!("CARGO_PKG_VERSION"),
+                    run.targets.join(" "),
+                    millis(at),
+                    pid,
+                    self.host,
+                    lock_path.to_string_lossy(),
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let mut insert = tx.prepare(
+                "INSERT INTO stages (run_id, position, name, needs, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
+            )?;
+            for (position, (name, needs)) in run.stages.iter().enumerate() {
+                insert.execute(params![id, sql_int(position), name, needs.join(" ")])?;
+            }
+            drop(insert);
+            tx.commit()?;
+            Ok(id)
+        })()
+        .map_err(|e| HistoryError::Database {
+            path: self.home.database(),
+            source: e,
+        })?;
+        let dir = self.home.run_dir(id);
+        std::fs::create_dir_all(&dir).map_err(|source| HistoryError::Directory {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(RunLease {
+            id,
+            dir,
+            lock,
+            lock_path,
+        })
+    }
+
+    /// Writes a batch of updates in one transaction.
+    pub fn apply(&mut self, updates: &[Update]) -> Result<(), HistoryError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let result = (|| {
+            let tx = self.conn.transaction()?;
+            for update in updates {
+                match update {
+                    Update::StageStarted {
+                        run,
+                        position,
+                        at,
+                        log_path,
+                    } => {
+                        tx.prepare_cached(
+                            "UPDATE stages SET status = 'running', started_at = ?3, log_path = ?4
+                             WHERE run_id = ?1 AND position = ?2",
+                        )?
+                        .execute(params![run, sql_int(*position), millis(*at), log_path.to_string_lossy()])?;
+                    }
+                    Update::StageFinished {
+                        run,
+                        position,
+                        status,
+                        exit_code,
+                        at,
+                        duration,
+                        log_size,
+                    } => {
+                        tx.prepare_cached(
+                            "UPDATE stages SET status = ?3, exit_code = ?4, finished_at = ?5,
+                                    duration_ms = ?6, log_size = ?7
+                             WHERE run_id = ?1 AND position = ?2",
+                        )?
+                        .execute(params![
+                            run,
+                            sql_int(*position),
+                            status.as_str(),
+                            exit_code,
+                            millis(*at),
+                            duration.map(|d| sql_int(d.as_millis())),
+                            log_size.map(sql_int),
+                        ])?;
+                    }
+                    Update::RunFinished { run, status, at } => {
+                        tx.prepare_cached("UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1")?
+                            .execute(params![run, status.as_str(), millis(*at)])?;
+                    }
+                }
+            }
+            tx.commit()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
+    /// Ends a run's lease: the lock is released and its file removed.
+    pub fn end_lease(lease: RunLease) {
+        let _ = std::fs::remove_file(&lease.lock_path);
+        drop(lease.lock);
+    }
+
+    /// Marks `interrupted` every run of this host still recorded as running whose gzl is gone,
+    /// with the stages it left running or pending. Returns the ids it marked.
+    pub fn reap_interrupted(&mut self) -> Result<Vec<i64>, HistoryError> {
+        let candidates: Vec<(i64, String)> = (|| {
+            let mut statement = self
+                .conn
+                .prepare("SELECT id, lock_path FROM runs WHERE status = 'running' AND host = ?1")?;
+            let rows = statement.query_map(params![self.host], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })()
+        .map_err(|e| self.error(e))?;
+        let mut reaped = Vec::new();
+        for (id, lock_path) in candidates {
+            if runner_is_alive(Path::new(&lock_path)) {
+                continue;
+            }
+            let result = (|| {
+                let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let changed = tx.execute(
+                    "UPDATE runs SET status = 'interrupted',
+                         finished_at = COALESCE((SELECT MAX(COALESCE(finished_at, started_at)) FROM stages
+                                                 WHERE run_id = ?1), started_at)
+                     WHERE id = ?1 AND status = 'running'",
+                    params![id],
+                )?;
+                tx.execute(
+                    "UPDATE stages SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'pending')",
+                    params![id],
+                )?;
+                tx.commit()?;
+                Ok(changed)
+            })();
+            if result.map_err(|e| self.error(e))? > 0 {
+                let _ = std::fs::remove_file(&lock_path);
+                reaped.push(id);
+            }
+        }
+        Ok(reaped)
+    }
+
+    /// The newest runs, of one repository or of all, newest first.
+    pub fn runs(&self, repo_identity: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, HistoryError> {
+        self.query_runs(
+            "WHERE (?1 IS NULL OR repos.identity = ?1) ORDER BY runs.id DESC LIMIT ?2",
+            params![repo_identity, i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
+    /// The run with this id.
+    pub fn run(&self, id: i64) -> Result<Option<RunRecord>, HistoryError> {
+        Ok(self.query_runs("WHERE runs.id = ?1", params![id])?.pop())
+    }
+
+    /// The newest run of a repository, at one commit when `commit` is given.
+    pub fn newest_run(&self, repo_identity: &str, commit: Option<&str>) -> Result<Option<RunRecord>, HistoryError> {
+        Ok(self
+            .query_runs(
+                "WHERE repos.identity = ?1 AND (?2 IS NULL OR runs.commit_id = ?2) ORDER BY runs.id DESC LIMIT 1",
+                params![repo_identity, commit],
+            )?
+            .pop())
+    }
+
+    fn query_runs(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<RunRecord>, HistoryError> {
+        let sql = format!(
+            "SELECT runs.id, repos.path, runs.commit_id, runs.branch, runs.dirty, runs.gzlfile_id,
+                    runs.gzl_version, runs.targets, runs.started_at, runs.finished_at, runs.status,
+                    runs.pid, runs.host,
+                    (SELECT json_group_object(status, n) FROM
+                        (SELECT status, COUNT(*) AS n FROM stages WHERE run_id = runs.id GROUP BY status))
+             FROM runs JOIN repos ON repos.id = runs.repo_id {filter}"
+        );
+        let result = (|| {
+            let mut statement = self.conn.prepare(&sql)?;
+            let rows = statement.query_map(params, |row| {
+                let targets: String = row.get(7)?;
+                let status: String = row.get(10)?;
+                let counts: Option<String> = row.get(13)?;
+                Ok(RunRecord {
+                    id: row.get(0)?,
+                    repo: row.get(1)?,
+                    commit: row.get(2)?,
+                    branch: row.get(3)?,
+                    dirty: row.get(4)?,
+                    gzlfile_id: row.get(5)?,
+                    gzl_version: row.get(6)?,
+                    targets: targets.split_whitespace().map(str::to_string).collect(),
+                    started_at: from_millis(row.get(8)?),
+                    finished_at: row.get::<_, Option<i64>>(9)?.map(from_millis),
+                    status: RunStatus::parse(&status).unwrap_or(RunStatus::Interrupted),
+                    pid: row.get(11)?,
+                    host: row.get(12)?,
+                    stage_counts: stage_counts(counts.as_deref()),
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
+    /// The stages of a run, in plan order.
+    pub fn stages(&self, run: i64) -> Result<Vec<StageRecord>, HistoryError> {
+        let result = (|| {
+            let mut statement = self.conn.prepare_cached(
+                "SELECT position, name, needs, status, exit_code, started_at, finished_at, duration_ms,
+                        log_path, log_size
+                 FROM stages WHERE run_id = ?1 ORDER BY position",
+            )?;
+            let rows = statement.query_map(params![run], |row| {
+                let needs: String = row.get(2)?;
+                let status: String = row.get(3)?;
+                Ok(StageRecord {
+                    position: usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                    name: row.get(1)?,
+                    needs: needs.split_whitespace().map(str::to_string).collect(),
+                    status: StageStatus::parse(&status).unwrap_or(StageStatus::Interrupted),
+                    exit_code: row.get(4)?,
+                    started_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
+                    finished_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
+                    duration: row
+                        .get::<_, Option<i64>>(7)?
+                        .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+                    log_path: row.get::<_, Option<String>>(8)?.map(PathBuf::from),
+                    log_size: row.get::<_, Option<i64>>(9)?.map(|n| u64::try_from(n).unwrap_or(0)),
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
+    /// The median duration of each stage's recent passing runs in a repository, by name.
+    pub fn median_durations(&self, repo_identity: &str) -> Result<HashMap<String, Duration>, HistoryError> {
+        let result = (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT name, duration_ms FROM (
+                     SELECT stages.name, stages.duration_ms,
+                            ROW_NUMBER() OVER (PARTITION BY stages.name ORDER BY stages.run_id DESC) AS recent
+                     FROM stages JOIN runs ON runs.id = stages.run_id JOIN repos ON repos.id = runs.repo_id
+                     WHERE repos.identity = ?1 AND stages.status = 'passed' AND stages.duration_ms IS NOT NULL)
+                 WHERE recent <= 20",
+            )?;
+            let mut samples: HashMap<String, Vec<u64>> = HashMap::new();
+            let rows = statement.query_map(params![repo_identity], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (name, ms) = row?;
+                samples.entry(name).or_default().push(u64::try_from(ms).unwrap_or(0));
+            }
+            Ok(samples)
+        })();
+        let samples = result.map_err(|e| self.error(e))?;
+        Ok(samples
+            .into_iter()
+            .map(|(name, mut values)| {
+                values.sort_unstable();
+                (name, Duration::from_millis(values[values.len() / 2]))
+            })
+            .collect())
+    }
+}
+
+/// Whether the gzl that holds this run's lock is still running.
+fn runner_is_alive(lock_path: &Path) -> bool {
+    match File::open(lock_path) {
+        // The lock is held while the runner lives; taking it here means nobody holds it.
+        Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
+fn stage_counts(json: Option<&str>) -> StageCounts {
+    let map: HashMap<String, usize> = json.and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+    let mut counts = StageCounts::default();
+    for (status, n) in map {
+        counts.total += n;
+        match StageStatus::parse(&status) {
+            Some(StageStatus::Passed) => counts.passed += n,
+            Some(StageStatus::Failed) => counts.failed += n,
+            Some(StageStatus::TimedOut) => counts.timed_out += n,
+            Some(StageStatus::Skipped) => counts.skipped += n,
+            Some(StageStatus::Cancelled) => counts.cancelled += n,
+            Some(StageStatus::Running) => counts.running += n,
+            Some(StageStatus::Pending) => counts.pending += n,
+            Some(StageStatus::Interrupted) | None => counts.interrupted += n,
+        }
+    }
+    counts
+}
+
+/// SQLite integers are i64; counts and sizes this large do not occur.
+fn sql_int<T: TryInto<i64>>(n: T) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+/// Milliseconds since the Unix epoch, as stored.
+pub fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn from_millis(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn serialize_time<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_rfc3339_millis(*at).to_string())
+}
+
+fn serialize_optional_time<S: serde::Serializer>(at: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => serialize_time(at, s),
+        None => s.serialize_none(),
+    }
+}

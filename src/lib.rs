@@ -1,0 +1,16 @@
+//! gzl: a local-first CI. The binary is a thin layer over this library; `cli` parses
+//! arguments and calls the modules below, each of which owns one concept.
+
+pub mod cli;
+pub mod duration;
+pub mod error;
+pub mod exec;
+pub mod git;
+pub mod history;
+pub mod pipeline;
+pub mod plan;
+pub mod project;
+pub mod report;
+pub mod stagefile;
+pub mod status;
+pub mod templates;

@@ -1,0 +1,234 @@
+//! One run of the pipeline: plan, record, execute, report. This is what `gzl run` does.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::error::Error;
+use crate::exec::{self, Cancel, Event, Job, Outcome, RunInfo};
+use crate::history::{History, Home, NewRun, Recorder};
+use crate::plan::Plan;
+use crate::project::Project;
+use crate::report::View;
+use crate::stagefile::{Gzlfile, Stage};
+use crate::status::RunStatus;
+
+/// What `gzl run` was asked to do.
+pub struct RunOptions {
+    /// Stages to run with all they need; empty for all.
+    pub targets: Vec<String>,
+    pub jobs: usize,
+    pub fail_fast: bool,
+    pub grace: Duration,
+}
+
+/// How a run ended.
+pub struct RunResult {
+    pub id: i64,
+    pub status: RunStatus,
+}
+
+/// Events queued between the executor and the subscribers before stages must wait.
+const EVENT_QUEUE: usize = 1024;
+
+/// Runs the project's pipeline (or the targets' part of it) in the working tree.
+pub fn run(project: &Project, gzlfile: &Gzlfile, options: &RunOptions, view: View) -> Result<RunResult, Error> {
+    let plan = Plan::new(gzlfile, &options.targets)?;
+    let home = Home::locate()?;
+    let mut history = History::open(&home)?;
+    history.reap_interrupted()?;
+
+    let identity = project.identity();
+    let medians = history.median_durations(&identity)?;
+    let priorities = plan.critical_path_weights(|stage| {
+        medians
+            .get(&stage.name)
+            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))
+    });
+    let (commit, branch, dirty) = match &project.repo {
+        Some(repo) => (repo.head_commit(), repo.branch(), repo.is_dirty()?),
+        None => (None, None, false),
+    };
+    let stages: Vec<(String, Vec<String>)> = plan
+        .nodes()
+        .iter()
+        .map(|node| {
+            let needs = node.needs.iter().map(|&n| plan.nodes()[n].stage.name.clone()).collect();
+            (node.stage.name.clone(), needs)
+        })
+        .collect();
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let lease = history.begin_run(
+        &NewRun {
+            repo_identity: identity,
+            repo_path: project.root.display().to_string(),
+            commit: commit.clone(),
+            branch: branch.clone(),
+            dirty,
+            gzlfile_id: gzlfile.content_id(),
+            targets: options.targets.clone(),
+            stages: stages.clone(),
+        },
+        started,
+    )?;
+    let run_id = lease.id;
+    let shell = default_shell();
+    let jobs: Vec<Job> = plan
+        .nodes()
+        .iter()
+        .map(|node| job(&node.stage, project, run_id, commit.as_deref(), &lease.dir, &shell))
+        .collect();
+    let info = Arc::new(RunInfo {
+        id: run_id,
+        dir: lease.dir.clone(),
+        root: project.root.clone(),
+        commit,
+        branch,
+        dirty,
+        stages,
+        parallel: options.jobs > 1 && plan.has_parallelism(),
+    });
+
+    let (events, receiver) = mpsc::channel(EVENT_QUEUE);
+    let subscribers = std::thread::spawn({
+        let recorder = Recorder::new(history);
+        move || dispatch(receiver, recorder, view)
+    });
+    let (outcomes, interrupted) = execute(&plan, jobs, priorities, options, events.clone(), info)?;
+    let status = if interrupted {
+        RunStatus::Cancelled
+    } else if outcomes.iter().all(|o| *o == Outcome::Passed) {
+        RunStatus::Passed
+    } else {
+        RunStatus::Failed
+    };
+    let _ = events.blocking_send(Event::RunFinished {
+        status,
+        at: SystemTime::now(),
+        duration: clock.elapsed(),
+    });
+    drop(events);
+    let recorder = subscribers
+        .join()
+        .map_err(|_| Error::usage("gzl's event thread failed", None))?;
+    let recorded = recorder.finish();
+    History::end_lease(lease);
+    recorded?;
+    Ok(RunResult { id: run_id, status })
+}
+
+/// Runs the executor on a single-threaded runtime, turning SIGINT and SIGTERM into a
+/// cancellation (the second one kills at once). Returns the outcomes and whether a signal
+/// cancelled the run.
+fn execute(
+    plan: &Plan,
+    jobs: Vec<Job>,
+    priorities: Vec<u64>,
+    options: &RunOptions,
+    events: mpsc::Sender<Event>,
+    info: Arc<RunInfo>,
+) -> Result<(Vec<Outcome>, bool), Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            message: "cannot start gzl's runtime".into(),
+            source,
+        })?;
+    let exec_options = exec::Options {
+        jobs: options.jobs,
+        fail_fast: options.fail_fast,
+        grace: options.grace,
+    };
+    runtime.block_on(async {
+        let (cancel, _) = watch::channel(Cancel::None);
+        let (interrupted_tx, interrupted_rx) = watch::channel(false);
+        let signals = tokio::spawn(forward_signals(cancel.clone(), interrupted_tx));
+        let _ = events.send(Event::RunStarted(info)).await;
+        let outcomes = exec::execute(plan, jobs, priorities, &exec_options, events, cancel).await;
+        signals.abort();
+        let interrupted = *interrupted_rx.borrow();
+        Ok((outcomes, interrupted))
+    })
+}
+
+async fn forward_signals(cancel: watch::Sender<Cancel>, interrupted: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return;
+    };
+    let mut level = Cancel::Graceful;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        interrupted.send_replace(true);
+        cancel.send_replace(level);
+        level = Cancel::Now;
+    }
+}
+
+/// Hands every event to the history recorder and the view, flushing both whenever the queue
+/// runs dry: history writes then go in batches, and the terminal sees output promptly.
+fn dispatch(mut receiver: mpsc::Receiver<Event>, mut recorder: Recorder, mut view: View) -> Recorder {
+    loop {
+        let event = match receiver.try_recv() {
+            Ok(event) => event,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                recorder.flush();
+                view.flush();
+                match receiver.blocking_recv() {
+                    Some(event) => event,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        recorder.event(&event);
+        view.event(&event);
+    }
+    view.flush();
+    recorder
+}
+
+fn job(stage: &Stage, project: &Project, run: i64, commit: Option<&str>, dir: &Path, shell: &[String]) -> Job {
+    let attributes = &stage.attributes;
+    let mut env = vec![
+        ("CI".to_string(), "true".to_string()),
+        ("GZL".to_string(), "1".to_string()),
+        ("GZL_RUN_ID".to_string(), run.to_string()),
+        ("GZL_STAGE".to_string(), stage.name.clone()),
+        ("GZL_REPO_ROOT".to_string(), project.root.display().to_string()),
+        ("GZL_COMMIT".to_string(), commit.unwrap_or_default().to_string()),
+    ];
+    env.extend(attributes.env.iter().cloned());
+    Job {
+        name: stage.name.clone(),
+        script: stage.script.clone(),
+        script_path: dir.join(format!("{}.script", stage.name)),
+        shell: attributes.shell.clone().unwrap_or_else(|| shell.to_vec()),
+        cwd: attributes
+            .dir
+            .as_ref()
+            .map_or_else(|| project.root.clone(), |d| project.root.join(d)),
+        env,
+        timeout: attributes.timeout,
+        idle_timeout: attributes.idle_timeout,
+    }
+}
+
+/// `bash -e -o pipefail`, or `sh -e` where bash is missing.
+fn default_shell() -> Vec<String> {
+    let has_bash = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("bash").is_file()));
+    let words: &[&str] = if has_bash {
+        &["bash", "-e", "-o", "pipefail"]
+    } else {
+        &["sh", "-e"]
+    };
+    words.iter().map(|w| (*w).to_string()).collect()
+}

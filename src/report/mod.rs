@@ -1,0 +1,38 @@
+//! Showing a run to people and programs: the terminal view and the JSON lines stream.
+//! Both are subscribers of the executor's events; neither touches history.
+
+mod json;
+mod lines;
+mod terminal;
+
+pub use json::Json;
+pub use terminal::Terminal;
+
+use crate::exec::Event;
+
+/// Where a run's progress goes while it runs.
+pub enum View {
+    Terminal(Terminal),
+    Json(Json),
+}
+
+impl View {
+    pub fn event(&mut self, event: &Event) {
+        match self {
+            View::Terminal(view) => view.event(event),
+            View::Json(view) => view.event(event),
+        }
+    }
+
+    pub fn flush(&mut self) {
+        match self {
+            View::Terminal(view) => view.flush(),
+            View::Json(view) => view.flush(),
+        }
+    }
+}
+
+/// Whether to colour output for a terminal: only on a TTY and only without `NO_COLOR`.
+pub fn use_color(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

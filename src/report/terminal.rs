@@ -1,0 +1,184 @@
+use std::io::{BufWriter, IsTerminal as _, Write};
+use std::time::Duration;
+
+use super::lines::LineSplitter;
+use crate::duration::format_duration;
+use crate::exec::{Event, Outcome};
+use crate::status::RunStatus;
+
+/// The terminal view of a run: stage output on stdout (prefixed by the stage's name when
+/// stages run side by side), then a summary on stderr.
+pub struct Terminal {
+    quiet: bool,
+    color: bool,
+    run: i64,
+    names: Vec<String>,
+    prefixes: Option<Vec<String>>,
+    splitters: Vec<LineSplitter>,
+    results: Vec<Option<(Outcome, Option<Duration>)>>,
+    out: BufWriter<std::io::Stdout>,
+    /// Set once stdout is gone (a closed pipe): the run goes on without it.
+    out_closed: bool,
+}
+
+const PREFIX_COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
+
+impl Terminal {
+    pub fn new(quiet: bool) -> Self {
+        Terminal {
+            quiet,
+            color: super::use_color(std::io::stdout().is_terminal()),
+            run: 0,
+            names: Vec::new(),
+            prefixes: None,
+            splitters: Vec::new(),
+            results: Vec::new(),
+            out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            out_closed: false,
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted(info) => {
+                self.run = info.id;
+                self.names = info.stages.iter().map(|(name, _)| name.clone()).collect();
+                self.results = vec![None; self.names.len()];
+                self.splitters = self.names.iter().map(|_| LineSplitter::default()).collect();
+                if info.parallel {
+                    let width = self.names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+                    let prefixes = self
+                        .names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, name)| {
+                            let padded = format!("{name:<width$} | ");
+                            if self.color {
+                                format!("\x1b[{}m{padded}\x1b[0m", PREFIX_COLORS[i % PREFIX_COLORS.len()])
+                            } else {
+                                padded
+                            }
+                        })
+                        .collect();
+                    self.prefixes = Some(prefixes);
+                }
+            }
+            Event::Output { stage, bytes } => {
+                if self.quiet || self.out_closed {
+                    return;
+                }
+                match &self.prefixes {
+                    None => self.write(bytes),
+                    Some(prefixes) => {
+                        let prefix = prefixes[*stage].as_bytes();
+                        let mut out = Vec::with_capacity(bytes.len() + 64);
+                        self.splitters[*stage].push(bytes, |line| {
+                            out.extend_from_slice(prefix);
+                            out.extend_from_slice(line);
+                            out.push(b'\n');
+                        });
+                        self.write(&out);
+                    }
+                }
+            }
+            Event::StageFinished {
+                stage,
+                outcome,
+                duration,
+                ..
+            } => {
+                if let (Some(prefixes), false) = (&self.prefixes, self.quiet) {
+                    let prefix = prefixes[*stage].as_bytes();
+                    let mut out = Vec::new();
+                    self.splitters[*stage].finish(|line| {
+                        out.extend_from_slice(prefix);
+                        out.extend_from_slice(line);
+                        out.push(b'\n');
+                    });
+                    self.write(&out);
+                }
+                self.results[*stage] = Some((*outcome, *duration));
+            }
+            Event::RunFinished { status, duration, .. } => {
+                self.flush();
+                self.summary(*status, *duration);
+            }
+            Event::StageStarted { .. } => {}
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if !self.out_closed && self.out.write_all(bytes).is_err() {
+            self.out_closed = true;
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if !self.out_closed && self.out.flush().is_err() {
+            self.out_closed = true;
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn summary(&self, status: RunStatus, duration: Duration) {
+        let color = super::use_color(std::io::stderr().is_terminal());
+        let painter = Terminal { color, ..Terminal::new(true) };
+        let width = self.names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let mut text = String::new();
+        let mut first_failure = None;
+        for (index, name) in self.names.iter().enumerate() {
+            let Some((outcome, duration)) = self.results[index] else {
+                continue;
+            };
+            let (word, code, detail) = match outcome {
+                Outcome::Passed => ("passed", "32", String::new()),
+                Outcome::Failed { exit_code: Some(code), .. } => ("failed", "1;31", format!("exit code {code}")),
+                Outcome::Failed { signal: Some(signal), .. } => ("failed", "1;31", format!("killed by signal {signal}")),
+                Outcome::Failed { .. } => ("failed", "1;31", "could not start".to_string()),
+                Outcome::TimedOut { limit, idle: false } => ("timed out", "1;31", format!("@timeout {}", humantime::format_duration(limit))),
+                Outcome::TimedOut { limit, idle: true } => ("timed out", "1;31", format!("no output for {}", humantime::format_duration(limit))),
+                Outcome::Skipped { because } => ("skipped", "33", format!("{} did not pass", self.names[because])),
+                Outcome::Cancelled => ("cancelled", "33", String::new()),
+            };
+            if matches!(outcome, Outcome::Failed { .. } | Outcome::TimedOut { .. }) {
+                first_failure.get_or_insert(name.as_str());
+            }
+            let took = duration.map(format_duration).unwrap_or_default();
+            let word = painter.paint(code, &format!("{word:<9}"));
+            let line = format!("  {word} {name:<width$}  {took:>7}  {detail}");
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+        let count = |wanted: fn(&Outcome) -> bool| self.results.iter().flatten().filter(|(o, _)| wanted(o)).count();
+        let mut parts = vec![format!("{} passed", count(|o| *o == Outcome::Passed))];
+        for (label, n) in [
+            ("failed", count(|o| matches!(o, Outcome::Failed { .. }))),
+            ("timed out", count(|o| matches!(o, Outcome::TimedOut { .. }))),
+            ("skipped", count(|o| matches!(o, Outcome::Skipped { .. }))),
+            ("cancelled", count(|o| *o == Outcome::Cancelled)),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {label}"));
+            }
+        }
+        let code = if status == RunStatus::Passed { "1;32" } else { "1;31" };
+        text.push_str(&format!(
+            "{} {}: {} in {}\n",
+            painter.paint("1", &format!("run {}", self.run)),
+            painter.paint(code, status.as_str()),
+            parts.join(", "),
+            format_duration(duration)
+        ));
+        if let Some(stage) = first_failure {
+            text.push_str(&format!("  see its log: gzl logs {} {stage}\n", self.run));
+        }
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+}

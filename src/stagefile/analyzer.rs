@@ -1,0 +1,572 @@
+//! Turns the parse tree into validated stages, collecting every problem of the file.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, PathBuf};
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use super::stage::{Attributes, KNOWN_ATTRIBUTES, Stage};
+use super::{Diagnostic, Span};
+use crate::duration::parse_duration;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/gzl.pest"]
+struct GzlParser;
+
+/// Parses and checks a Gzlfile's text: the stages in file order, or every problem found.
+pub fn analyze(source: &str) -> Result<Vec<Stage>, Vec<Diagnostic>> {
+    let file = match GzlParser::parse(Rule::file, source) {
+        Ok(mut pairs) => pairs.next().map(Pair::into_inner),
+        Err(error) => return Err(vec![syntax_error(&error)]),
+    };
+    let mut analyzer = Analyzer {
+        diagnostics: Vec::new(),
+        stages: Vec::new(),
+    };
+    let mut current: Option<Draft> = None;
+    for pair in file.into_iter().flatten() {
+        match pair.as_rule() {
+            Rule::stage_header => {
+                if let Some(draft) = current.take() {
+                    analyzer.finish(draft);
+                }
+                current = Some(Draft::from_header(pair));
+            }
+            Rule::body_line => match current.as_mut() {
+                Some(draft) => draft.lines.push(BodyLine::from_pair(pair, source)),
+                None => analyzer.diagnostics.push(
+                    Diagnostic::new("indented line outside of any stage", span_of(&pair))
+                        .label("no stage header above this line")
+                        .help("a stage starts with an unindented header such as `build:`; remove the indentation if this was meant as one"),
+                ),
+            },
+            Rule::bad_line => {
+                let in_stage = current.is_some();
+                analyzer.diagnostics.push(bad_line(&pair, in_stage));
+            }
+            _ => {}
+        }
+    }
+    if let Some(draft) = current.take() {
+        analyzer.finish(draft);
+    }
+    analyzer.check_graph();
+    if analyzer.diagnostics.is_empty() {
+        Ok(analyzer.stages.into_iter().map(|(stage, _)| stage).collect())
+    } else {
+        analyzer.diagnostics.sort_by_key(|d| d.span.start);
+        Err(analyzer.diagnostics)
+    }
+}
+
+/// Whether `name` may name a stage: letters, digits, `_`, then also `-` and `.`.
+pub fn is_valid_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The closest of `candidates` to `name`, if any is close enough to be a likely typo.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= (name.len().max(candidate.len()) / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+fn span_of(pair: &Pair<'_, Rule>) -> Span {
+    let span = pair.as_span();
+    span.start()..span.end()
+}
+
+fn syntax_error(error: &pest::error::Error<Rule>) -> Diagnostic {
+    let at = match error.location {
+        pest::error::InputLocation::Pos(pos) => pos..pos,
+        pest::error::InputLocation::Span((start, end)) => start..end,
+    };
+    Diagnostic::new(format!("syntax error: {}", error.variant.message()), at)
+}
+
+fn bad_line(pair: &Pair<'_, Rule>, in_stage: bool) -> Diagnostic {
+    let text = pair.as_str().trim_end_matches('\r');
+    let span = span_of(pair);
+    let span = span.start..span.start + text.len();
+    let diagnostic = Diagnostic::new(
+        format!("expected a stage header, found `{}`", truncate(text, 40)),
+        span,
+    );
+    if let Some((name, _)) = text.split_once(':') {
+        let name = name.trim_end();
+        if !is_valid_stage_name(name) {
+            return diagnostic
+                .label("not a valid stage name")
+                .help("stage names use letters, digits, `_`, `-` and `.`, and start with a letter, digit or `_`");
+        }
+        return diagnostic
+            .label("stage headers are `name: needs...`")
+            .help("put a space between the `:` and each stage this one needs");
+    }
+    if text.contains('=') {
+        return diagnostic
+            .label("not a stage header")
+            .help("gzl has no variables; set environment variables with `@env KEY=VALUE` in a stage's body");
+    }
+    if in_stage {
+        return diagnostic
+            .label("not indented, so not part of the stage above")
+            .help("indent the lines of a stage's body with spaces or tabs");
+    }
+    diagnostic
+        .label("not a stage header")
+        .help("a Gzlfile is a list of stages: a header such as `test: build`, then an indented body")
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+/// A stage as written, before its body is checked.
+struct Draft<'a> {
+    name: &'a str,
+    name_span: Span,
+    line: usize,
+    needs: Vec<(&'a str, Span)>,
+    lines: Vec<BodyLine<'a>>,
+}
+
+impl<'a> Draft<'a> {
+    fn from_header(pair: Pair<'a, Rule>) -> Self {
+        let line = pair.as_span().start_pos().line_col().0;
+        let mut inner = pair.into_inner();
+        let name = inner.next().expect("the grammar gives every header a name");
+        let needs = inner.map(|need| (need.as_str(), span_of(&need))).collect();
+        Draft {
+            name: name.as_str(),
+            name_span: span_of(&name),
+            line,
+            needs,
+            lines: Vec::new(),
+        }
+    }
+}
+
+/// One indented line of a body.
+struct BodyLine<'a> {
+    line: usize,
+    indent: &'a str,
+    indent_span: Span,
+    /// The text after the indentation, without a trailing `\r`.
+    text: &'a str,
+    text_span: Span,
+    /// Set when the line parsed as `@name value`.
+    attribute: Option<AttributeLine<'a>>,
+}
+
+struct AttributeLine<'a> {
+    name: &'a str,
+    name_span: Span,
+    value: &'a str,
+    value_span: Span,
+}
+
+impl<'a> BodyLine<'a> {
+    fn from_pair(pair: Pair<'a, Rule>, source: &'a str) -> Self {
+        let line = pair.as_span().start_pos().line_col().0;
+        let mut inner = pair.into_inner();
+        let indent = inner.next().expect("the grammar gives every body line an indent");
+        let content = inner.next().expect("the grammar gives every body line content");
+        let content_span = span_of(&content);
+        let text = source[content_span.clone()].trim_end_matches('\r');
+        let text_span = content_span.start..content_span.start + text.len();
+        let attribute = (content.as_rule() == Rule::attribute).then(|| {
+            let mut parts = content.into_inner();
+            let name = parts.next().expect("the grammar gives every attribute a name");
+            let (value, value_span) = match parts.next() {
+                Some(value) => {
+                    let raw = value.as_str();
+                    let trimmed = raw.trim_end();
+                    let start = value.as_span().start();
+                    (trimmed, start..start + trimmed.len())
+                }
+                None => ("", text_span.end..text_span.end),
+            };
+            AttributeLine {
+                name: name.as_str(),
+                name_span: span_of(&name),
+                value,
+                value_span,
+            }
+        });
+        BodyLine {
+            line,
+            indent: indent.as_str(),
+            indent_span: span_of(&indent),
+            text,
+            text_span,
+            attribute,
+        }
+    }
+
+    fn is_comment(&self) -> bool {
+        self.text.starts_with('#')
+    }
+}
+
+struct Analyzer {
+    diagnostics: Vec<Diagnostic>,
+    /// Stages with the spans of their needs, for the graph checks.
+    stages: Vec<(Stage, Vec<Span>)>,
+}
+
+impl<'a> Analyzer {
+    fn finish(&mut self, draft: Draft<'a>) {
+        let mut lines = draft.lines;
+        self.check_indentation(draft.name, &mut lines);
+
+        let mut attributes = Attributes::default();
+        let mut seen = HashMap::new();
+        let mut script_lines: Vec<String> = Vec::new();
+        let mut first_line = None;
+        let base_len = lines.first().map_or(0, |l| l.indent.len());
+        for line in &lines {
+            if script_lines.is_empty() {
+                if let Some(attribute) = &line.attribute {
+                    self.attribute(attribute, line, &mut attributes, &mut seen);
+                    continue;
+                }
+                if line.text.starts_with('@') {
+                    self.diagnostics.push(
+                        Diagnostic::new(format!("malformed attribute `{}`", truncate(line.text, 40)), line.text_span.clone())
+                            .label("expected `@name` or `@name value`")
+                            .help(format!("known attributes: {}", known_attributes())),
+                    );
+                    continue;
+                }
+            }
+            let first = *first_line.get_or_insert(line.line);
+            // Blank lines and column-0 comments between body lines come back as empty lines,
+            // so heredocs and Python bodies keep their shape.
+            while first + script_lines.len() < line.line {
+                script_lines.push(String::new());
+            }
+            let relative_indent = line.indent.get(base_len..).unwrap_or("");
+            script_lines.push(format!("{relative_indent}{}", line.text));
+        }
+
+        let script = if script_lines.is_empty() {
+            if let Some(first) = lines.first() {
+                self.diagnostics.push(
+                    Diagnostic::new(format!("stage `{}` has attributes but no script", draft.name), first.text_span.clone())
+                        .label("has no effect on a group")
+                        .help("a stage without script lines only gathers the stages it needs; add a script or remove the attributes"),
+                );
+            }
+            None
+        } else {
+            let mut script = script_lines.join("\n");
+            script.push('\n');
+            Some(script)
+        };
+
+        let mut needs = Vec::new();
+        let mut need_spans = Vec::new();
+        for (need, span) in draft.needs {
+            if !is_valid_stage_name(need) {
+                self.diagnostics.push(
+                    Diagnostic::new(format!("`{need}` is not a valid stage name"), span)
+                        .label("needed here")
+                        .help("stage names use letters, digits, `_`, `-` and `.`; separate needed stages with spaces"),
+                );
+            } else if !needs.iter().any(|n| n == need) {
+                needs.push(need.to_string());
+                need_spans.push(span);
+            }
+        }
+        self.stages.push((
+            Stage {
+                name: draft.name.to_string(),
+                name_span: draft.name_span,
+                line: draft.line,
+                needs,
+                attributes,
+                script,
+            },
+            need_spans,
+        ));
+    }
+
+    /// Body lines must start with the first line's indentation and not mix tabs and spaces.
+    /// Comment lines that break the rule are dropped instead: they were never script.
+    fn check_indentation(&mut self, stage: &str, lines: &mut Vec<BodyLine<'a>>) {
+        let Some(base) = lines.first().map(|l| l.indent) else {
+            return;
+        };
+        let base_char = base.chars().next().unwrap_or(' ');
+        let kind = |c: char| if c == '\t' { "tabs" } else { "spaces" };
+        let mut reported_mix = false;
+        lines.retain(|line| {
+            let mixed = line.indent.chars().any(|c| c != base_char);
+            let shallower = !line.indent.starts_with(base);
+            if !mixed && !shallower {
+                return true;
+            }
+            if line.is_comment() {
+                return false;
+            }
+            if mixed {
+                if !reported_mix {
+                    reported_mix = true;
+                    self.diagnostics.push(
+                        Diagnostic::new(format!("the body of `{stage}` mixes tabs and spaces"), line.indent_span.clone())
+                            .label(format!("this indentation mixes in {}", kind(if base_char == '\t' { ' ' } else { '\t' })))
+                            .help(format!("the body's first line is indented with {}; indent every line of the body the same way", kind(base_char))),
+                    );
+                }
+            } else {
+                self.diagnostics.push(
+                    Diagnostic::new(format!("line indented less than the start of the body of `{stage}`"), line.indent_span.clone())
+                        .label("less indented than the body's first line")
+                        .help("indent every line of a body at least as deeply as its first line"),
+                );
+            }
+            true
+        });
+    }
+
+    fn attribute(
+        &mut self,
+        attribute: &AttributeLine<'a>,
+        line: &BodyLine<'a>,
+        attributes: &mut Attributes,
+        seen: &mut HashMap<&'a str, usize>,
+    ) {
+        let name = attribute.name;
+        let value = attribute.value;
+        let value_span = attribute.value_span.clone();
+        if !KNOWN_ATTRIBUTES.contains(&name) {
+            let help = match suggest(name, KNOWN_ATTRIBUTES) {
+                Some(known) => format!("did you mean `@{known}`? known attributes: {}", known_attributes()),
+                None if name == "echo" => format!(
+                    "gzl does not echo script lines, so make's `@` prefix is not needed; known attributes: {}",
+                    known_attributes()
+                ),
+                None => format!("known attributes: {}", known_attributes()),
+            };
+            self.diagnostics.push(
+                Diagnostic::new(format!("unknown attribute `@{name}`"), attribute.name_span.clone())
+                    .label("not an attribute gzl knows")
+                    .help(help),
+            );
+            return;
+        }
+        if name != "env" {
+            if let Some(first) = seen.insert(name, line.line) {
+                self.diagnostics.push(
+                    Diagnostic::new(format!("`@{name}` is given twice"), attribute.name_span.clone())
+                        .label("second time here")
+                        .help(format!("first given on line {first}; keep one")),
+                );
+                return;
+            }
+        }
+        if value.is_empty() {
+            let example = match name {
+                "timeout" | "idle-timeout" => "a duration such as `90s`, `10m` or `1h30m`",
+                "env" => "`KEY=VALUE`",
+                "shell" => "a program and its arguments, such as `python3` or `bash -eux`",
+                _ => "a path relative to the repository root",
+            };
+            self.diagnostics.push(
+                Diagnostic::new(format!("`@{name}` needs a value"), attribute.name_span.clone())
+                    .label("missing value")
+                    .help(format!("write {example} after `@{name}`")),
+            );
+            return;
+        }
+        match name {
+            "timeout" | "idle-timeout" => match parse_duration(value) {
+                Some(duration) if name == "timeout" => attributes.timeout = Some(duration),
+                Some(duration) => attributes.idle_timeout = Some(duration),
+                None => self.diagnostics.push(
+                    Diagnostic::new(format!("invalid duration `{value}`"), value_span)
+                        .label("not a duration")
+                        .help("write a whole number and a unit, largest unit first: `500ms`, `90s`, `10m`, `1h30m`, `2d`"),
+                ),
+            },
+            "env" => self.env(value, value_span, line, attributes),
+            "shell" => match shlex::split(value) {
+                Some(words) if !words.is_empty() => attributes.shell = Some(words),
+                _ => self.diagnostics.push(
+                    Diagnostic::new(format!("cannot split `{value}` into a program and arguments"), value_span)
+                        .label("unbalanced quotes")
+                        .help("quote arguments the way a POSIX shell would"),
+                ),
+            },
+            _ => self.dir(value, value_span, attributes),
+        }
+    }
+
+    fn env(&mut self, value: &str, span: Span, line: &BodyLine<'a>, attributes: &mut Attributes) {
+        let Some((key, val)) = value.split_once('=') else {
+            self.diagnostics.push(
+                Diagnostic::new(format!("`@env {value}` has no value"), span)
+                    .label("expected `KEY=VALUE`")
+                    .help(format!("write `@env {value}=...`")),
+            );
+            return;
+        };
+        let valid_key = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_key {
+            self.diagnostics.push(
+                Diagnostic::new(format!("invalid environment variable name `{key}`"), span.start..span.start + key.len())
+                    .label("not a variable name")
+                    .help("names use letters, digits and `_`, and do not start with a digit"),
+            );
+            return;
+        }
+        if attributes.env.iter().any(|(k, _)| k == key) {
+            self.diagnostics.push(
+                Diagnostic::new(format!("`{key}` is set twice in this stage"), span.start..span.start + key.len())
+                    .label("set again here")
+                    .help(format!("keep one `@env {key}=...` line (line {})", line.line)),
+            );
+            return;
+        }
+        attributes.env.push((key.to_string(), val.to_string()));
+    }
+
+    fn dir(&mut self, value: &str, span: Span, attributes: &mut Attributes) {
+        let path = PathBuf::from(value);
+        let escapes = path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+        if escapes {
+            self.diagnostics.push(
+                Diagnostic::new(format!("`@dir {value}` leaves the repository"), span)
+                    .label("absolute, or uses `..`")
+                    .help("give a directory relative to the repository root, such as `@dir web` or `@dir crates/core`"),
+            );
+            return;
+        }
+        attributes.dir = Some(path);
+    }
+
+    /// Duplicate stages, unknown needs and cycles.
+    fn check_graph(&mut self) {
+        let mut first_seen: HashMap<&str, usize> = HashMap::new();
+        for (stage, _) in &self.stages {
+            if let Some(first) = first_seen.get(stage.name.as_str()) {
+                self.diagnostics.push(
+                    Diagnostic::new(format!("stage `{}` is defined twice", stage.name), stage.name_span.clone())
+                        .label("defined again here")
+                        .help(format!("first defined on line {first}; rename or merge one of them")),
+                );
+            } else {
+                first_seen.insert(&stage.name, stage.line);
+            }
+        }
+        let index: HashMap<&str, usize> = self
+            .stages
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, (stage, _))| (stage.name.as_str(), i))
+            .collect();
+        let mut edges: Vec<Vec<(usize, Span)>> = vec![Vec::new(); self.stages.len()];
+        for (i, (stage, spans)) in self.stages.iter().enumerate() {
+            for (need, span) in stage.needs.iter().zip(spans) {
+                if let Some(&target) = index.get(need.as_str()) {
+                    edges[i].push((target, span.clone()));
+                    continue;
+                }
+                let help = match suggest(need, self.stages.iter().map(|(s, _)| s.name.as_str())) {
+                    Some(known) => format!("did you mean `{known}`?"),
+                    None => format!("define a stage `{need}:`, or remove it from what `{}` needs", stage.name),
+                };
+                self.diagnostics.push(
+                    Diagnostic::new(format!("unknown stage `{need}`"), span.clone())
+                        .label(format!("needed by `{}` but not defined in this Gzlfile", stage.name))
+                        .help(help),
+                );
+            }
+        }
+        for cycle in find_cycles(&edges) {
+            let names: Vec<&str> = cycle
+                .iter()
+                .map(|&(node, _)| self.stages[node].0.name.as_str())
+                .chain(std::iter::once(self.stages[cycle[0].0].0.name.as_str()))
+                .collect();
+            let closing = cycle.last().map(|(_, span)| span.clone()).unwrap_or_default();
+            self.diagnostics.push(
+                Diagnostic::new(format!("dependency cycle: {}", names.join(" -> ")), closing)
+                    .label("this need closes the cycle")
+                    .help("a stage cannot need itself, directly or through other stages; remove one of these needs"),
+            );
+        }
+    }
+}
+
+fn known_attributes() -> String {
+    KNOWN_ATTRIBUTES.map(|a| format!("@{a}")).join(", ")
+}
+
+/// Each distinct cycle once, as the nodes along it with the span of the need that leaves each.
+fn find_cycles(edges: &[Vec<(usize, Span)>]) -> Vec<Vec<(usize, Span)>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut marks = vec![Mark::New; edges.len()];
+    let mut cycles = Vec::new();
+    let mut reported: HashSet<Vec<usize>> = HashSet::new();
+    for root in 0..edges.len() {
+        if marks[root] != Mark::New {
+            continue;
+        }
+        // Iterative depth-first search: (node, next edge to follow); `path` holds the edges taken.
+        let mut stack = vec![(root, 0)];
+        let mut path: Vec<(usize, Span)> = Vec::new();
+        marks[root] = Mark::OnPath;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some((target, span)) = edges[node].get(*next) {
+                *next += 1;
+                match marks[*target] {
+                    Mark::New => {
+                        marks[*target] = Mark::OnPath;
+                        path.push((node, span.clone()));
+                        stack.push((*target, 0));
+                    }
+                    Mark::OnPath => {
+                        let start = path.iter().position(|(n, _)| n == target).unwrap_or(path.len());
+                        let mut cycle: Vec<(usize, Span)> = path[start..].to_vec();
+                        cycle.push((node, span.clone()));
+                        let mut key: Vec<usize> = cycle.iter().map(|(n, _)| *n).collect();
+                        key.sort_unstable();
+                        if reported.insert(key) {
+                            cycles.push(cycle);
+                        }
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                marks[node] = Mark::Done;
+                stack.pop();
+                path.pop();
+            }
+        }
+    }
+    cycles
+}

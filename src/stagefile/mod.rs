@@ -1,0 +1,108 @@
+//! The `Gzlfile`: finding it, reading it, and checking it into a list of stages.
+//!
+//! `grammar/gzl.pest` gives the structure; `analyzer` gives the meaning and every diagnostic.
+
+mod analyzer;
+mod diagnostic;
+mod stage;
+
+use std::path::{Path, PathBuf};
+
+pub use analyzer::{is_valid_stage_name, suggest};
+pub use diagnostic::{Diagnostic, Span};
+pub use stage::{Attributes, KNOWN_ATTRIBUTES, Stage};
+
+/// The file name gzl looks for.
+pub const FILE_NAME: &str = "Gzlfile";
+
+/// A loaded and validated Gzlfile.
+#[derive(Debug, Clone)]
+pub struct Gzlfile {
+    pub path: PathBuf,
+    pub source: String,
+    /// Stages in the order the file defines them.
+    pub stages: Vec<Stage>,
+}
+
+/// Why a Gzlfile could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StagefileError {
+    #[error("no Gzlfile found in {}", searched.display())]
+    NotFound { searched: PathBuf },
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not valid UTF-8 (line {line}, column {column})", path.display())]
+    NotUtf8 {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
+    #[error("{} has {} error{}", path.display(), diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" })]
+    Invalid {
+        path: PathBuf,
+        source_text: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl Gzlfile {
+    /// Reads and checks the Gzlfile at `path`.
+    pub fn load(path: &Path) -> Result<Self, StagefileError> {
+        let bytes = std::fs::read(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                StagefileError::NotFound {
+                    searched: path.to_path_buf(),
+                }
+            } else {
+                StagefileError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        let source = String::from_utf8(bytes).map_err(|error| {
+            let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
+            StagefileError::NotUtf8 {
+                path: path.to_path_buf(),
+                line,
+                column,
+            }
+        })?;
+        Self::parse(path, source)
+    }
+
+    /// Checks `source` as the text of the Gzlfile at `path`.
+    pub fn parse(path: &Path, source: String) -> Result<Self, StagefileError> {
+        match analyzer::analyze(&source) {
+            Ok(stages) => Ok(Gzlfile {
+                path: path.to_path_buf(),
+                source,
+                stages,
+            }),
+            Err(diagnostics) => Err(StagefileError::Invalid {
+                path: path.to_path_buf(),
+                source_text: source,
+                diagnostics,
+            }),
+        }
+    }
+
+    /// The stage called `name`.
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|stage| stage.name == name)
+    }
+
+    /// The git blob id of the file's content: the same id `git hash-object` prints.
+    pub fn content_id(&self) -> String {
+        gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, self.source.as_bytes())
+            .map(|id| id.to_string())
+            .unwrap_or_default()
+    }
+}

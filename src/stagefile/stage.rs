@@ -1,0 +1,44 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Span;
+
+/// One stage of a Gzlfile, as validated by the analyzer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub name: String,
+    /// Where the name stands in the header line.
+    pub name_span: Span,
+    /// 1-based line of the header.
+    pub line: usize,
+    /// The stages this one needs, in the order written, without repeats.
+    pub needs: Vec<String>,
+    pub attributes: Attributes,
+    /// The body's script with the common indentation removed; `None` for a group.
+    pub script: Option<String>,
+}
+
+impl Stage {
+    /// A stage without a script only gathers the stages it needs.
+    pub fn is_group(&self) -> bool {
+        self.script.is_none()
+    }
+}
+
+/// The `@` attributes of a stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// `@timeout`: the longest the whole stage may take.
+    pub timeout: Option<Duration>,
+    /// `@idle-timeout`: the longest the stage may go without printing.
+    pub idle_timeout: Option<Duration>,
+    /// `@env KEY=VALUE`, in the order written.
+    pub env: Vec<(String, String)>,
+    /// `@shell PROGRAM [ARGS]`: the interpreter that gets the script file as its last argument.
+    pub shell: Option<Vec<String>>,
+    /// `@dir PATH`: the working directory, relative to the repository root.
+    pub dir: Option<PathBuf>,
+}
+
+/// The attribute names the analyzer knows, as written after `@`.
+pub const KNOWN_ATTRIBUTES: [&str; 5] = ["timeout", "idle-timeout", "env", "shell", "dir"];
