@@ -28,7 +28,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let position = UNITS[next_unit..].iter().position(|(name, _)| *name == unit)?;
+        let position = UNITS[next_unit..]
+            .iter()
+            .position(|(name, _)| *name == unit)?;
         let (_, factor) = UNITS[next_unit + position];
         next_unit += position + 1;
         total_ms = total_ms.checked_add(value.checked_mul(factor)?)?;
@@ -60,13 +62,28 @@ mod tests {
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s250ms"), Some(Duration::from_millis(90_250)));
+        assert_eq!(
+            parse_duration("1m30s250ms"),
+            Some(Duration::from_millis(90_250))
+        );
         assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
     }
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "10", "m", "10x", "1.5h", "30m1h", "1h1h", "0s", "-1s", "1 h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "10",
+            "m",
+            "10x",
+            "1.5h",
+            "30m1h",
+            "1h1h",
+            "0s",
+            "-1s",
+            "1 h",
+            "99999999999999999999d",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }

@@ -39,7 +39,10 @@ pub enum Error {
     #[error(transparent)]
     Git(#[from] GitError),
     #[error("{message}")]
-    Usage { message: String, help: Option<String> },
+    Usage {
+        message: String,
+        help: Option<String>,
+    },
     #[error("{message}")]
     Io {
         message: String,

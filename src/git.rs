@@ -99,11 +99,17 @@ impl Repo {
 
     /// The full id of the commit `rev` names (`HEAD~3`, a tag, a short id, …).
     pub fn resolve_commit(&self, rev: &str) -> Result<String, GitError> {
-        let id = self.repo.rev_parse_single(rev).map_err(|source| GitError::UnknownRevision {
-            rev: rev.to_string(),
-            source,
-        })?;
-        let commit = id.object().ok().and_then(|object| object.peel_to_commit().ok());
+        let id = self
+            .repo
+            .rev_parse_single(rev)
+            .map_err(|source| GitError::UnknownRevision {
+                rev: rev.to_string(),
+                source,
+            })?;
+        let commit = id
+            .object()
+            .ok()
+            .and_then(|object| object.peel_to_commit().ok());
         match commit {
             Some(commit) => Ok(commit.id.to_string()),
             None => Ok(id.to_string()),

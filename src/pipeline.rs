@@ -34,7 +34,12 @@ pub struct RunResult {
 const EVENT_QUEUE: usize = 1024;
 
 /// Runs the project's pipeline (or the targets' part of it) in the working tree.
-pub fn run(project: &Project, gzlfile: &Gzlfile, options: &RunOptions, view: View) -> Result<RunResult, Error> {
+pub fn run(
+    project: &Project,
+    gzlfile: &Gzlfile,
+    options: &RunOptions,
+    view: View,
+) -> Result<RunResult, Error> {
     let plan = Plan::new(gzlfile, &options.targets)?;
     let home = Home::locate()?;
     let mut history = History::open(&home)?;
@@ -43,9 +48,9 @@ pub fn run(project: &Project, gzlfile: &Gzlfile, options: &RunOptions, view: Vie
     let identity = project.identity();
     let medians = history.median_durations(&identity)?;
     let priorities = plan.critical_path_weights(|stage| {
-        medians
-            .get(&stage.name)
-            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))
+        medians.get(&stage.name).map_or(1, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        })
     });
     let (commit, branch, dirty) = match &project.repo {
         Some(repo) => (repo.head_commit(), repo.branch(), repo.is_dirty()?),
@@ -55,7 +60,11 @@ pub fn run(project: &Project, gzlfile: &Gzlfile, options: &RunOptions, view: Vie
         .nodes()
         .iter()
         .map(|node| {
-            let needs = node.needs.iter().map(|&n| plan.nodes()[n].stage.name.clone()).collect();
+            let needs = node
+                .needs
+                .iter()
+                .map(|&n| plan.nodes()[n].stage.name.clone())
+                .collect();
             (node.stage.name.clone(), needs)
         })
         .collect();
@@ -79,7 +88,16 @@ pub fn run(project: &Project, gzlfile: &Gzlfile, options: &RunOptions, view: Vie
     let jobs: Vec<Job> = plan
         .nodes()
         .iter()
-        .map(|node| job(&node.stage, project, run_id, commit.as_deref(), &lease.dir, &shell))
+        .map(|node| {
+            job(
+                &node.stage,
+                project,
+                run_id,
+                commit.as_deref(),
+                &lease.dir,
+                &shell,
+            )
+        })
         .collect();
     let info = Arc::new(RunInfo {
         id: run_id,
@@ -157,7 +175,10 @@ fn execute(
 
 async fn forward_signals(cancel: watch::Sender<Cancel>, interrupted: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return;
     };
     let mut level = Cancel::Graceful;
@@ -174,7 +195,11 @@ async fn forward_signals(cancel: watch::Sender<Cancel>, interrupted: watch::Send
 
 /// Hands every event to the history recorder and the view, flushing both whenever the queue
 /// runs dry: history writes then go in batches, and the terminal sees output promptly.
-fn dispatch(mut receiver: mpsc::Receiver<Event>, mut recorder: Recorder, mut view: View) -> Recorder {
+fn dispatch(
+    mut receiver: mpsc::Receiver<Event>,
+    mut recorder: Recorder,
+    mut view: View,
+) -> Recorder {
     loop {
         let event = match receiver.try_recv() {
             Ok(event) => event,
@@ -195,15 +220,28 @@ fn dispatch(mut receiver: mpsc::Receiver<Event>, mut recorder: Recorder, mut vie
     recorder
 }
 
-fn job(stage: &Stage, project: &Project, run: i64, commit: Option<&str>, dir: &Path, shell: &[String]) -> Job {
+fn job(
+    stage: &Stage,
+    project: &Project,
+    run: i64,
+    commit: Option<&str>,
+    dir: &Path,
+    shell: &[String],
+) -> Job {
     let attributes = &stage.attributes;
     let mut env = vec![
         ("CI".to_string(), "true".to_string()),
         ("GZL".to_string(), "1".to_string()),
         ("GZL_RUN_ID".to_string(), run.to_string()),
         ("GZL_STAGE".to_string(), stage.name.clone()),
-        ("GZL_REPO_ROOT".to_string(), project.root.display().to_string()),
-        ("GZL_COMMIT".to_string(), commit.unwrap_or_default().to_string()),
+        (
+            "GZL_REPO_ROOT".to_string(),
+            project.root.display().to_string(),
+        ),
+        (
+            "GZL_COMMIT".to_string(),
+            commit.unwrap_or_default().to_string(),
+        ),
     ];
     env.extend(attributes.env.iter().cloned());
     Job {

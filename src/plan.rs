@@ -53,12 +53,15 @@ impl Plan {
             targets
                 .iter()
                 .map(|name| {
-                    by_name.get(name.as_str()).copied().ok_or_else(|| PlanError::UnknownStage {
-                        name: name.clone(),
-                        gzlfile: gzlfile.clone(),
-                        suggestion: suggest(name, file.stages.iter().map(|s| s.name.as_str()))
-                            .map(str::to_string),
-                    })
+                    by_name
+                        .get(name.as_str())
+                        .copied()
+                        .ok_or_else(|| PlanError::UnknownStage {
+                            name: name.clone(),
+                            gzlfile: gzlfile.clone(),
+                            suggestion: suggest(name, file.stages.iter().map(|s| s.name.as_str()))
+                                .map(str::to_string),
+                        })
                 })
                 .collect::<Result<_, _>>()?
         };
@@ -79,17 +82,20 @@ impl Plan {
                 }
                 stack.push((index, true));
                 for need in file.stages[index].needs.iter().rev() {
-                    if let Some(&need_index) = by_name.get(need.as_str()) {
-                        if !placed[need_index] {
-                            stack.push((need_index, false));
-                        }
+                    if let Some(&need_index) = by_name.get(need.as_str())
+                        && !placed[need_index]
+                    {
+                        stack.push((need_index, false));
                     }
                 }
             }
         }
 
-        let position: HashMap<usize, usize> =
-            order.iter().enumerate().map(|(pos, &index)| (index, pos)).collect();
+        let position: HashMap<usize, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(pos, &index)| (index, pos))
+            .collect();
         let mut nodes: Vec<Node> = order
             .iter()
             .map(|&index| {
@@ -133,7 +139,12 @@ impl Plan {
     pub fn critical_path_weights(&self, weight: impl Fn(&Stage) -> u64) -> Vec<u64> {
         let mut weights = vec![0u64; self.nodes.len()];
         for (i, node) in self.nodes.iter().enumerate().rev() {
-            let longest_after = node.dependents.iter().map(|&d| weights[d]).max().unwrap_or(0);
+            let longest_after = node
+                .dependents
+                .iter()
+                .map(|&d| weights[d])
+                .max()
+                .unwrap_or(0);
             weights[i] = weight(&node.stage).saturating_add(longest_after);
         }
         weights
@@ -169,7 +180,10 @@ mod tests {
 
     #[test]
     fn orders_needs_first_then_file_order() {
-        assert_eq!(names(&plan(DIAMOND, &[])), ["base", "left", "right", "top", "other"]);
+        assert_eq!(
+            names(&plan(DIAMOND, &[])),
+            ["base", "left", "right", "top", "other"]
+        );
     }
 
     #[test]
@@ -180,7 +194,8 @@ mod tests {
     #[test]
     fn critical_path_weights_follow_the_heaviest_branch() {
         let plan = plan(DIAMOND, &[]);
-        let weights = plan.critical_path_weights(|stage| if stage.name == "right" { 10 } else { 1 });
+        let weights =
+            plan.critical_path_weights(|stage| if stage.name == "right" { 10 } else { 1 });
         assert_eq!(weights, [12, 2, 11, 1, 1]);
     }
 

@@ -62,7 +62,10 @@ impl Project {
         } else if self.repo.is_some() {
             format!("{} (the repository root)", self.root.display())
         } else {
-            format!("{} and its parent directories (not in a git repository)", self.root.display())
+            format!(
+                "{} and its parent directories (not in a git repository)",
+                self.root.display()
+            )
         }
     }
 

@@ -48,6 +48,9 @@ pub const TEMPLATES: [Template; 6] = [
 pub fn choose(root: &Path) -> &'static Template {
     TEMPLATES
         .iter()
-        .find(|t| t.marker.is_none_or(|files| files.iter().any(|f| root.join(f).is_file())))
+        .find(|t| {
+            t.marker
+                .is_none_or(|files| files.iter().any(|f| root.join(f).is_file()))
+        })
         .unwrap_or(&TEMPLATES[TEMPLATES.len() - 1])
 }

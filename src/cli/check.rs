@@ -56,7 +56,12 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         }
         out.push_str("}\n");
     } else {
-        let width = plan.nodes().iter().map(|n| n.stage.name.len()).max().unwrap_or(0);
+        let width = plan
+            .nodes()
+            .iter()
+            .map(|n| n.stage.name.len())
+            .max()
+            .unwrap_or(0);
         for node in plan.nodes() {
             let stage = &node.stage;
             let mut line = format!("{:<width$}", stage.name);

@@ -36,7 +36,10 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                 let help = crate::stagefile::suggest(name, names.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("its stages: {}", names.join(", ")));
-                return Err(Error::usage(format!("run {} has no stage `{name}`", run.id), Some(help)));
+                return Err(Error::usage(
+                    format!("run {} has no stage `{name}`", run.id),
+                    Some(help),
+                ));
             }
         },
         None => stages.iter().collect(),
@@ -74,10 +77,10 @@ fn find_run(context: &Context, history: &History, selector: &str) -> Result<RunR
             .newest_run(&identity, None)?
             .ok_or_else(|| not_found("no runs yet in this repository".into()));
     }
-    if let Ok(id) = selector.parse::<i64>() {
-        if let Some(run) = history.run(id)? {
-            return Ok(run);
-        }
+    if let Ok(id) = selector.parse::<i64>()
+        && let Some(run) = history.run(id)?
+    {
+        return Ok(run);
     }
     let Some(repo) = &context.project.repo else {
         return Err(not_found(format!("no run {selector}")));
@@ -85,7 +88,12 @@ fn find_run(context: &Context, history: &History, selector: &str) -> Result<RunR
     let commit = repo.resolve_commit(selector)?;
     history
         .newest_run(&identity, Some(&commit))?
-        .ok_or_else(|| not_found(format!("no run of commit {} ({selector})", &commit[..commit.len().min(12)])))
+        .ok_or_else(|| {
+            not_found(format!(
+                "no run of commit {} ({selector})",
+                &commit[..commit.len().min(12)]
+            ))
+        })
 }
 
 /// Copies a stage's log from `offset` on; returns the new offset.
@@ -105,7 +113,12 @@ fn copy_log(stage: &StageRecord, out: &mut impl Write, offset: u64) -> std::io::
 }
 
 /// Shows a stage's log and then what it writes, until the stage has ended and all is shown.
-fn follow(history: &mut History, run: i64, stage: &StageRecord, out: &mut impl Write) -> std::io::Result<()> {
+fn follow(
+    history: &mut History,
+    run: i64,
+    stage: &StageRecord,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let mut offset = 0;
     let mut current = stage.clone();
     loop {
@@ -117,13 +130,17 @@ fn follow(history: &mut History, run: i64, stage: &StageRecord, out: &mut impl W
         }
         std::thread::sleep(POLL);
         let _ = history.reap_interrupted();
-        if let Ok(stages) = history.stages(run) {
-            if let Some(updated) = stages.into_iter().find(|s| s.position == stage.position) {
-                current = updated;
-            }
+        if let Ok(stages) = history.stages(run)
+            && let Some(updated) = stages.into_iter().find(|s| s.position == stage.position)
+        {
+            current = updated;
         }
         if current.status == StageStatus::Pending {
-            let finished = history.run(run).ok().flatten().is_none_or(|r| r.status != RunStatus::Running);
+            let finished = history
+                .run(run)
+                .ok()
+                .flatten()
+                .is_none_or(|r| r.status != RunStatus::Running);
             if finished {
                 return Ok(());
             }

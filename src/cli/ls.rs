@@ -40,7 +40,10 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         return Ok(ExitCode::Success);
     }
     if runs.is_empty() {
-        eprintln!("no runs yet{}; `gzl run` starts one", if all { "" } else { " in this repository" });
+        eprintln!(
+            "no runs yet{}; `gzl run` starts one",
+            if all { "" } else { " in this repository" }
+        );
         return Ok(ExitCode::Success);
     }
     super::print(&table(&runs, all));
@@ -50,17 +53,23 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
 fn table(runs: &[RunRecord], with_repo: bool) -> String {
     let now = SystemTime::now();
     let mut rows: Vec<Vec<String>> = vec![
-        ["ID", "COMMIT", "BRANCH", "STATUS", "STAGES", "STARTED", "DURATION"]
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect(),
+        [
+            "ID", "COMMIT", "BRANCH", "STATUS", "STAGES", "STARTED", "DURATION",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect(),
     ];
     if with_repo {
         rows[0].push("REPOSITORY".into());
     }
     for run in runs {
         let commit = match &run.commit {
-            Some(commit) => format!("{}{}", &commit[..commit.len().min(8)], if run.dirty { "+" } else { "" }),
+            Some(commit) => format!(
+                "{}{}",
+                &commit[..commit.len().min(8)],
+                if run.dirty { "+" } else { "" }
+            ),
             None => "-".into(),
         };
         let counts = &run.stage_counts;
@@ -86,7 +95,12 @@ fn table(runs: &[RunRecord], with_repo: bool) -> String {
         rows.push(row);
     }
     let widths: Vec<usize> = (0..rows[0].len())
-        .map(|column| rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0))
+        .map(|column| {
+            rows.iter()
+                .map(|row| row[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {

@@ -59,7 +59,6 @@ pub fn error(error: &Error) {
 
 fn help(error: &Error) -> Option<String> {
     match error {
-        Error::Stagefile(StagefileError::NotUtf8 { .. }) => Some("save the Gzlfile as UTF-8".into()),
         Error::Plan(PlanError::UnknownStage { .. }) => Some("`gzl check` lists the stages".into()),
         Error::Usage { help, .. } => help.clone(),
         _ => None,

@@ -34,7 +34,8 @@ pub struct Args {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse_duration(text).ok_or_else(|| format!("`{text}` is not a duration such as `500ms`, `10s` or `1m30s`"))
+    crate::duration::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as `500ms`, `10s` or `1m30s`"))
 }
 
 pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {

@@ -59,9 +59,14 @@ pub enum Outcome {
         signal: Option<i32>,
     },
     /// Ran past `@timeout` (or `@idle-timeout` without output, when `idle`).
-    TimedOut { limit: Duration, idle: bool },
+    TimedOut {
+        limit: Duration,
+        idle: bool,
+    },
     /// Not run: the stage at this plan index, which it needs, did not pass.
-    Skipped { because: usize },
+    Skipped {
+        because: usize,
+    },
     /// Stopped, or never started, because the run was cancelled.
     Cancelled,
 }

@@ -101,7 +101,8 @@ impl Scheduler<'_> {
     async fn run(&mut self) {
         for (index, waiting) in self.waiting_on.iter().enumerate() {
             if *waiting == 0 {
-                self.ready.push((self.priorities[index], std::cmp::Reverse(index)));
+                self.ready
+                    .push((self.priorities[index], std::cmp::Reverse(index)));
             }
         }
         let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
@@ -145,7 +146,13 @@ impl Scheduler<'_> {
     async fn start(&mut self, index: usize, running: &mut JoinSet<(usize, Outcome)>) {
         let now = SystemTime::now();
         self.started_at[index] = Some(tokio::time::Instant::now());
-        let _ = self.events.send(Event::StageStarted { stage: index, at: now }).await;
+        let _ = self
+            .events
+            .send(Event::StageStarted {
+                stage: index,
+                at: now,
+            })
+            .await;
         if self.jobs[index].script.is_none() {
             // A group passes as soon as it is ready: everything it needs has passed.
             self.finish(index, Outcome::Passed).await;
@@ -169,12 +176,14 @@ impl Scheduler<'_> {
 
     async fn finish(&mut self, index: usize, outcome: Outcome) {
         let duration = self.started_at[index].map(|at| at.elapsed());
-        self.record(index, outcome, SystemTime::now(), duration).await;
+        self.record(index, outcome, SystemTime::now(), duration)
+            .await;
         if outcome == Outcome::Passed {
             for &dependent in &self.plan.nodes()[index].dependents {
                 self.waiting_on[dependent] -= 1;
                 if self.waiting_on[dependent] == 0 {
-                    self.ready.push((self.priorities[dependent], std::cmp::Reverse(dependent)));
+                    self.ready
+                        .push((self.priorities[dependent], std::cmp::Reverse(dependent)));
                 }
             }
             return;
@@ -183,7 +192,9 @@ impl Scheduler<'_> {
             // The run is being cancelled: what needs this stage ends up cancelled too.
             return;
         }
-        if matches!(outcome, Outcome::Failed { .. } | Outcome::TimedOut { .. }) && self.options.fail_fast {
+        if matches!(outcome, Outcome::Failed { .. } | Outcome::TimedOut { .. })
+            && self.options.fail_fast
+        {
             self.cancel.send_if_modified(|cancel| {
                 let idle = *cancel == Cancel::None;
                 if idle {
@@ -199,12 +210,19 @@ impl Scheduler<'_> {
             if self.outcomes[dependent].is_some() {
                 continue;
             }
-            self.record(dependent, Outcome::Skipped { because: index }, now, None).await;
+            self.record(dependent, Outcome::Skipped { because: index }, now, None)
+                .await;
             stack.extend(self.plan.nodes()[dependent].dependents.iter().copied());
         }
     }
 
-    async fn record(&mut self, index: usize, outcome: Outcome, at: SystemTime, duration: Option<Duration>) {
+    async fn record(
+        &mut self,
+        index: usize,
+        outcome: Outcome,
+        at: SystemTime,
+        duration: Option<Duration>,
+    ) {
         self.outcomes[index] = Some(outcome);
         let _ = self
             .events

@@ -67,7 +67,10 @@ impl Supervisor<'_> {
             return self.could_not_start(&message).await;
         }
         if let Err(error) = std::fs::write(&self.job.script_path, script) {
-            let message = format!("cannot write the script to {}: {error}", self.job.script_path.display());
+            let message = format!(
+                "cannot write the script to {}: {error}",
+                self.job.script_path.display()
+            );
             return self.could_not_start(&message).await;
         }
         let (child, reader) = match self.spawn() {
@@ -111,7 +114,10 @@ impl Supervisor<'_> {
         mut child: tokio::process::Child,
         mut reader: tokio::net::unix::pipe::Receiver,
     ) -> Outcome {
-        let group = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
         let started = Instant::now();
         let deadline = self.job.timeout.map(|limit| started + limit);
         let mut idle_deadline = self.job.idle_timeout.map(|limit| started + limit);
@@ -223,7 +229,8 @@ impl Supervisor<'_> {
     /// A line from gzl itself in the stage's output, starting on a line of its own.
     async fn note(&self, message: &str, last_byte: u8) {
         let newline = if last_byte == b'\n' { "" } else { "\n" };
-        self.output(format!("{newline}gzl: {message}\n").into_bytes()).await;
+        self.output(format!("{newline}gzl: {message}\n").into_bytes())
+            .await;
     }
 
     async fn could_not_start(&self, message: &str) -> Outcome {

@@ -52,7 +52,10 @@ const MIGRATIONS: &[&str] = &[
 /// Brings the database to the newest schema version.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    for (index, sql) in (0i64..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(usize::MAX)) {
+    for (index, sql) in (0i64..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(current).unwrap_or(usize::MAX))
+    {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Re-check inside the write transaction: another gzl may have migrated meanwhile.
         let now: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;

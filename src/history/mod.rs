@@ -200,10 +200,14 @@ impl History {
             source,
         };
         let mut conn = Connection::open(&path).map_err(db_error)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_error)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(db_error)?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(db_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_error)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(db_error)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(db_error)?;
@@ -333,7 +337,12 @@ impl History {
                             "UPDATE stages SET status = 'running', started_at = ?3, log_path = ?4
                              WHERE run_id = ?1 AND position = ?2",
                         )?
-                        .execute(params![run, sql_int(*position), millis(*at), log_path.to_string_lossy()])?;
+                        .execute(params![
+                            run,
+                            sql_int(*position),
+                            millis(*at),
+                            log_path.to_string_lossy()
+                        ])?;
                     }
                     Update::StageFinished {
                         run,
@@ -360,8 +369,14 @@ impl History {
                         ])?;
                     }
                     Update::RunFinished { run, status, at } => {
-                        tx.prepare_cached("UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1")?
-                            .execute(params![run, status.as_str(), millis(*at)])?;
+                        tx.prepare_cached(
+                            "UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                        )?
+                        .execute(params![
+                            run,
+                            status.as_str(),
+                            millis(*at)
+                        ])?;
                     }
                 }
             }
@@ -383,7 +398,8 @@ impl History {
             let mut statement = self
                 .conn
                 .prepare("SELECT id, lock_path FROM runs WHERE status = 'running' AND host = ?1")?;
-            let rows = statement.query_map(params![self.host], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let rows =
+                statement.query_map(params![self.host], |row| Ok((row.get(0)?, row.get(1)?)))?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })()
         .map_err(|e| self.error(e))?;
@@ -393,7 +409,9 @@ impl History {
                 continue;
             }
             let result = (|| {
-                let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let changed = tx.execute(
                     "UPDATE runs SET status = 'interrupted',
                          finished_at = COALESCE((SELECT MAX(COALESCE(finished_at, started_at)) FROM stages
@@ -417,7 +435,11 @@ impl History {
     }
 
     /// The newest runs, of one repository or of all, newest first.
-    pub fn runs(&self, repo_identity: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, HistoryError> {
+    pub fn runs(
+        &self,
+        repo_identity: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, HistoryError> {
         self.query_runs(
             "WHERE (?1 IS NULL OR repos.identity = ?1) ORDER BY runs.id DESC LIMIT ?2",
             params![repo_identity, i64::try_from(limit).unwrap_or(i64::MAX)],
@@ -430,7 +452,11 @@ impl History {
     }
 
     /// The newest run of a repository, at one commit when `commit` is given.
-    pub fn newest_run(&self, repo_identity: &str, commit: Option<&str>) -> Result<Option<RunRecord>, HistoryError> {
+    pub fn newest_run(
+        &self,
+        repo_identity: &str,
+        commit: Option<&str>,
+    ) -> Result<Option<RunRecord>, HistoryError> {
         Ok(self
             .query_runs(
                 "WHERE repos.identity = ?1 AND (?2 IS NULL OR runs.commit_id = ?2) ORDER BY runs.id DESC LIMIT 1",
@@ -439,7 +465,11 @@ impl History {
             .pop())
     }
 
-    fn query_runs(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<RunRecord>, HistoryError> {
+    fn query_runs(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<RunRecord>, HistoryError> {
         let sql = format!(
             "SELECT runs.id, repos.path, runs.commit_id, runs.branch, runs.dirty, runs.gzlfile_id,
                     runs.gzl_version, runs.targets, runs.started_at, runs.finished_at, runs.status,
@@ -499,7 +529,9 @@ impl History {
                         .get::<_, Option<i64>>(7)?
                         .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
                     log_path: row.get::<_, Option<String>>(8)?.map(PathBuf::from),
-                    log_size: row.get::<_, Option<i64>>(9)?.map(|n| u64::try_from(n).unwrap_or(0)),
+                    log_size: row
+                        .get::<_, Option<i64>>(9)?
+                        .map(|n| u64::try_from(n).unwrap_or(0)),
                 })
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -508,7 +540,10 @@ impl History {
     }
 
     /// The median duration of each stage's recent passing runs in a repository, by name.
-    pub fn median_durations(&self, repo_identity: &str) -> Result<HashMap<String, Duration>, HistoryError> {
+    pub fn median_durations(
+        &self,
+        repo_identity: &str,
+    ) -> Result<HashMap<String, Duration>, HistoryError> {
         let result = (|| {
             let mut statement = self.conn.prepare(
                 "SELECT name, duration_ms FROM (
@@ -524,7 +559,10 @@ impl History {
             })?;
             for row in rows {
                 let (name, ms) = row?;
-                samples.entry(name).or_default().push(u64::try_from(ms).unwrap_or(0));
+                samples
+                    .entry(name)
+                    .or_default()
+                    .push(u64::try_from(ms).unwrap_or(0));
             }
             Ok(samples)
         })();
@@ -549,7 +587,9 @@ fn runner_is_alive(lock_path: &Path) -> bool {
 }
 
 fn stage_counts(json: Option<&str>) -> StageCounts {
-    let map: HashMap<String, usize> = json.and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+    let map: HashMap<String, usize> = json
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
     let mut counts = StageCounts::default();
     for (status, n) in map {
         counts.total += n;
@@ -587,7 +627,10 @@ fn serialize_time<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, 
     s.serialize_str(&humantime::format_rfc3339_millis(*at).to_string())
 }
 
-fn serialize_optional_time<S: serde::Serializer>(at: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+fn serialize_optional_time<S: serde::Serializer>(
+    at: &Option<SystemTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match at {
         Some(at) => serialize_time(at, s),
         None => s.serialize_none(),

@@ -49,7 +49,10 @@ impl Recorder {
                 match File::create(&log_path) {
                     Ok(file) => self.logs[*stage] = Some((file, 0)),
                     Err(source) => {
-                        self.error = Some(HistoryError::Directory { path: log_path, source });
+                        self.error = Some(HistoryError::Directory {
+                            path: log_path,
+                            source,
+                        });
                         return;
                     }
                 }

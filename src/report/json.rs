@@ -69,7 +69,9 @@ impl Json {
             })),
             Event::Output { stage, bytes } => {
                 let mut lines = Vec::new();
-                self.splitters[*stage].push(bytes, |line| lines.push(String::from_utf8_lossy(line).into_owned()));
+                self.splitters[*stage].push(bytes, |line| {
+                    lines.push(String::from_utf8_lossy(line).into_owned())
+                });
                 for line in lines {
                     self.output(*stage, line);
                 }
@@ -81,7 +83,8 @@ impl Json {
                 duration,
             } => {
                 let mut rest = None;
-                self.splitters[*stage].finish(|line| rest = Some(String::from_utf8_lossy(line).into_owned()));
+                self.splitters[*stage]
+                    .finish(|line| rest = Some(String::from_utf8_lossy(line).into_owned()));
                 if let Some(line) = rest {
                     self.output(*stage, line);
                 }
@@ -95,7 +98,10 @@ impl Json {
                     "duration_ms": duration.map(millis),
                 });
                 match outcome {
-                    Outcome::Failed { signal: Some(signal), .. } => object["signal"] = json!(signal),
+                    Outcome::Failed {
+                        signal: Some(signal),
+                        ..
+                    } => object["signal"] = json!(signal),
                     Outcome::TimedOut { limit, idle } => {
                         object["timeout_ms"] = json!(millis(*limit));
                         object["idle"] = json!(idle);
@@ -105,7 +111,11 @@ impl Json {
                 }
                 self.emit(&object);
             }
-            Event::RunFinished { status, at, duration } => {
+            Event::RunFinished {
+                status,
+                at,
+                duration,
+            } => {
                 self.emit(&json!({
                     "event": "run_finished",
                     "run": self.run,

@@ -53,13 +53,19 @@ mod tests {
 
     #[test]
     fn joins_lines_across_chunks_and_keeps_the_unfinished_one() {
-        assert_eq!(split(&[b"a\nb", b"c\n", b"d"]), [b"a".to_vec(), b"bc".to_vec(), b"d".to_vec()]);
+        assert_eq!(
+            split(&[b"a\nb", b"c\n", b"d"]),
+            [b"a".to_vec(), b"bc".to_vec(), b"d".to_vec()]
+        );
     }
 
     #[test]
     fn cuts_a_line_longer_than_the_limit() {
         let long = vec![b'x'; MAX_LINE + 10];
         let lines = split(&[&long]);
-        assert_eq!(lines.iter().map(Vec::len).collect::<Vec<_>>(), [MAX_LINE, 10]);
+        assert_eq!(
+            lines.iter().map(Vec::len).collect::<Vec<_>>(),
+            [MAX_LINE, 10]
+        );
     }
 }

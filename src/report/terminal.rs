@@ -46,7 +46,12 @@ impl Terminal {
                 self.results = vec![None; self.names.len()];
                 self.splitters = self.names.iter().map(|_| LineSplitter::default()).collect();
                 if info.parallel {
-                    let width = self.names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+                    let width = self
+                        .names
+                        .iter()
+                        .map(|n| n.chars().count())
+                        .max()
+                        .unwrap_or(0);
                     let prefixes = self
                         .names
                         .iter()
@@ -54,7 +59,10 @@ impl Terminal {
                         .map(|(i, name)| {
                             let padded = format!("{name:<width$} | ");
                             if self.color {
-                                format!("\x1b[{}m{padded}\x1b[0m", PREFIX_COLORS[i % PREFIX_COLORS.len()])
+                                format!(
+                                    "\x1b[{}m{padded}\x1b[0m",
+                                    PREFIX_COLORS[i % PREFIX_COLORS.len()]
+                                )
                             } else {
                                 padded
                             }
@@ -99,7 +107,9 @@ impl Terminal {
                 }
                 self.results[*stage] = Some((*outcome, *duration));
             }
-            Event::RunFinished { status, duration, .. } => {
+            Event::RunFinished {
+                status, duration, ..
+            } => {
                 self.flush();
                 self.summary(*status, *duration);
             }
@@ -129,8 +139,16 @@ impl Terminal {
 
     fn summary(&self, status: RunStatus, duration: Duration) {
         let color = super::use_color(std::io::stderr().is_terminal());
-        let painter = Terminal { color, ..Terminal::new(true) };
-        let width = self.names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let painter = Terminal {
+            color,
+            ..Terminal::new(true)
+        };
+        let width = self
+            .names
+            .iter()
+            .map(|n| n.chars().count())
+            .max()
+            .unwrap_or(0);
         let mut text = String::new();
         let mut first_failure = None;
         for (index, name) in self.names.iter().enumerate() {
@@ -139,12 +157,30 @@ impl Terminal {
             };
             let (word, code, detail) = match outcome {
                 Outcome::Passed => ("passed", "32", String::new()),
-                Outcome::Failed { exit_code: Some(code), .. } => ("failed", "1;31", format!("exit code {code}")),
-                Outcome::Failed { signal: Some(signal), .. } => ("failed", "1;31", format!("killed by signal {signal}")),
+                Outcome::Failed {
+                    exit_code: Some(code),
+                    ..
+                } => ("failed", "1;31", format!("exit code {code}")),
+                Outcome::Failed {
+                    signal: Some(signal),
+                    ..
+                } => ("failed", "1;31", format!("killed by signal {signal}")),
                 Outcome::Failed { .. } => ("failed", "1;31", "could not start".to_string()),
-                Outcome::TimedOut { limit, idle: false } => ("timed out", "1;31", format!("@timeout {}", humantime::format_duration(limit))),
-                Outcome::TimedOut { limit, idle: true } => ("timed out", "1;31", format!("no output for {}", humantime::format_duration(limit))),
-                Outcome::Skipped { because } => ("skipped", "33", format!("{} did not pass", self.names[because])),
+                Outcome::TimedOut { limit, idle: false } => (
+                    "timed out",
+                    "1;31",
+                    format!("@timeout {}", humantime::format_duration(limit)),
+                ),
+                Outcome::TimedOut { limit, idle: true } => (
+                    "timed out",
+                    "1;31",
+                    format!("no output for {}", humantime::format_duration(limit)),
+                ),
+                Outcome::Skipped { because } => (
+                    "skipped",
+                    "33",
+                    format!("{} did not pass", self.names[because]),
+                ),
                 Outcome::Cancelled => ("cancelled", "33", String::new()),
             };
             if matches!(outcome, Outcome::Failed { .. } | Outcome::TimedOut { .. }) {
@@ -156,11 +192,20 @@ impl Terminal {
             text.push_str(line.trim_end());
             text.push('\n');
         }
-        let count = |wanted: fn(&Outcome) -> bool| self.results.iter().flatten().filter(|(o, _)| wanted(o)).count();
+        let count = |wanted: fn(&Outcome) -> bool| {
+            self.results
+                .iter()
+                .flatten()
+                .filter(|(o, _)| wanted(o))
+                .count()
+        };
         let mut parts = vec![format!("{} passed", count(|o| *o == Outcome::Passed))];
         for (label, n) in [
             ("failed", count(|o| matches!(o, Outcome::Failed { .. }))),
-            ("timed out", count(|o| matches!(o, Outcome::TimedOut { .. }))),
+            (
+                "timed out",
+                count(|o| matches!(o, Outcome::TimedOut { .. })),
+            ),
             ("skipped", count(|o| matches!(o, Outcome::Skipped { .. }))),
             ("cancelled", count(|o| *o == Outcome::Cancelled)),
         ] {
@@ -168,7 +213,11 @@ impl Terminal {
                 parts.push(format!("{n} {label}"));
             }
         }
-        let code = if status == RunStatus::Passed { "1;32" } else { "1;31" };
+        let code = if status == RunStatus::Passed {
+            "1;32"
+        } else {
+            "1;31"
+        };
         text.push_str(&format!(
             "{} {}: {} in {}\n",
             painter.paint("1", &format!("run {}", self.run)),

@@ -25,6 +25,8 @@ pub fn analyze(source: &str) -> Result<Vec<Stage>, Vec<Diagnostic>> {
         stages: Vec::new(),
     };
     let mut current: Option<Draft> = None;
+    // After a line that should have been a header, its body is not reported again.
+    let mut after_bad_line = false;
     for pair in file.into_iter().flatten() {
         match pair.as_rule() {
             Rule::stage_header => {
@@ -32,9 +34,11 @@ pub fn analyze(source: &str) -> Result<Vec<Stage>, Vec<Diagnostic>> {
                     analyzer.finish(draft);
                 }
                 current = Some(Draft::from_header(pair));
+                after_bad_line = false;
             }
             Rule::body_line => match current.as_mut() {
                 Some(draft) => draft.lines.push(BodyLine::from_pair(pair, source)),
+                None if after_bad_line => {}
                 None => analyzer.diagnostics.push(
                     Diagnostic::new("indented line outside of any stage", span_of(&pair))
                         .label("no stage header above this line")
@@ -44,6 +48,10 @@ pub fn analyze(source: &str) -> Result<Vec<Stage>, Vec<Diagnostic>> {
             Rule::bad_line => {
                 let in_stage = current.is_some();
                 analyzer.diagnostics.push(bad_line(&pair, in_stage));
+                if let Some(draft) = current.take() {
+                    analyzer.finish(draft);
+                }
+                after_bad_line = true;
             }
             _ => {}
         }
@@ -53,7 +61,11 @@ pub fn analyze(source: &str) -> Result<Vec<Stage>, Vec<Diagnostic>> {
     }
     analyzer.check_graph();
     if analyzer.diagnostics.is_empty() {
-        Ok(analyzer.stages.into_iter().map(|(stage, _)| stage).collect())
+        Ok(analyzer
+            .stages
+            .into_iter()
+            .map(|(stage, _)| stage)
+            .collect())
     } else {
         analyzer.diagnostics.sort_by_key(|d| d.span.start);
         Err(analyzer.diagnostics)
@@ -121,9 +133,17 @@ fn bad_line(pair: &Pair<'_, Rule>, in_stage: bool) -> Diagnostic {
             .label("not indented, so not part of the stage above")
             .help("indent the lines of a stage's body with spaces or tabs");
     }
-    diagnostic
-        .label("not a stage header")
-        .help("a Gzlfile is a list of stages: a header such as `test: build`, then an indented body")
+    let first_word = text.split_whitespace().next().unwrap_or_default();
+    if is_valid_stage_name(first_word) && text.split_whitespace().all(is_valid_stage_name) {
+        return diagnostic
+            .label("no `:` after the stage name")
+            .help(format!(
+                "a stage header is the name, a colon, then what it needs: `{first_word}:`"
+            ));
+    }
+    diagnostic.label("not a stage header").help(
+        "a Gzlfile is a list of stages: a header such as `test: build`, then an indented body",
+    )
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -183,14 +203,20 @@ impl<'a> BodyLine<'a> {
     fn from_pair(pair: Pair<'a, Rule>, source: &'a str) -> Self {
         let line = pair.as_span().start_pos().line_col().0;
         let mut inner = pair.into_inner();
-        let indent = inner.next().expect("the grammar gives every body line an indent");
-        let content = inner.next().expect("the grammar gives every body line content");
+        let indent = inner
+            .next()
+            .expect("the grammar gives every body line an indent");
+        let content = inner
+            .next()
+            .expect("the grammar gives every body line content");
         let content_span = span_of(&content);
         let text = source[content_span.clone()].trim_end_matches('\r');
         let text_span = content_span.start..content_span.start + text.len();
         let attribute = (content.as_rule() == Rule::attribute).then(|| {
             let mut parts = content.into_inner();
-            let name = parts.next().expect("the grammar gives every attribute a name");
+            let name = parts
+                .next()
+                .expect("the grammar gives every attribute a name");
             let (value, value_span) = match parts.next() {
                 Some(value) => {
                     let raw = value.as_str();
@@ -246,9 +272,12 @@ impl<'a> Analyzer {
                 }
                 if line.text.starts_with('@') {
                     self.diagnostics.push(
-                        Diagnostic::new(format!("malformed attribute `{}`", truncate(line.text, 40)), line.text_span.clone())
-                            .label("expected `@name` or `@name value`")
-                            .help(format!("known attributes: {}", known_attributes())),
+                        Diagnostic::new(
+                            format!("malformed attribute `{}`", truncate(line.text, 40)),
+                            line.text_span.clone(),
+                        )
+                        .label("expected `@name` or `@name value`")
+                        .help(format!("known attributes: {}", known_attributes())),
                     );
                     continue;
                 }
@@ -355,7 +384,10 @@ impl<'a> Analyzer {
         let value_span = attribute.value_span.clone();
         if !KNOWN_ATTRIBUTES.contains(&name) {
             let help = match suggest(name, KNOWN_ATTRIBUTES) {
-                Some(known) => format!("did you mean `@{known}`? known attributes: {}", known_attributes()),
+                Some(known) => format!(
+                    "did you mean `@{known}`? known attributes: {}",
+                    known_attributes()
+                ),
                 None if name == "echo" => format!(
                     "gzl does not echo script lines, so make's `@` prefix is not needed; known attributes: {}",
                     known_attributes()
@@ -363,21 +395,27 @@ impl<'a> Analyzer {
                 None => format!("known attributes: {}", known_attributes()),
             };
             self.diagnostics.push(
-                Diagnostic::new(format!("unknown attribute `@{name}`"), attribute.name_span.clone())
-                    .label("not an attribute gzl knows")
-                    .help(help),
+                Diagnostic::new(
+                    format!("unknown attribute `@{name}`"),
+                    attribute.name_span.clone(),
+                )
+                .label("not an attribute gzl knows")
+                .help(help),
             );
             return;
         }
-        if name != "env" {
-            if let Some(first) = seen.insert(name, line.line) {
-                self.diagnostics.push(
-                    Diagnostic::new(format!("`@{name}` is given twice"), attribute.name_span.clone())
-                        .label("second time here")
-                        .help(format!("first given on line {first}; keep one")),
-                );
-                return;
-            }
+        if name != "env"
+            && let Some(first) = seen.insert(name, line.line)
+        {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    format!("`@{name}` is given twice"),
+                    attribute.name_span.clone(),
+                )
+                .label("second time here")
+                .help(format!("first given on line {first}; keep one")),
+            );
+            return;
         }
         if value.is_empty() {
             let example = match name {
@@ -387,9 +425,12 @@ impl<'a> Analyzer {
                 _ => "a path relative to the repository root",
             };
             self.diagnostics.push(
-                Diagnostic::new(format!("`@{name}` needs a value"), attribute.name_span.clone())
-                    .label("missing value")
-                    .help(format!("write {example} after `@{name}`")),
+                Diagnostic::new(
+                    format!("`@{name}` needs a value"),
+                    attribute.name_span.clone(),
+                )
+                .label("missing value")
+                .help(format!("write {example} after `@{name}`")),
             );
             return;
         }
@@ -425,21 +466,33 @@ impl<'a> Analyzer {
             );
             return;
         };
-        let valid_key = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid_key = key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid_key {
             self.diagnostics.push(
-                Diagnostic::new(format!("invalid environment variable name `{key}`"), span.start..span.start + key.len())
-                    .label("not a variable name")
-                    .help("names use letters, digits and `_`, and do not start with a digit"),
+                Diagnostic::new(
+                    format!("invalid environment variable name `{key}`"),
+                    span.start..span.start + key.len(),
+                )
+                .label("not a variable name")
+                .help("names use letters, digits and `_`, and do not start with a digit"),
             );
             return;
         }
         if attributes.env.iter().any(|(k, _)| k == key) {
             self.diagnostics.push(
-                Diagnostic::new(format!("`{key}` is set twice in this stage"), span.start..span.start + key.len())
-                    .label("set again here")
-                    .help(format!("keep one `@env {key}=...` line (line {})", line.line)),
+                Diagnostic::new(
+                    format!("`{key}` is set twice in this stage"),
+                    span.start..span.start + key.len(),
+                )
+                .label("set again here")
+                .help(format!(
+                    "keep one `@env {key}=...` line (line {})",
+                    line.line
+                )),
             );
             return;
         }
@@ -468,9 +521,14 @@ impl<'a> Analyzer {
         for (stage, _) in &self.stages {
             if let Some(first) = first_seen.get(stage.name.as_str()) {
                 self.diagnostics.push(
-                    Diagnostic::new(format!("stage `{}` is defined twice", stage.name), stage.name_span.clone())
-                        .label("defined again here")
-                        .help(format!("first defined on line {first}; rename or merge one of them")),
+                    Diagnostic::new(
+                        format!("stage `{}` is defined twice", stage.name),
+                        stage.name_span.clone(),
+                    )
+                    .label("defined again here")
+                    .help(format!(
+                        "first defined on line {first}; rename or merge one of them"
+                    )),
                 );
             } else {
                 first_seen.insert(&stage.name, stage.line);
@@ -492,11 +550,17 @@ impl<'a> Analyzer {
                 }
                 let help = match suggest(need, self.stages.iter().map(|(s, _)| s.name.as_str())) {
                     Some(known) => format!("did you mean `{known}`?"),
-                    None => format!("define a stage `{need}:`, or remove it from what `{}` needs", stage.name),
+                    None => format!(
+                        "define a stage `{need}:`, or remove it from what `{}` needs",
+                        stage.name
+                    ),
                 };
                 self.diagnostics.push(
                     Diagnostic::new(format!("unknown stage `{need}`"), span.clone())
-                        .label(format!("needed by `{}` but not defined in this Gzlfile", stage.name))
+                        .label(format!(
+                            "needed by `{}` but not defined in this Gzlfile",
+                            stage.name
+                        ))
                         .help(help),
                 );
             }
@@ -507,7 +571,10 @@ impl<'a> Analyzer {
                 .map(|&(node, _)| self.stages[node].0.name.as_str())
                 .chain(std::iter::once(self.stages[cycle[0].0].0.name.as_str()))
                 .collect();
-            let closing = cycle.last().map(|(_, span)| span.clone()).unwrap_or_default();
+            let closing = cycle
+                .last()
+                .map(|(_, span)| span.clone())
+                .unwrap_or_default();
             self.diagnostics.push(
                 Diagnostic::new(format!("dependency cycle: {}", names.join(" -> ")), closing)
                     .label("this need closes the cycle")
@@ -550,7 +617,10 @@ fn find_cycles(edges: &[Vec<(usize, Span)>]) -> Vec<Vec<(usize, Span)>> {
                         stack.push((*target, 0));
                     }
                     Mark::OnPath => {
-                        let start = path.iter().position(|(n, _)| n == target).unwrap_or(path.len());
+                        let start = path
+                            .iter()
+                            .position(|(n, _)| n == target)
+                            .unwrap_or(path.len());
                         let mut cycle: Vec<(usize, Span)> = path[start..].to_vec();
                         cycle.push((node, span.clone()));
                         let mut key: Vec<usize> = cycle.iter().map(|(n, _)| *n).collect();

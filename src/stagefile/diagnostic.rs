@@ -81,9 +81,18 @@ impl Diagnostic {
             paint.red_bold("error"),
             paint.bold(&self.message)
         );
-        let _ = writeln!(out, "{gutter}{} {path}:{line_no}:{column}", paint.blue("-->"));
+        let _ = writeln!(
+            out,
+            "{gutter}{} {path}:{line_no}:{column}",
+            paint.blue("-->")
+        );
         let _ = writeln!(out, "{gutter} {}", paint.blue("|"));
-        let _ = writeln!(out, "{} {} {shown}", paint.blue(&line_no.to_string()), paint.blue("|"));
+        let _ = writeln!(
+            out,
+            "{} {} {shown}",
+            paint.blue(&line_no.to_string()),
+            paint.blue("|")
+        );
         let carets = "^".repeat(caret_len);
         let label = self
             .label
@@ -99,7 +108,12 @@ impl Diagnostic {
         );
         if let Some(help) = &self.help {
             let _ = writeln!(out, "{gutter} {}", paint.blue("|"));
-            let _ = writeln!(out, "{gutter} {} {}: {help}", paint.blue("="), paint.bold("help"));
+            let _ = writeln!(
+                out,
+                "{gutter} {} {}: {help}",
+                paint.blue("="),
+                paint.bold("help")
+            );
         }
         out
     }
@@ -108,7 +122,10 @@ impl Diagnostic {
 /// The byte offset where the line holding `offset` starts, and its 1-based number.
 fn line_of(source: &str, offset: usize) -> (usize, usize) {
     let before = &source.as_bytes()[..offset.min(source.len())];
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let line_no = before.iter().filter(|&&b| b == b'\n').count() + 1;
     (line_start, line_no)
 }

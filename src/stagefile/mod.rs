@@ -35,12 +35,6 @@ pub enum StagefileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} is not valid UTF-8 (line {line}, column {column})", path.display())]
-    NotUtf8 {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-    },
     #[error("{} has {} error{}", path.display(), diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" })]
     Invalid {
         path: PathBuf,
@@ -65,14 +59,18 @@ impl Gzlfile {
             }
         })?;
         let source = String::from_utf8(bytes).map_err(|error| {
-            let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
-            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-            let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
-            StagefileError::NotUtf8 {
+            // Shown with the bad bytes replaced; the text before them is unchanged, so the
+            // offset still points at the first one.
+            let at = error.utf8_error().valid_up_to();
+            let replacement = char::REPLACEMENT_CHARACTER.len_utf8();
+            StagefileError::Invalid {
                 path: path.to_path_buf(),
-                line,
-                column,
+                source_text: String::from_utf8_lossy(error.as_bytes()).into_owned(),
+                diagnostics: vec![
+                    Diagnostic::new("the Gzlfile is not valid UTF-8", at..at + replacement)
+                        .label("not UTF-8")
+                        .help("save the Gzlfile as UTF-8"),
+                ],
             }
         })?;
         Self::parse(path, source)
@@ -101,8 +99,12 @@ impl Gzlfile {
 
     /// The git blob id of the file's content: the same id `git hash-object` prints.
     pub fn content_id(&self) -> String {
-        gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, self.source.as_bytes())
-            .map(|id| id.to_string())
-            .unwrap_or_default()
+        gix::objs::compute_hash(
+            gix::hash::Kind::Sha1,
+            gix::objs::Kind::Blob,
+            self.source.as_bytes(),
+        )
+        .map(|id| id.to_string())
+        .unwrap_or_default()
     }
 }

@@ -1,1 +1,9 @@
+//! Integration tests: the built `gzl` against temp git repositories.
 
+mod commands;
+mod gzlfile_errors;
+mod harness;
+mod history;
+mod output;
+mod run;
+mod signals;

@@ -1,0 +1,216 @@
+//! Runs the built `gzl` in a hermetic temp directory: its own git repository, its own
+//! `GZL_HOME`, and a fixed environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub struct Test {
+    /// Holds the repository (`repo/`) and gzl's home (`home/`).
+    temp: tempfile::TempDir,
+}
+
+impl Test {
+    /// A fresh git repository with no commits.
+    pub fn new() -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(temp.path().join("repo")).expect("repo dir");
+        let test = Test { temp };
+        test.git(&["init", "-q", "-b", "main"]);
+        test
+    }
+
+    /// A fresh repository holding `gzlfile` as its Gzlfile.
+    pub fn with_gzlfile(gzlfile: &str) -> Self {
+        let test = Test::new();
+        test.write("Gzlfile", gzlfile);
+        test
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.temp.path().join("repo")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.temp.path().join("home")
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.repo().join(relative)
+    }
+
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) {
+        let path = self.path(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("parent dir");
+        }
+        std::fs::write(path, contents).expect("write file");
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative))
+            .unwrap_or_else(|e| panic!("read {relative}: {e}"))
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(self.repo())
+            .env("GIT_AUTHOR_NAME", "gzl test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "gzl test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("git runs");
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Commits everything in the repository; returns the commit id.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// `gzl ARGS` in the repository, with a hermetic environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gzl"));
+        command
+            .args(args)
+            .current_dir(self.repo())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.temp.path())
+            .env("GZL_HOME", self.home())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn gzl(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().expect("gzl runs");
+        Run::from(output)
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gzl starts")
+    }
+
+    /// Waits until `relative` exists (a stage wrote it), up to 20 s.
+    pub fn wait_for_file(&self, relative: &str) {
+        let path = self.path(relative);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !path.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{relative} never appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Give the writer a moment to finish the line.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    /// `gzl ls --json`'s runs.
+    pub fn runs(&self) -> Vec<serde_json::Value> {
+        let run = self.gzl(&["ls", "--json", "--limit", "100"]).status(0);
+        let value: serde_json::Value =
+            serde_json::from_str(&run.stdout).expect("ls --json is JSON");
+        value["runs"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// What a finished gzl printed and how it exited.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub raw_stdout: Vec<u8>,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            raw_stdout: output.stdout,
+        }
+    }
+}
+
+impl Run {
+    pub fn status(self, code: i32) -> Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn stdout_has(self, text: &str) -> Self {
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    pub fn stderr_has(self, text: &str) -> Self {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// The summary line of `stage` (`  failed    test  …`) in stderr.
+    pub fn summary_of(&self, stage: &str) -> String {
+        self.stderr
+            .lines()
+            .find(|line| {
+                line.split_whitespace().nth(1) == Some(stage)
+                    || line.split_whitespace().nth(2) == Some(stage)
+            })
+            .unwrap_or_else(|| panic!("no summary line for {stage}:\n{}", self.stderr))
+            .to_string()
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+pub fn read_pid(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid")
+}

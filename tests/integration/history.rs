@@ -1,0 +1,129 @@
+//! Run history: recorded runs, listed, looked up, shared by concurrent gzl processes.
+
+use crate::harness::{Run, Test};
+
+#[test]
+fn two_runs_at_once_both_succeed_and_are_both_recorded() {
+    let test = Test::with_gzlfile("a:\n  sleep 0.3\n  echo a\nb:\n  sleep 0.3\n");
+    let other = Test::with_gzlfile("c:\n  sleep 0.3\n");
+    let first = test.spawn(&["run"]);
+    let second = test.spawn(&["run"]);
+    let third = other
+        .command(&["run"])
+        .env("GZL_HOME", test.home())
+        .spawn()
+        .expect("gzl starts");
+    // `ls` while they run works.
+    test.gzl(&["ls", "--all-repos"]).status(0);
+    Run::from(first.wait_with_output().expect("first")).status(0);
+    Run::from(second.wait_with_output().expect("second")).status(0);
+    assert_eq!(
+        third.wait_with_output().expect("third").status.code(),
+        Some(0)
+    );
+    let runs = test.runs();
+    assert_eq!(runs.len(), 2, "only this repository's runs");
+    assert!(runs.iter().all(|r| r["status"] == "passed"));
+    let all = test.gzl(&["ls", "--all-repos", "--json"]).status(0);
+    let value: serde_json::Value = serde_json::from_str(&all.stdout).expect("JSON");
+    assert_eq!(value["runs"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn a_run_records_its_commit_branch_and_stages() {
+    let test = Test::with_gzlfile("build:\n  echo b\ntest: build\n  exit 1\n");
+    let commit = test.commit("first");
+    test.gzl(&["run"]).status(1);
+    let runs = test.runs();
+    let run = &runs[0];
+    assert_eq!(run["id"], 1);
+    assert_eq!(run["commit"], commit);
+    assert_eq!(run["branch"], "main");
+    assert_eq!(run["dirty"], false);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["stage_counts"]["total"], 2);
+    assert_eq!(run["stage_counts"]["passed"], 1);
+    assert_eq!(run["stage_counts"]["failed"], 1);
+    assert_eq!(run["gzl_version"], env!("CARGO_PKG_VERSION"));
+    let ls = test.gzl(&["ls"]).status(0);
+    assert!(ls.stdout.contains(&commit[..8]), "{}", ls.stdout);
+    assert!(ls.stdout.contains("1/2 (1 failed)"), "{}", ls.stdout);
+}
+
+#[test]
+fn a_dirty_tree_is_recorded_as_dirty() {
+    let test = Test::with_gzlfile("a:\n  true\n");
+    test.commit("first");
+    test.write("Gzlfile", "a:\n  echo changed\n");
+    test.gzl(&["run"]).status(0);
+    assert_eq!(test.runs()[0]["dirty"], true);
+    test.gzl(&["ls"]).status(0).stdout_has("+");
+}
+
+#[test]
+fn ls_limits_and_orders_newest_first() {
+    let test = Test::with_gzlfile("a:\n  true\n");
+    for _ in 0..3 {
+        test.gzl(&["run"]).status(0);
+    }
+    let ls = test.gzl(&["ls", "--limit", "2"]).status(0);
+    let ids: Vec<&str> = ls
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ids, ["3", "2"]);
+}
+
+#[test]
+fn logs_finds_runs_by_id_last_and_commit() {
+    let test = Test::with_gzlfile("say:\n  echo \"run at $GZL_COMMIT\"\nquiet:\n  true\n");
+    let first = test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let second = test.commit("second");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["logs", "1", "say"])
+        .status(0)
+        .stdout_has(&format!("run at {first}"));
+    test.gzl(&["logs", "last", "say"])
+        .status(0)
+        .stdout_has(&format!("run at {second}"));
+    test.gzl(&["logs", "HEAD~1", "say"])
+        .status(0)
+        .stdout_has(&format!("run at {first}"));
+    test.gzl(&["logs", &first[..7], "say"])
+        .status(0)
+        .stdout_has(&format!("run at {first}"));
+    // Without a stage: every stage under a header.
+    test.gzl(&["logs", "last"])
+        .status(0)
+        .stdout_has("==> say (passed) <==\n")
+        .stdout_has("==> quiet (passed) <==\n");
+}
+
+#[test]
+fn logs_errors_name_what_is_missing() {
+    let test = Test::with_gzlfile("say:\n  echo hi\n");
+    test.gzl(&["logs", "last"])
+        .status(2)
+        .stderr_has("no runs yet");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["logs", "last", "sya"])
+        .status(2)
+        .stderr_has("did you mean `say`?");
+    test.gzl(&["logs", "no-such-rev", "say"])
+        .status(2)
+        .stderr_has("`no-such-rev` is not a commit");
+}
+
+#[test]
+fn logs_follow_shows_output_until_the_stage_ends() {
+    let test = Test::with_gzlfile("slow:\n  echo one\n  touch started\n  sleep 0.5\n  echo two\n");
+    let run = test.spawn(&["run"]);
+    test.wait_for_file("started");
+    let follow = test.gzl(&["logs", "last", "slow", "-f"]).status(0);
+    assert_eq!(follow.stdout, "one\ntwo\n");
+    Run::from(run.wait_with_output().expect("run")).status(0);
+}

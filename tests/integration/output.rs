@@ -1,0 +1,162 @@
+//! What runs print: raw or prefixed output, logs stored byte for byte, JSON events.
+
+use crate::harness::Test;
+
+#[test]
+fn one_stage_at_a_time_prints_output_as_is() {
+    let test = Test::with_gzlfile("a:\n  echo first\nb: a\n  echo second\n");
+    let run = test.gzl(&["run"]).status(0);
+    assert_eq!(run.stdout, "first\nsecond\n");
+}
+
+#[test]
+fn stages_side_by_side_prefix_each_line_with_their_name() {
+    let test = Test::with_gzlfile(
+        "build:\n  echo out\n  echo err >&2\n  printf unfinished\nlint-all:\n  echo linted\n",
+    );
+    let run = test.gzl(&["run", "-j", "2"]).status(0);
+    assert!(run.stdout.contains("build    | out\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("build    | err\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("build    | unfinished\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("lint-all | linted\n"), "{}", run.stdout);
+}
+
+#[test]
+fn quiet_prints_only_the_summary() {
+    let test = Test::with_gzlfile("a:\n  echo noisy\n");
+    let run = test.gzl(&["run", "--quiet"]).status(0);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    run.stderr_has("run 1 passed: 1 passed");
+}
+
+#[test]
+fn stdout_and_stderr_interleave_in_the_log_as_written() {
+    let test = Test::with_gzlfile("a:\n  echo 1\n  echo 2 >&2\n  echo 3\n  echo 4 >&2\n");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["logs", "last", "a"])
+        .status(0)
+        .stdout_has("1\n2\n3\n4\n");
+}
+
+#[test]
+fn output_that_is_not_utf8_is_stored_as_it_came() {
+    let test = Test::with_gzlfile("bin:\n  printf 'ok \\377\\376 \\000 end\\n'\n");
+    let run = test.gzl(&["run"]).status(0);
+    assert_eq!(run.raw_stdout, b"ok \xff\xfe \x00 end\n");
+    let logs = test.gzl(&["logs", "last", "bin"]).status(0);
+    assert_eq!(logs.raw_stdout, b"ok \xff\xfe \x00 end\n");
+}
+
+#[test]
+fn a_huge_line_is_stored_whole_while_memory_stays_bounded() {
+    // 200 MB without a newline, beside another stage so output is prefixed line by line.
+    let test = Test::with_gzlfile(
+        "huge:\n  head -c 200000000 /dev/zero | tr '\\0' x\nother:\n  echo small\n",
+    );
+    let child = test
+        .command(&["run", "-j", "2", "--quiet"])
+        .spawn()
+        .expect("gzl starts");
+    let pid = child.id();
+    let mut peak_kb = 0u64;
+    let output = {
+        let watcher = std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                if let Some(kb) = status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    peak = peak.max(kb);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            peak
+        });
+        let output = child.wait_with_output().expect("gzl ends");
+        peak_kb = peak_kb.max(watcher.join().expect("watcher"));
+        output
+    };
+    assert_eq!(output.status.code(), Some(0));
+    let log = test.home().join("runs/1/huge.log");
+    assert_eq!(std::fs::metadata(&log).expect("log").len(), 200_000_000);
+    assert!(
+        peak_kb < 100_000,
+        "gzl's peak memory {peak_kb} kB grew with the output"
+    );
+}
+
+#[test]
+fn gigabytes_of_output_pass_through_in_bounded_memory() {
+    let test = Test::with_gzlfile("flood:\n  head -c 1000000000 /dev/zero | tr '\\0' '\\n'\n");
+    let child = test
+        .command(&["run", "--quiet"])
+        .spawn()
+        .expect("gzl starts");
+    let pid = child.id();
+    let watcher = std::thread::spawn(move || {
+        let mut peak = 0u64;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(kb) = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                peak = peak.max(kb);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        peak
+    });
+    let output = child.wait_with_output().expect("gzl ends");
+    let peak_kb = watcher.join().expect("watcher");
+    assert_eq!(output.status.code(), Some(0));
+    let log = test.home().join("runs/1/flood.log");
+    assert_eq!(std::fs::metadata(&log).expect("log").len(), 1_000_000_000);
+    assert!(
+        peak_kb < 100_000,
+        "gzl's peak memory {peak_kb} kB grew with the output"
+    );
+    std::fs::remove_file(log).expect("remove the big log");
+}
+
+#[test]
+fn json_events_describe_the_run() {
+    let test = Test::with_gzlfile("build:\n  echo built\ntest: build\n  echo tested\n  exit 4\n");
+    let run = test.gzl(&["run", "--json"]).status(1);
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "run_started",
+            "stage_started",
+            "output",
+            "stage_finished",
+            "stage_started",
+            "output",
+            "stage_finished",
+            "run_finished"
+        ]
+    );
+    assert_eq!(events[0]["schema"], 1);
+    assert_eq!(events[0]["stages"][1]["needs"][0], "build");
+    assert_eq!(events[2]["line"], "built");
+    assert_eq!(events[6]["status"], "failed");
+    assert_eq!(events[6]["exit_code"], 4);
+    assert_eq!(events[7]["status"], "failed");
+}

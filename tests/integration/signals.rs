@@ -1,0 +1,71 @@
+//! Stopping gzl: Ctrl-C and SIGTERM stop every stage's process group; a gzl killed outright
+//! leaves a run that the next gzl shows as interrupted.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::{Run, Test, process_alive, read_pid};
+
+const LONG_STAGES: &str = "a:\n  sleep 1000 &\n  echo $! > a-child.pid\n  echo $$ > a.pid\n  wait\nb:\n  echo $$ > b.pid\n  sleep 1000\nafter: a b\n  touch after-ran\n";
+
+fn interrupt_with(signal: Signal) {
+    let test = Test::with_gzlfile(LONG_STAGES);
+    let child = test.spawn(&["run", "-j", "2"]);
+    test.wait_for_file("a.pid");
+    test.wait_for_file("b.pid");
+    kill(Pid::from_raw(child.id() as i32), signal).expect("signal gzl");
+    let run = Run::from(child.wait_with_output().expect("gzl ends")).status(130);
+    for pid_file in ["a.pid", "a-child.pid", "b.pid"] {
+        assert!(
+            !process_alive(read_pid(&test.path(pid_file))),
+            "{pid_file} still alive"
+        );
+    }
+    assert!(!test.path("after-ran").exists());
+    assert!(run.summary_of("a").contains("cancelled"), "{}", run.stderr);
+    assert!(
+        run.summary_of("after").contains("cancelled"),
+        "{}",
+        run.stderr
+    );
+    let runs = test.runs();
+    assert_eq!(runs[0]["status"], "cancelled");
+}
+
+#[test]
+fn ctrl_c_stops_every_stage_and_exits_130() {
+    interrupt_with(Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_every_stage_and_exits_130() {
+    interrupt_with(Signal::SIGTERM);
+}
+
+#[test]
+fn a_killed_gzl_leaves_an_interrupted_run_not_a_running_one() {
+    let test = Test::with_gzlfile(
+        "done:\n  echo finished\nslow: done\n  echo $$ > slow.pid\n  sleep 1000\n",
+    );
+    let mut child = test.spawn(&["run"]);
+    test.wait_for_file("slow.pid");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill gzl");
+    child.wait().expect("reaped");
+    // The stage's own process survives gzl's death (it is in its own group); clean it up.
+    let _ = kill(
+        Pid::from_raw(-read_pid(&test.path("slow.pid"))),
+        Signal::SIGKILL,
+    );
+
+    let runs = test.runs();
+    assert_eq!(runs[0]["status"], "interrupted");
+    assert_eq!(
+        runs[0]["stage_counts"]["passed"], 1,
+        "what was recorded is kept"
+    );
+    assert_eq!(runs[0]["stage_counts"]["interrupted"], 1);
+    test.gzl(&["ls"]).status(0).stdout_has("interrupted");
+    test.gzl(&["logs", "last", "done"])
+        .status(0)
+        .stdout_has("finished");
+}
