@@ -22,6 +22,7 @@
 #   GRAPHS="independent chain layers"   which graphs to run
 #   TOOLS="gzl ninja make"              which tools to time
 #   BENCH_TMPDIR  where to create the scratch directory (default: $TMPDIR or /tmp)
+#   KEEP=1        keep the scratch directory (graphs, gzl's history) for inspection
 #
 # How gzl is measured: each graph gets its own git repository (Gzlfile committed, nothing
 # else in it, so `is_dirty` sees a clean tree) and its own empty GZL_HOME. One untimed
@@ -89,7 +90,9 @@ fi
 
 # --- scratch -----------------------------------------------------------------------------
 scratch=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/gzl-stages.XXXXXX")
-cleanup() { rm -rf -- "$scratch"; }
+cleanup() {
+    if [[ ${KEEP:-0} == 1 ]]; then say "kept $scratch"; else rm -rf -- "$scratch"; fi
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

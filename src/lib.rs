@@ -13,4 +13,5 @@ pub mod project;
 pub mod report;
 pub mod stagefile;
 pub mod status;
+pub mod style;
 pub mod templates;

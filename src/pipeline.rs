@@ -41,9 +41,7 @@ pub fn run(
     view: View,
 ) -> Result<RunResult, Error> {
     let plan = Plan::new(gzlfile, &options.targets)?;
-    let home = Home::locate()?;
-    let mut history = History::open(&home)?;
-    history.reap_interrupted()?;
+    let mut history = open_history()?;
 
     let identity = project.identity();
     let medians = history.median_durations(&identity)?;
@@ -84,6 +82,7 @@ pub fn run(
         started,
     )?;
     let run_id = lease.id;
+    tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %project.root.display(), "run started");
     let shell = default_shell();
     let jobs: Vec<Job> = plan
         .nodes()
@@ -129,13 +128,30 @@ pub fn run(
         duration: clock.elapsed(),
     });
     drop(events);
-    let recorder = subscribers
-        .join()
-        .map_err(|_| Error::usage("gzl's event thread failed", None))?;
+    let recorder = subscribers.join().map_err(|_| Error::Io {
+        message: "gzl's event thread failed".into(),
+        source: std::io::Error::other("the thread panicked"),
+    })?;
     let recorded = recorder.finish();
     History::end_lease(lease);
     recorded?;
     Ok(RunResult { id: run_id, status })
+}
+
+/// Opens gzl's history, settling runs whose gzl died first.
+pub fn open_history() -> Result<History, Error> {
+    let mut history = History::open(&Home::locate()?)?;
+    settle_interrupted(&mut history)?;
+    Ok(history)
+}
+
+/// Marks runs whose gzl died as interrupted and stops what their stages left running.
+pub fn settle_interrupted(history: &mut History) -> Result<(), Error> {
+    for run in history.reap_interrupted()? {
+        tracing::debug!(run = run.id, groups = ?run.groups, "marked interrupted: its gzl is gone");
+        exec::kill_abandoned_groups(run.id, &run.groups);
+    }
+    Ok(())
 }
 
 /// Runs the executor on a single-threaded runtime, turning SIGINT and SIGTERM into a

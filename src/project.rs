@@ -22,9 +22,14 @@ impl Project {
     pub fn discover(dir: &Path, file: Option<&Path>) -> Result<Self, GitError> {
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let repo = Repo::discover(&dir)?;
-        let root = match &repo {
-            Some(repo) => repo.root().to_path_buf(),
-            None => dir
+        let root = match (&repo, file) {
+            (Some(repo), _) => repo.root().to_path_buf(),
+            // Outside git, a Gzlfile given by path is its own project, rooted where it is.
+            (None, Some(file)) => dir
+                .join(file)
+                .parent()
+                .map_or_else(|| dir.clone(), Path::to_path_buf),
+            (None, None) => dir
                 .ancestors()
                 .find(|candidate| candidate.join(FILE_NAME).is_file())
                 .unwrap_or(&dir)
@@ -58,12 +63,12 @@ impl Project {
     /// Says where gzl looked for the Gzlfile, for the error that it is missing.
     pub fn searched(&self) -> String {
         if self.explicit_file {
-            format!("{} (given with --file)", self.gzlfile.display())
+            format!("at {} (given with --file)", self.gzlfile.display())
         } else if self.repo.is_some() {
-            format!("{} (the repository root)", self.root.display())
+            format!("in {} (the repository root)", self.root.display())
         } else {
             format!(
-                "{} and its parent directories (not in a git repository)",
+                "in {} or its parent directories (not in a git repository)",
                 self.root.display()
             )
         }

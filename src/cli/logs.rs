@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::Context;
 use crate::error::{Error, ExitCode};
-use crate::history::{History, Home, RunRecord, StageRecord};
+use crate::history::{History, RunRecord, StageRecord};
+use crate::pipeline;
 use crate::status::{RunStatus, StageStatus};
 
 #[derive(clap::Args)]
@@ -24,8 +25,7 @@ pub struct Args {
 const POLL: Duration = Duration::from_millis(50);
 
 pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
-    let mut history = History::open(&Home::locate()?)?;
-    history.reap_interrupted()?;
+    let mut history = pipeline::open_history()?;
     let run = find_run(context, &history, &args.run)?;
     let stages = history.stages(run.id)?;
     let selected: Vec<&StageRecord> = match &args.stage {
@@ -44,11 +44,16 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         },
         None => stages.iter().collect(),
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = LineTracker {
+        inner: std::io::stdout().lock(),
+        at_line_start: true,
+    };
     let headers = args.stage.is_none();
     for stage in selected {
         if headers {
-            let _ = writeln!(out, "==> {} ({}) <==", stage.name, stage.status);
+            // A log that ends mid-line must not swallow the next header.
+            let newline = if out.at_line_start { "" } else { "\n" };
+            let _ = writeln!(out, "{newline}==> {} ({}) <==", stage.name, stage.status);
         }
         let shown = if args.follow {
             follow(&mut history, run.id, stage, &mut out)
@@ -77,7 +82,8 @@ fn find_run(context: &Context, history: &History, selector: &str) -> Result<RunR
             .newest_run(&identity, None)?
             .ok_or_else(|| not_found("no runs yet in this repository".into()));
     }
-    if let Ok(id) = selector.parse::<i64>()
+    let id = selector.parse::<i64>().ok();
+    if let Some(id) = id
         && let Some(run) = history.run(id)?
     {
         return Ok(run);
@@ -85,7 +91,12 @@ fn find_run(context: &Context, history: &History, selector: &str) -> Result<RunR
     let Some(repo) = &context.project.repo else {
         return Err(not_found(format!("no run {selector}")));
     };
-    let commit = repo.resolve_commit(selector)?;
+    let commit = match (repo.resolve_commit(selector), id) {
+        (Ok(commit), _) => commit,
+        // A number that is neither a run nor a commit was meant as a run.
+        (Err(_), Some(_)) => return Err(not_found(format!("no run {selector}"))),
+        (Err(error), None) => return Err(error.into()),
+    };
     history
         .newest_run(&identity, Some(&commit))?
         .ok_or_else(|| {
@@ -94,6 +105,26 @@ fn find_run(context: &Context, history: &History, selector: &str) -> Result<RunR
                 &commit[..commit.len().min(12)]
             ))
         })
+}
+
+/// Remembers whether the last byte written ended a line.
+struct LineTracker<W> {
+    inner: W,
+    at_line_start: bool,
+}
+
+impl<W: Write> Write for LineTracker<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        if let Some(&last) = buf[..written].last() {
+            self.at_line_start = last == b'\n';
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Copies a stage's log from `offset` on; returns the new offset.
@@ -129,7 +160,7 @@ fn follow(
             return Ok(());
         }
         std::thread::sleep(POLL);
-        let _ = history.reap_interrupted();
+        let _ = pipeline::settle_interrupted(history);
         if let Ok(stages) = history.stages(run)
             && let Some(updated) = stages.into_iter().find(|s| s.position == stage.position)
         {

@@ -6,7 +6,8 @@ use serde_json::json;
 use super::Context;
 use crate::duration::format_duration;
 use crate::error::{Error, ExitCode};
-use crate::history::{History, Home, RunRecord};
+use crate::history::RunRecord;
+use crate::pipeline;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,8 +28,7 @@ pub struct Args {
 const SCHEMA: u32 = 1;
 
 pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
-    let mut history = History::open(&Home::locate()?)?;
-    history.reap_interrupted()?;
+    let history = pipeline::open_history()?;
     let project = &context.project;
     // Outside any repository or Gzlfile there is no "this repository": show them all.
     let located = project.repo.is_some() || project.gzlfile.is_file();

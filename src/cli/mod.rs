@@ -112,6 +112,7 @@ impl Context {
             None => cwd,
         };
         let project = Project::discover(&dir, file.as_deref())?;
+        tracing::debug!(root = %project.root.display(), gzlfile = %project.gzlfile.display(), git = project.repo.is_some(), "project");
         Ok(Context { project })
     }
 
@@ -119,7 +120,7 @@ impl Context {
     pub fn load(&self) -> Result<Gzlfile, Error> {
         self.project.load().map_err(|error| match error {
             StagefileError::NotFound { .. } => Error::usage(
-                format!("no Gzlfile found in {}", self.project.searched()),
+                format!("no Gzlfile found {}", self.project.searched()),
                 Some("run `gzl init` to write one for this project, or pass `--file PATH`".into()),
             ),
             error => error.into(),

@@ -1,24 +1,16 @@
 //! How errors look on stderr.
 
 use std::error::Error as _;
-use std::io::IsTerminal as _;
 
 use crate::error::Error;
 use crate::plan::PlanError;
-use crate::report::use_color;
 use crate::stagefile::StagefileError;
+use crate::style::Style;
 
 /// Prints `error` for people: Gzlfile diagnostics with their source lines, everything else as
 /// `error: …` with its causes and a hint where one helps.
 pub fn error(error: &Error) {
-    let color = use_color(std::io::stderr().is_terminal());
-    let paint = |code: &str, text: &str| {
-        if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    };
+    let style = Style::for_stderr();
     let mut text = String::new();
     match error {
         Error::Stagefile(StagefileError::Invalid {
@@ -28,18 +20,18 @@ pub fn error(error: &Error) {
         }) => {
             let shown = shown_path(path);
             for diagnostic in diagnostics {
-                text.push_str(&diagnostic.render(source_text, &shown, color));
+                text.push_str(&diagnostic.render(source_text, &shown, style.enabled()));
                 text.push('\n');
             }
             let count = diagnostics.len();
             text.push_str(&format!(
-                "{}: {shown} has {count} error{}; nothing was run\n",
-                paint("1;31", "error"),
+                "{}: {shown} has {count} error{}\n",
+                style.error("error"),
                 if count == 1 { "" } else { "s" }
             ));
         }
         _ => {
-            text.push_str(&format!("{}: {error}\n", paint("1;31", "error")));
+            text.push_str(&format!("{}: {error}\n", style.error("error")));
             let mut source = error.source();
             // `transparent` variants repeat their inner error's message; skip the repeat.
             if source.is_some_and(|s| s.to_string() == error.to_string()) {
@@ -50,7 +42,7 @@ pub fn error(error: &Error) {
                 source = cause.source();
             }
             if let Some(help) = help(error) {
-                text.push_str(&format!("  {}: {help}\n", paint("1", "help")));
+                text.push_str(&format!("  {}: {help}\n", style.bold("help")));
             }
         }
     }

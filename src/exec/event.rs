@@ -10,9 +10,12 @@ use crate::status::{RunStatus, StageStatus};
 #[derive(Debug, Clone)]
 pub enum Event {
     RunStarted(Arc<RunInfo>),
+    /// Sent before any output of the stage.
     StageStarted {
         stage: usize,
         at: SystemTime,
+        /// The stage's process, which leads its process group; `None` when none was started.
+        pid: Option<u32>,
     },
     /// Bytes the stage wrote to stdout or stderr, as they came, in chunks of any size.
     Output {

@@ -144,17 +144,17 @@ impl Scheduler<'_> {
     }
 
     async fn start(&mut self, index: usize, running: &mut JoinSet<(usize, Outcome)>) {
-        let now = SystemTime::now();
         self.started_at[index] = Some(tokio::time::Instant::now());
-        let _ = self
-            .events
-            .send(Event::StageStarted {
-                stage: index,
-                at: now,
-            })
-            .await;
         if self.jobs[index].script.is_none() {
             // A group passes as soon as it is ready: everything it needs has passed.
+            let _ = self
+                .events
+                .send(Event::StageStarted {
+                    stage: index,
+                    at: SystemTime::now(),
+                    pid: None,
+                })
+                .await;
             self.finish(index, Outcome::Passed).await;
             return;
         }
@@ -176,6 +176,7 @@ impl Scheduler<'_> {
 
     async fn finish(&mut self, index: usize, outcome: Outcome) {
         let duration = self.started_at[index].map(|at| at.elapsed());
+        tracing::debug!(stage = %self.jobs[index].name, ?outcome, ?duration, "stage finished");
         self.record(index, outcome, SystemTime::now(), duration)
             .await;
         if outcome == Outcome::Passed {
@@ -233,5 +234,44 @@ impl Scheduler<'_> {
                 duration,
             })
             .await;
+    }
+}
+
+/// Kills what is left of the process groups of a run whose gzl died (so nobody stopped its
+/// stages). Only processes that still carry the run's `GZL_RUN_ID` are touched: a group id
+/// may have been reused since.
+pub fn kill_abandoned_groups(run: i64, groups: &[u32]) {
+    let marker = format!("GZL_RUN_ID={run}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name (which may hold spaces): state, ppid, pgrp, …
+        let group = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .and_then(|g| g.parse::<u32>().ok());
+        if !group.is_some_and(|g| groups.contains(&g)) {
+            continue;
+        }
+        let carries_run = std::fs::read(entry.path().join("environ"))
+            .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == marker.as_bytes()));
+        if carries_run {
+            tracing::debug!(pid, run, "killing a process left by an interrupted run");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }

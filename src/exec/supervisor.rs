@@ -80,6 +80,8 @@ impl Supervisor<'_> {
                 return self.could_not_start(&message).await;
             }
         };
+        tracing::debug!(stage = %self.job.name, pid = child.id(), shell = ?self.job.shell, "stage started");
+        self.started(child.id()).await;
         self.supervise(child, reader).await
     }
 
@@ -233,7 +235,19 @@ impl Supervisor<'_> {
             .await;
     }
 
+    async fn started(&self, pid: Option<u32>) {
+        let _ = self
+            .events
+            .send(Event::StageStarted {
+                stage: self.stage,
+                at: std::time::SystemTime::now(),
+                pid,
+            })
+            .await;
+    }
+
     async fn could_not_start(&self, message: &str) -> Outcome {
+        self.started(None).await;
         self.note(message, b'\n').await;
         Outcome::Failed {
             exit_code: None,

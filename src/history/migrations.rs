@@ -47,6 +47,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX stages_by_name ON stages(name, run_id);
     ",
+    // 2: the process group of a running stage, so a later gzl can stop what a dead one left.
+    "ALTER TABLE stages ADD COLUMN pid INTEGER;",
 ];
 
 /// Brings the database to the newest schema version.

@@ -54,7 +54,12 @@ impl Home {
     /// `$GZL_HOME` when set, else the platform's data directory for gzl.
     pub fn locate() -> Result<Self, HistoryError> {
         if let Some(home) = std::env::var_os("GZL_HOME").filter(|h| !h.is_empty()) {
-            return Ok(Home { root: home.into() });
+            // Stages run elsewhere and get paths inside the home: it must be absolute.
+            let home = std::path::absolute(&home).map_err(|source| HistoryError::Directory {
+                path: home.into(),
+                source,
+            })?;
+            return Ok(Home { root: home });
         }
         directories::ProjectDirs::from("", "", "gzl")
             .map(|dirs| Home {
@@ -118,6 +123,8 @@ pub enum Update {
         position: usize,
         at: SystemTime,
         log_path: PathBuf,
+        /// The stage's process group, so a later gzl can stop it if this one dies.
+        pid: Option<u32>,
     },
     StageFinished {
         run: i64,
@@ -168,6 +175,14 @@ pub struct StageCounts {
     pub running: usize,
     pub pending: usize,
     pub interrupted: usize,
+}
+
+/// A run found abandoned by its gzl.
+#[derive(Debug, Clone)]
+pub struct InterruptedRun {
+    pub id: i64,
+    /// Process groups of the stages it was running.
+    pub groups: Vec<u32>,
 }
 
 /// A stage of a recorded run.
@@ -332,16 +347,18 @@ impl History {
                         position,
                         at,
                         log_path,
+                        pid,
                     } => {
                         tx.prepare_cached(
-                            "UPDATE stages SET status = 'running', started_at = ?3, log_path = ?4
+                            "UPDATE stages SET status = 'running', started_at = ?3, log_path = ?4, pid = ?5
                              WHERE run_id = ?1 AND position = ?2",
                         )?
                         .execute(params![
                             run,
                             sql_int(*position),
                             millis(*at),
-                            log_path.to_string_lossy()
+                            log_path.to_string_lossy(),
+                            pid
                         ])?;
                     }
                     Update::StageFinished {
@@ -392,8 +409,9 @@ impl History {
     }
 
     /// Marks `interrupted` every run of this host still recorded as running whose gzl is gone,
-    /// with the stages it left running or pending. Returns the ids it marked.
-    pub fn reap_interrupted(&mut self) -> Result<Vec<i64>, HistoryError> {
+    /// with the stages it left running or pending. Returns those runs, with the process groups
+    /// of the stages that were running: they may still be alive, with nobody watching them.
+    pub fn reap_interrupted(&mut self) -> Result<Vec<InterruptedRun>, HistoryError> {
         let candidates: Vec<(i64, String)> = (|| {
             let mut statement = self
                 .conn
@@ -412,6 +430,12 @@ impl History {
                 let tx = self
                     .conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let groups = tx
+                    .prepare(
+                        "SELECT pid FROM stages WHERE run_id = ?1 AND status = 'running' AND pid IS NOT NULL",
+                    )?
+                    .query_map(params![id], |row| row.get::<_, u32>(0))?
+                    .collect::<rusqlite::Result<Vec<u32>>>()?;
                 let changed = tx.execute(
                     "UPDATE runs SET status = 'interrupted',
                          finished_at = COALESCE((SELECT MAX(COALESCE(finished_at, started_at)) FROM stages
@@ -424,11 +448,12 @@ impl History {
                     params![id],
                 )?;
                 tx.commit()?;
-                Ok(changed)
+                Ok((changed, groups))
             })();
-            if result.map_err(|e| self.error(e))? > 0 {
+            let (changed, groups) = result.map_err(|e| self.error(e))?;
+            if changed > 0 {
                 let _ = std::fs::remove_file(&lock_path);
-                reaped.push(id);
+                reaped.push(InterruptedRun { id, groups });
             }
         }
         Ok(reaped)

@@ -44,7 +44,7 @@ impl Recorder {
                 self.names = info.stages.iter().map(|(name, _)| name.clone()).collect();
                 self.logs = (0..self.names.len()).map(|_| None).collect();
             }
-            Event::StageStarted { stage, at } => {
+            Event::StageStarted { stage, at, pid } => {
                 let log_path = self.dir.join(format!("{}.log", self.names[*stage]));
                 match File::create(&log_path) {
                     Ok(file) => self.logs[*stage] = Some((file, 0)),
@@ -61,6 +61,7 @@ impl Recorder {
                     position: *stage,
                     at: *at,
                     log_path,
+                    pid: *pid,
                 });
             }
             Event::Output { stage, bytes } => {
@@ -103,6 +104,7 @@ impl Recorder {
         if self.error.is_some() || self.pending.is_empty() {
             return;
         }
+        tracing::trace!(updates = self.pending.len(), "writing to history");
         if let Err(error) = self.history.apply(&self.pending) {
             self.error = Some(error);
         }

@@ -61,7 +61,7 @@ impl Json {
                     "stages": stages,
                 }));
             }
-            Event::StageStarted { stage, at } => self.emit(&json!({
+            Event::StageStarted { stage, at, .. } => self.emit(&json!({
                 "event": "stage_started",
                 "run": self.run,
                 "stage": self.names[*stage],

@@ -31,8 +31,3 @@ impl View {
         }
     }
 }
-
-/// Whether to colour output for a terminal: only on a TTY and only without `NO_COLOR`.
-pub fn use_color(stream_is_terminal: bool) -> bool {
-    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}

@@ -1,16 +1,17 @@
-use std::io::{BufWriter, IsTerminal as _, Write};
+use std::io::{BufWriter, Write};
 use std::time::Duration;
 
 use super::lines::LineSplitter;
 use crate::duration::format_duration;
 use crate::exec::{Event, Outcome};
 use crate::status::RunStatus;
+use crate::style::Style;
 
 /// The terminal view of a run: stage output on stdout (prefixed by the stage's name when
 /// stages run side by side), then a summary on stderr.
 pub struct Terminal {
     quiet: bool,
-    color: bool,
+    style: Style,
     run: i64,
     names: Vec<String>,
     prefixes: Option<Vec<String>>,
@@ -27,7 +28,7 @@ impl Terminal {
     pub fn new(quiet: bool) -> Self {
         Terminal {
             quiet,
-            color: super::use_color(std::io::stdout().is_terminal()),
+            style: Style::for_stdout(),
             run: 0,
             names: Vec::new(),
             prefixes: None,
@@ -58,14 +59,8 @@ impl Terminal {
                         .enumerate()
                         .map(|(i, name)| {
                             let padded = format!("{name:<width$} | ");
-                            if self.color {
-                                format!(
-                                    "\x1b[{}m{padded}\x1b[0m",
-                                    PREFIX_COLORS[i % PREFIX_COLORS.len()]
-                                )
-                            } else {
-                                padded
-                            }
+                            self.style
+                                .paint(PREFIX_COLORS[i % PREFIX_COLORS.len()], &padded)
                         })
                         .collect();
                     self.prefixes = Some(prefixes);
@@ -129,20 +124,8 @@ impl Terminal {
         }
     }
 
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-
     fn summary(&self, status: RunStatus, duration: Duration) {
-        let color = super::use_color(std::io::stderr().is_terminal());
-        let painter = Terminal {
-            color,
-            ..Terminal::new(true)
-        };
+        let painter = Style::for_stderr();
         let width = self
             .names
             .iter()

@@ -270,6 +270,10 @@ impl<'a> Analyzer {
                     self.attribute(attribute, line, &mut attributes, &mut seen);
                     continue;
                 }
+                // Comments above the attributes (or above the script) are the Gzlfile's.
+                if line.is_comment() {
+                    continue;
+                }
                 if line.text.starts_with('@') {
                     self.diagnostics.push(
                         Diagnostic::new(
@@ -435,16 +439,16 @@ impl<'a> Analyzer {
             return;
         }
         match name {
-            "timeout" | "idle-timeout" => match parse_duration(value) {
+            "timeout" | "idle-timeout" => match parse_duration(value).filter(|d| !d.is_zero()) {
                 Some(duration) if name == "timeout" => attributes.timeout = Some(duration),
                 Some(duration) => attributes.idle_timeout = Some(duration),
                 None => self.diagnostics.push(
                     Diagnostic::new(format!("invalid duration `{value}`"), value_span)
                         .label("not a duration")
-                        .help("write a whole number and a unit, largest unit first: `500ms`, `90s`, `10m`, `1h30m`, `2d`"),
+                        .help("write a whole number and a unit, above zero, largest unit first: `500ms`, `90s`, `10m`, `1h30m`, `2d`"),
                 ),
             },
-            "env" => self.env(value, value_span, line, attributes),
+            "env" => self.env(value, value_span, attributes),
             "shell" => match shlex::split(value) {
                 Some(words) if !words.is_empty() => attributes.shell = Some(words),
                 _ => self.diagnostics.push(
@@ -457,7 +461,7 @@ impl<'a> Analyzer {
         }
     }
 
-    fn env(&mut self, value: &str, span: Span, line: &BodyLine<'a>, attributes: &mut Attributes) {
+    fn env(&mut self, value: &str, span: Span, attributes: &mut Attributes) {
         let Some((key, val)) = value.split_once('=') else {
             self.diagnostics.push(
                 Diagnostic::new(format!("`@env {value}` has no value"), span)
@@ -490,8 +494,7 @@ impl<'a> Analyzer {
                 )
                 .label("set again here")
                 .help(format!(
-                    "keep one `@env {key}=...` line (line {})",
-                    line.line
+                    "an earlier `@env` line sets `{key}` already; keep one"
                 )),
             );
             return;

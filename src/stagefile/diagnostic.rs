@@ -15,6 +15,8 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
+use crate::style::Style;
+
 /// A byte range in a Gzlfile's source.
 pub type Span = Range<usize>;
 
@@ -59,7 +61,7 @@ impl Diagnostic {
 
     /// Renders the diagnostic for a terminal. `path` is shown as given.
     pub fn render(&self, source: &str, path: &str, color: bool) -> String {
-        let paint = Paint(color);
+        let paint = Style::new(color);
         let start = self.span.start.min(source.len());
         let (line_start, line_no) = line_of(source, start);
         let line_end = source[line_start..]
@@ -78,20 +80,20 @@ impl Diagnostic {
         let _ = writeln!(
             out,
             "{}: {}",
-            paint.red_bold("error"),
+            paint.error("error"),
             paint.bold(&self.message)
         );
         let _ = writeln!(
             out,
             "{gutter}{} {path}:{line_no}:{column}",
-            paint.blue("-->")
+            paint.accent("-->")
         );
-        let _ = writeln!(out, "{gutter} {}", paint.blue("|"));
+        let _ = writeln!(out, "{gutter} {}", paint.accent("|"));
         let _ = writeln!(
             out,
             "{} {} {shown}",
-            paint.blue(&line_no.to_string()),
-            paint.blue("|")
+            paint.accent(&line_no.to_string()),
+            paint.accent("|")
         );
         let carets = "^".repeat(caret_len);
         let label = self
@@ -102,16 +104,16 @@ impl Diagnostic {
         let _ = writeln!(
             out,
             "{gutter} {} {}{}",
-            paint.blue("|"),
+            paint.accent("|"),
             " ".repeat(caret_offset),
-            paint.red_bold(&format!("{carets}{label}"))
+            paint.error(&format!("{carets}{label}"))
         );
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "{gutter} {}", paint.blue("|"));
+            let _ = writeln!(out, "{gutter} {}", paint.accent("|"));
             let _ = writeln!(
                 out,
                 "{gutter} {} {}: {help}",
-                paint.blue("="),
+                paint.accent("="),
                 paint.bold("help")
             );
         }
@@ -132,28 +134,6 @@ fn line_of(source: &str, offset: usize) -> (usize, usize) {
 
 fn expand_tabs(text: &str) -> String {
     text.replace('\t', "    ")
-}
-
-/// ANSI styling, or none.
-struct Paint(bool);
-
-impl Paint {
-    fn wrap(&self, code: &str, text: &str) -> String {
-        if self.0 {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-    fn red_bold(&self, text: &str) -> String {
-        self.wrap("1;31", text)
-    }
-    fn blue(&self, text: &str) -> String {
-        self.wrap("1;34", text)
-    }
-    fn bold(&self, text: &str) -> String {
-        self.wrap("1", text)
-    }
 }
 
 #[cfg(test)]

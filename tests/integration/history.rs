@@ -127,3 +127,35 @@ fn logs_follow_shows_output_until_the_stage_ends() {
     assert_eq!(follow.stdout, "one\ntwo\n");
     Run::from(run.wait_with_output().expect("run")).status(0);
 }
+
+#[test]
+fn logs_of_every_stage_keep_headers_on_their_own_lines() {
+    let test = Test::with_gzlfile("a:\n  printf no-newline\nb: a\n  echo y\n");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["logs", "last"])
+        .status(0)
+        .stdout_has("no-newline\n==> b (passed) <==\ny\n");
+}
+
+#[test]
+fn logs_of_a_number_that_is_no_run_says_so() {
+    let test = Test::with_gzlfile("a:\n  true\n");
+    test.commit("first");
+    test.gzl(&["logs", "999"])
+        .status(2)
+        .stderr_has("no run 999");
+}
+
+#[test]
+fn a_relative_gzl_home_works_from_anywhere() {
+    let test = Test::with_gzlfile("a:\n  echo ran\n");
+    test.write("sub/.keep", "");
+    let mut command = test.command(&["run"]);
+    command
+        .current_dir(test.path("sub"))
+        .env("GZL_HOME", "../relative-home");
+    crate::harness::Run::from(command.output().expect("gzl"))
+        .status(0)
+        .stdout_has("ran");
+    assert!(test.path("relative-home/history.db").exists());
+}

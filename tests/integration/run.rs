@@ -283,3 +283,11 @@ fn a_stage_killed_by_a_signal_is_reported() {
         run.stderr
     );
 }
+
+#[test]
+fn comments_above_the_attributes_do_not_hide_them() {
+    let test = Test::with_gzlfile(
+        "a:\n    # why this stage exists\n    @env WHO=attribute\n    echo \"$WHO\"\n",
+    );
+    test.gzl(&["run"]).status(0).stdout_has("attribute");
+}

@@ -51,13 +51,16 @@ fn a_killed_gzl_leaves_an_interrupted_run_not_a_running_one() {
     test.wait_for_file("slow.pid");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill gzl");
     child.wait().expect("reaped");
-    // The stage's own process survives gzl's death (it is in its own group); clean it up.
-    let _ = kill(
-        Pid::from_raw(-read_pid(&test.path("slow.pid"))),
-        Signal::SIGKILL,
-    );
+    let stage = read_pid(&test.path("slow.pid"));
+    assert!(process_alive(stage), "nobody stopped the stage yet");
 
+    // The next gzl that looks marks the run interrupted and stops what it left running.
     let runs = test.runs();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while process_alive(stage) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!process_alive(stage), "the abandoned stage was stopped");
     assert_eq!(runs[0]["status"], "interrupted");
     assert_eq!(
         runs[0]["stage_counts"]["passed"], 1,
