@@ -145,7 +145,7 @@ impl Scheduler<'_> {
 
     async fn start(&mut self, index: usize, running: &mut JoinSet<(usize, Outcome)>) {
         self.started_at[index] = Some(tokio::time::Instant::now());
-        if self.jobs[index].script.is_none() {
+        if self.jobs[index].command.is_none() {
             // A group passes as soon as it is ready: everything it needs has passed.
             let _ = self
                 .events
@@ -237,11 +237,11 @@ impl Scheduler<'_> {
     }
 }
 
-/// Kills what is left of the process groups of a run whose gzl died (so nobody stopped its
-/// stages). Only processes that still carry the run's `GZL_RUN_ID` are touched: a group id
-/// may have been reused since.
-pub fn kill_abandoned_groups(run: i64, groups: &[u32]) {
-    let marker = format!("GZL_RUN_ID={run}");
+/// Kills every process still running for a run whose gzl died, so nobody stopped its
+/// stages. Stage processes are recognised by the `GZL_RUN_ID` and `GZL_REPO_ROOT` their
+/// environment started with (children inherit them); Linux only, where `/proc` shows them.
+pub fn kill_abandoned(run: i64, root: &str) {
+    let markers = [format!("GZL_RUN_ID={run}"), format!("GZL_REPO_ROOT={root}")];
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -253,20 +253,15 @@ pub fn kill_abandoned_groups(run: i64, groups: &[u32]) {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        // Fields after the command name (which may hold spaces): state, ppid, pgrp, …
-        let group = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
-            .and_then(|g| g.parse::<u32>().ok());
-        if !group.is_some_and(|g| groups.contains(&g)) {
-            continue;
-        }
-        let carries_run = std::fs::read(entry.path().join("environ"))
-            .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == marker.as_bytes()));
-        if carries_run {
+        let has = |marker: &String| {
+            environ
+                .split(|&b| b == 0)
+                .any(|var| var == marker.as_bytes())
+        };
+        if markers.iter().all(has) {
             tracing::debug!(pid, run, "killing a process left by an interrupted run");
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),

@@ -17,12 +17,9 @@ use super::{Cancel, Event, Outcome};
 #[derive(Debug, Clone)]
 pub struct Job {
     pub name: String,
-    /// The body; `None` for a group, which starts no process.
-    pub script: Option<String>,
-    /// Where the script is written before the shell reads it.
-    pub script_path: PathBuf,
-    /// The interpreter and its arguments; the script path comes last.
-    pub shell: Vec<String>,
+    /// The program and its arguments (a shell and the script file, usually); `None` for a
+    /// group, which starts no process.
+    pub command: Option<Vec<String>>,
     pub cwd: PathBuf,
     /// Variables added to gzl's own environment.
     pub env: Vec<(String, String)>,
@@ -56,7 +53,7 @@ impl Supervisor<'_> {
     /// Runs the stage to its end. Every process of the stage's process group is gone when this
     /// returns, except ones that moved themselves to a new session.
     pub async fn run(mut self) -> Outcome {
-        let Some(script) = &self.job.script else {
+        let Some(words) = &self.job.command else {
             return Outcome::Passed;
         };
         if !self.job.cwd.is_dir() {
@@ -66,37 +63,30 @@ impl Supervisor<'_> {
             );
             return self.could_not_start(&message).await;
         }
-        if let Err(error) = std::fs::write(&self.job.script_path, script) {
-            let message = format!(
-                "cannot write the script to {}: {error}",
-                self.job.script_path.display()
-            );
-            return self.could_not_start(&message).await;
-        }
-        let (child, reader) = match self.spawn() {
+        let (child, reader) = match self.spawn(words) {
             Ok(started) => started,
             Err(error) => {
-                let message = format!("cannot start `{}`: {error}", self.job.shell.join(" "));
+                let message = format!("cannot start `{}`: {error}", words[0]);
                 return self.could_not_start(&message).await;
             }
         };
-        tracing::debug!(stage = %self.job.name, pid = child.id(), shell = ?self.job.shell, "stage started");
+        tracing::debug!(stage = %self.job.name, pid = child.id(), command = ?words, "stage started");
         self.started(child.id()).await;
         self.supervise(child, reader).await
     }
 
-    fn spawn(&self) -> std::io::Result<(tokio::process::Child, tokio::net::unix::pipe::Receiver)> {
+    fn spawn(
+        &self,
+        words: &[String],
+    ) -> std::io::Result<(tokio::process::Child, tokio::net::unix::pipe::Receiver)> {
         // One pipe for stdout and stderr keeps the two interleaved exactly as written.
         let (reader, writer) = std::io::pipe()?;
-        let (program, args) = self
-            .job
-            .shell
+        let (program, args) = words
             .split_first()
-            .ok_or_else(|| std::io::Error::other("no shell program"))?;
+            .ok_or_else(|| std::io::Error::other("no program to run"))?;
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
-            .arg(&self.job.script_path)
             .current_dir(&self.job.cwd)
             .envs(self.job.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

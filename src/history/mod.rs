@@ -76,9 +76,36 @@ impl Home {
         self.root.join("history.db")
     }
 
-    /// The directory holding a run's logs and scripts.
+    /// The directory holding a run's logs.
     pub fn run_dir(&self, run: i64) -> PathBuf {
         self.root.join("runs").join(run.to_string())
+    }
+
+    /// Stores a stage script by content (its git blob id) and returns the file's path. A script
+    /// is written once and shared by every stage and run with the same text.
+    pub fn store_script(&self, text: &str) -> Result<PathBuf, HistoryError> {
+        let id = gix::objs::compute_hash(
+            gix::hash::Kind::Sha1,
+            gix::objs::Kind::Blob,
+            text.as_bytes(),
+        )
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+        let dir = self.root.join("scripts");
+        let path = dir.join(&id);
+        if path.is_file() {
+            return Ok(path);
+        }
+        let error = |source| HistoryError::Directory {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(error)?;
+        // Written aside and renamed, so a concurrent gzl never runs half a script.
+        let temporary = dir.join(format!(".{id}.{}", std::process::id()));
+        std::fs::write(&temporary, text).map_err(error)?;
+        std::fs::rename(&temporary, &path).map_err(error)?;
+        Ok(path)
     }
 
     fn locks(&self) -> PathBuf {
@@ -181,8 +208,8 @@ pub struct StageCounts {
 #[derive(Debug, Clone)]
 pub struct InterruptedRun {
     pub id: i64,
-    /// Process groups of the stages it was running.
-    pub groups: Vec<u32>,
+    /// The repository root it ran in (its stages' `GZL_REPO_ROOT`).
+    pub root: String,
 }
 
 /// A stage of a recorded run.
@@ -409,20 +436,22 @@ impl History {
     }
 
     /// Marks `interrupted` every run of this host still recorded as running whose gzl is gone,
-    /// with the stages it left running or pending. Returns those runs, with the process groups
-    /// of the stages that were running: they may still be alive, with nobody watching them.
+    /// with the stages it left running or pending. Returns those runs: processes their stages
+    /// started may still be alive, with nobody watching them.
     pub fn reap_interrupted(&mut self) -> Result<Vec<InterruptedRun>, HistoryError> {
-        let candidates: Vec<(i64, String)> = (|| {
-            let mut statement = self
-                .conn
-                .prepare("SELECT id, lock_path FROM runs WHERE status = 'running' AND host = ?1")?;
-            let rows =
-                statement.query_map(params![self.host], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        let candidates: Vec<(i64, String, String)> = (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT runs.id, runs.lock_path, repos.path FROM runs JOIN repos ON repos.id = runs.repo_id
+                 WHERE runs.status = 'running' AND runs.host = ?1",
+            )?;
+            let rows = statement.query_map(params![self.host], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })()
         .map_err(|e| self.error(e))?;
         let mut reaped = Vec::new();
-        for (id, lock_path) in candidates {
+        for (id, lock_path, root) in candidates {
             if runner_is_alive(Path::new(&lock_path)) {
                 continue;
             }
@@ -430,12 +459,6 @@ impl History {
                 let tx = self
                     .conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let groups = tx
-                    .prepare(
-                        "SELECT pid FROM stages WHERE run_id = ?1 AND status = 'running' AND pid IS NOT NULL",
-                    )?
-                    .query_map(params![id], |row| row.get::<_, u32>(0))?
-                    .collect::<rusqlite::Result<Vec<u32>>>()?;
                 let changed = tx.execute(
                     "UPDATE runs SET status = 'interrupted',
                          finished_at = COALESCE((SELECT MAX(COALESCE(finished_at, started_at)) FROM stages
@@ -448,12 +471,11 @@ impl History {
                     params![id],
                 )?;
                 tx.commit()?;
-                Ok((changed, groups))
+                Ok(changed)
             })();
-            let (changed, groups) = result.map_err(|e| self.error(e))?;
-            if changed > 0 {
+            if result.map_err(|e| self.error(e))? > 0 {
                 let _ = std::fs::remove_file(&lock_path);
-                reaped.push(InterruptedRun { id, groups });
+                reaped.push(InterruptedRun { id, root });
             }
         }
         Ok(reaped)

@@ -14,7 +14,10 @@ pub struct Recorder {
     run: i64,
     dir: PathBuf,
     names: Vec<String>,
-    logs: Vec<Option<(File, u64)>>,
+    /// Open log files of running stages that have printed something.
+    logs: Vec<Option<File>>,
+    /// Bytes logged so far by each started stage.
+    sizes: Vec<Option<u64>>,
     pending: Vec<Update>,
     /// The first failure; recording stops there, the run goes on.
     error: Option<HistoryError>,
@@ -28,6 +31,7 @@ impl Recorder {
             dir: PathBuf::new(),
             names: Vec::new(),
             logs: Vec::new(),
+            sizes: Vec::new(),
             pending: Vec::new(),
             error: None,
         }
@@ -43,34 +47,38 @@ impl Recorder {
                 self.dir.clone_from(&info.dir);
                 self.names = info.stages.iter().map(|(name, _)| name.clone()).collect();
                 self.logs = (0..self.names.len()).map(|_| None).collect();
+                self.sizes = vec![None; self.names.len()];
             }
             Event::StageStarted { stage, at, pid } => {
-                let log_path = self.dir.join(format!("{}.log", self.names[*stage]));
-                match File::create(&log_path) {
-                    Ok(file) => self.logs[*stage] = Some((file, 0)),
-                    Err(source) => {
-                        self.error = Some(HistoryError::Directory {
-                            path: log_path,
-                            source,
-                        });
-                        return;
-                    }
-                }
+                self.sizes[*stage] = Some(0);
                 self.pending.push(Update::StageStarted {
                     run: self.run,
                     position: *stage,
                     at: *at,
-                    log_path,
+                    log_path: self.log_path(*stage),
                     pid: *pid,
                 });
             }
             Event::Output { stage, bytes } => {
-                if let Some((file, size)) = &mut self.logs[*stage] {
-                    if let Err(source) = file.write_all(bytes) {
-                        let path = self.dir.join(format!("{}.log", self.names[*stage]));
-                        self.error = Some(HistoryError::Directory { path, source });
-                        return;
+                // The log file is made on the first output: a silent stage costs no file.
+                if self.logs[*stage].is_none() {
+                    match File::create(self.log_path(*stage)) {
+                        Ok(file) => self.logs[*stage] = Some(file),
+                        Err(source) => {
+                            let path = self.log_path(*stage);
+                            self.error = Some(HistoryError::Directory { path, source });
+                            return;
+                        }
                     }
+                }
+                if let Some(file) = &mut self.logs[*stage]
+                    && let Err(source) = file.write_all(bytes)
+                {
+                    let path = self.log_path(*stage);
+                    self.error = Some(HistoryError::Directory { path, source });
+                    return;
+                }
+                if let Some(size) = &mut self.sizes[*stage] {
                     *size += bytes.len() as u64;
                 }
             }
@@ -80,7 +88,8 @@ impl Recorder {
                 at,
                 duration,
             } => {
-                let log_size = self.logs[*stage].take().map(|(_, size)| size);
+                self.logs[*stage] = None;
+                let log_size = self.sizes[*stage].take();
                 self.pending.push(Update::StageFinished {
                     run: self.run,
                     position: *stage,
@@ -97,6 +106,15 @@ impl Recorder {
                 at: *at,
             }),
         }
+    }
+
+    fn log_path(&self, stage: usize) -> PathBuf {
+        self.dir.join(format!("{}.log", self.names[stage]))
+    }
+
+    /// Whether recorded updates wait for a flush.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Writes what has been recorded since the last flush.

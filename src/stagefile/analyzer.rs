@@ -24,6 +24,7 @@ pub fn analyze(source: &str) -> Result<Vec<Stage>, Vec<Diagnostic>> {
         diagnostics: Vec::new(),
         stages: Vec::new(),
     };
+    let line_index = LineIndex::new(source);
     let mut current: Option<Draft> = None;
     // After a line that should have been a header, its body is not reported again.
     let mut after_bad_line = false;
@@ -33,11 +34,11 @@ pub fn analyze(source: &str) -> Result<Vec<Stage>, Vec<Diagnostic>> {
                 if let Some(draft) = current.take() {
                     analyzer.finish(draft);
                 }
-                current = Some(Draft::from_header(pair));
+                current = Some(Draft::from_header(pair, &line_index));
                 after_bad_line = false;
             }
             Rule::body_line => match current.as_mut() {
-                Some(draft) => draft.lines.push(BodyLine::from_pair(pair, source)),
+                Some(draft) => draft.lines.push(BodyLine::from_pair(pair, source, &line_index)),
                 None if after_bad_line => {}
                 None => analyzer.diagnostics.push(
                     Diagnostic::new("indented line outside of any stage", span_of(&pair))
@@ -89,6 +90,32 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|(distance, candidate)| *distance <= (name.len().max(candidate.len()) / 3).max(1))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
+}
+
+/// Line numbers by byte offset. (pest's `line_col` scans from the start of the input on
+/// every call, which made large Gzlfiles quadratic to check.)
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(source: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(
+                source
+                    .bytes()
+                    .enumerate()
+                    .filter(|(_, b)| *b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        LineIndex { starts }
+    }
+
+    /// The 1-based line holding `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset)
+    }
 }
 
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
@@ -165,8 +192,8 @@ struct Draft<'a> {
 }
 
 impl<'a> Draft<'a> {
-    fn from_header(pair: Pair<'a, Rule>) -> Self {
-        let line = pair.as_span().start_pos().line_col().0;
+    fn from_header(pair: Pair<'a, Rule>, lines: &LineIndex) -> Self {
+        let line = lines.line_of(pair.as_span().start());
         let mut inner = pair.into_inner();
         let name = inner.next().expect("the grammar gives every header a name");
         let needs = inner.map(|need| (need.as_str(), span_of(&need))).collect();
@@ -200,8 +227,8 @@ struct AttributeLine<'a> {
 }
 
 impl<'a> BodyLine<'a> {
-    fn from_pair(pair: Pair<'a, Rule>, source: &'a str) -> Self {
-        let line = pair.as_span().start_pos().line_col().0;
+    fn from_pair(pair: Pair<'a, Rule>, source: &'a str, lines: &LineIndex) -> Self {
+        let line = lines.line_of(pair.as_span().start());
         let mut inner = pair.into_inner();
         let indent = inner
             .next()
@@ -313,6 +340,7 @@ impl<'a> Analyzer {
 
         let mut needs = Vec::new();
         let mut need_spans = Vec::new();
+        let mut listed = HashSet::new();
         for (need, span) in draft.needs {
             if !is_valid_stage_name(need) {
                 self.diagnostics.push(
@@ -320,7 +348,7 @@ impl<'a> Analyzer {
                         .label("needed here")
                         .help("stage names use letters, digits, `_`, `-` and `.`; separate needed stages with spaces"),
                 );
-            } else if !needs.iter().any(|n| n == need) {
+            } else if listed.insert(need) {
                 needs.push(need.to_string());
                 need_spans.push(span);
             }

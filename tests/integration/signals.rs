@@ -45,8 +45,10 @@ fn sigterm_stops_every_stage_and_exits_130() {
 #[test]
 fn a_killed_gzl_leaves_an_interrupted_run_not_a_running_one() {
     let test = Test::with_gzlfile(
-        "done:\n  echo finished\nslow: done\n  echo $$ > slow.pid\n  sleep 1000\n",
+        "done:\n  echo finished\nslow: done\n  sleep 0.5\n  echo $$ > slow.pid\n  sleep 1000\n",
     );
+    // History is written in batches at most 50 ms apart: by the time `slow` has slept,
+    // `done` is on disk, and a gzl killed then must not lose it.
     let mut child = test.spawn(&["run"]);
     test.wait_for_file("slow.pid");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill gzl");

@@ -1,6 +1,7 @@
 //! One run of the pipeline: plan, record, execute, report. This is what `gzl run` does.
 
-use std::path::Path;
+mod jobs;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,7 +13,7 @@ use crate::history::{History, Home, NewRun, Recorder};
 use crate::plan::Plan;
 use crate::project::Project;
 use crate::report::View;
-use crate::stagefile::{Gzlfile, Stage};
+use crate::stagefile::Gzlfile;
 use crate::status::RunStatus;
 
 /// What `gzl run` was asked to do.
@@ -66,6 +67,7 @@ pub fn run(
             (node.stage.name.clone(), needs)
         })
         .collect();
+    let commands = jobs::commands(&plan, history.home())?;
     let started = SystemTime::now();
     let clock = Instant::now();
     let lease = history.begin_run(
@@ -83,20 +85,11 @@ pub fn run(
     )?;
     let run_id = lease.id;
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %project.root.display(), "run started");
-    let shell = default_shell();
     let jobs: Vec<Job> = plan
         .nodes()
         .iter()
-        .map(|node| {
-            job(
-                &node.stage,
-                project,
-                run_id,
-                commit.as_deref(),
-                &lease.dir,
-                &shell,
-            )
-        })
+        .zip(commands)
+        .map(|(node, command)| jobs::job(&node.stage, command, project, run_id, commit.as_deref()))
         .collect();
     let info = Arc::new(RunInfo {
         id: run_id,
@@ -110,9 +103,10 @@ pub fn run(
     });
 
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
+    let dispatcher = runtime()?;
     let subscribers = std::thread::spawn({
         let recorder = Recorder::new(history);
-        move || dispatch(receiver, recorder, view)
+        move || dispatcher.block_on(dispatch(receiver, recorder, view))
     });
     let (outcomes, interrupted) = execute(&plan, jobs, priorities, options, events.clone(), info)?;
     let status = if interrupted {
@@ -138,6 +132,16 @@ pub fn run(
     Ok(RunResult { id: run_id, status })
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            message: "cannot start gzl's runtime".into(),
+            source,
+        })
+}
+
 /// Opens gzl's history, settling runs whose gzl died first.
 pub fn open_history() -> Result<History, Error> {
     let mut history = History::open(&Home::locate()?)?;
@@ -148,8 +152,8 @@ pub fn open_history() -> Result<History, Error> {
 /// Marks runs whose gzl died as interrupted and stops what their stages left running.
 pub fn settle_interrupted(history: &mut History) -> Result<(), Error> {
     for run in history.reap_interrupted()? {
-        tracing::debug!(run = run.id, groups = ?run.groups, "marked interrupted: its gzl is gone");
-        exec::kill_abandoned_groups(run.id, &run.groups);
+        tracing::debug!(run = run.id, "marked interrupted: its gzl is gone");
+        exec::kill_abandoned(run.id, &run.root);
     }
     Ok(())
 }
@@ -165,13 +169,7 @@ fn execute(
     events: mpsc::Sender<Event>,
     info: Arc<RunInfo>,
 ) -> Result<(Vec<Outcome>, bool), Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            message: "cannot start gzl's runtime".into(),
-            source,
-        })?;
+    let runtime = runtime()?;
     let exec_options = exec::Options {
         jobs: options.jobs,
         fail_fast: options.fail_fast,
@@ -209,80 +207,44 @@ async fn forward_signals(cancel: watch::Sender<Cancel>, interrupted: watch::Send
     }
 }
 
-/// Hands every event to the history recorder and the view, flushing both whenever the queue
-/// runs dry: history writes then go in batches, and the terminal sees output promptly.
-fn dispatch(
+/// How long a history update may wait to be written with others in one transaction.
+const HISTORY_BATCH: Duration = Duration::from_millis(50);
+
+/// Hands every event to the history recorder and the view. The view is flushed whenever the
+/// queue runs dry, so output shows promptly; history is written at most `HISTORY_BATCH` after
+/// an update, in one transaction for all updates since the last write.
+async fn dispatch(
     mut receiver: mpsc::Receiver<Event>,
     mut recorder: Recorder,
     mut view: View,
 ) -> Recorder {
+    let mut write_at: Option<tokio::time::Instant> = None;
     loop {
-        let event = match receiver.try_recv() {
-            Ok(event) => event,
-            Err(mpsc::error::TryRecvError::Empty) => {
-                recorder.flush();
-                view.flush();
-                match receiver.blocking_recv() {
-                    Some(event) => event,
-                    None => break,
+        let due = async {
+            match write_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            event = receiver.recv() => {
+                let Some(event) = event else { break };
+                recorder.event(&event);
+                view.event(&event);
+                if write_at.is_none() && recorder.has_pending() {
+                    write_at = Some(tokio::time::Instant::now() + HISTORY_BATCH);
+                }
+                if receiver.is_empty() {
+                    view.flush();
                 }
             }
-            Err(mpsc::error::TryRecvError::Disconnected) => break,
-        };
-        recorder.event(&event);
-        view.event(&event);
+            () = due => {
+                recorder.flush();
+                write_at = None;
+            }
+        }
     }
     view.flush();
     recorder
-}
-
-fn job(
-    stage: &Stage,
-    project: &Project,
-    run: i64,
-    commit: Option<&str>,
-    dir: &Path,
-    shell: &[String],
-) -> Job {
-    let attributes = &stage.attributes;
-    let mut env = vec![
-        ("CI".to_string(), "true".to_string()),
-        ("GZL".to_string(), "1".to_string()),
-        ("GZL_RUN_ID".to_string(), run.to_string()),
-        ("GZL_STAGE".to_string(), stage.name.clone()),
-        (
-            "GZL_REPO_ROOT".to_string(),
-            project.root.display().to_string(),
-        ),
-        (
-            "GZL_COMMIT".to_string(),
-            commit.unwrap_or_default().to_string(),
-        ),
-    ];
-    env.extend(attributes.env.iter().cloned());
-    Job {
-        name: stage.name.clone(),
-        script: stage.script.clone(),
-        script_path: dir.join(format!("{}.script", stage.name)),
-        shell: attributes.shell.clone().unwrap_or_else(|| shell.to_vec()),
-        cwd: attributes
-            .dir
-            .as_ref()
-            .map_or_else(|| project.root.clone(), |d| project.root.join(d)),
-        env,
-        timeout: attributes.timeout,
-        idle_timeout: attributes.idle_timeout,
-    }
-}
-
-/// `bash -e -o pipefail`, or `sh -e` where bash is missing.
-fn default_shell() -> Vec<String> {
-    let has_bash = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("bash").is_file()));
-    let words: &[&str] = if has_bash {
-        &["bash", "-e", "-o", "pipefail"]
-    } else {
-        &["sh", "-e"]
-    };
-    words.iter().map(|w| (*w).to_string()).collect()
 }

@@ -1,0 +1,281 @@
+//! From stages to jobs: the command line each stage runs, and its environment.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::exec::Job;
+use crate::history::Home;
+use crate::plan::Plan;
+use crate::project::Project;
+use crate::stagefile::Stage;
+
+/// The command line of each stage of `plan` (`None` for a group), with every script stored.
+///
+/// A script runs as `SHELL... SCRIPT_FILE`. A body that is a single simple command under the
+/// default shell runs without the shell, as make does: it behaves the same and saves the
+/// shell's start-up (about a millisecond for bash), which dominates short stages.
+pub(super) fn commands(plan: &Plan, home: &Home) -> Result<Vec<Option<Vec<String>>>, Error> {
+    let mut programs = Programs::default();
+    let mut stored: HashMap<&str, PathBuf> = HashMap::new();
+    plan.nodes()
+        .iter()
+        .map(|node| {
+            let stage = &node.stage;
+            let Some(text) = stage.script.as_deref() else {
+                return Ok(None);
+            };
+            if stage.attributes.shell.is_none()
+                && let Some(words) = simple_command(text)
+            {
+                return Ok(Some(programs.resolve(words)));
+            }
+            let path = match stored.get(text) {
+                Some(path) => path.clone(),
+                None => {
+                    let path = home.store_script(text)?;
+                    stored.insert(text, path.clone());
+                    path
+                }
+            };
+            let mut command = match &stage.attributes.shell {
+                Some(words) => programs.resolve(words.clone()),
+                None => programs.default_shell(),
+            };
+            command.push(path.display().to_string());
+            Ok(Some(command))
+        })
+        .collect()
+}
+
+/// The job for `stage` of run `run`.
+pub(super) fn job(
+    stage: &Stage,
+    command: Option<Vec<String>>,
+    project: &Project,
+    run: i64,
+    commit: Option<&str>,
+) -> Job {
+    let attributes = &stage.attributes;
+    let cwd = attributes
+        .dir
+        .as_ref()
+        .map_or_else(|| project.root.clone(), |d| project.root.join(d));
+    let mut env = vec![
+        ("CI".to_string(), "true".to_string()),
+        ("GZL".to_string(), "1".to_string()),
+        ("GZL_RUN_ID".to_string(), run.to_string()),
+        ("GZL_STAGE".to_string(), stage.name.clone()),
+        (
+            "GZL_REPO_ROOT".to_string(),
+            project.root.display().to_string(),
+        ),
+        (
+            "GZL_COMMIT".to_string(),
+            commit.unwrap_or_default().to_string(),
+        ),
+        // What a shell would set; a command run without one must see the same.
+        ("PWD".to_string(), cwd.display().to_string()),
+    ];
+    env.extend(attributes.env.iter().cloned());
+    Job {
+        name: stage.name.clone(),
+        command,
+        cwd,
+        env,
+        timeout: attributes.timeout,
+        idle_timeout: attributes.idle_timeout,
+    }
+}
+
+/// The words of `script` when it is one simple command that needs no shell: one line of
+/// plain words (no quoting, expansion, redirection, globbing or operators), not starting
+/// with a variable assignment or a shell builtin.
+fn simple_command(script: &str) -> Option<Vec<String>> {
+    let mut lines = script.lines().filter(|line| !line.trim().is_empty());
+    let line = lines.next()?;
+    if lines.next().is_some() {
+        return None;
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+%@".contains(c);
+    if !line.chars().all(|c| plain(c) || c == ' ' || c == '\t') {
+        return None;
+    }
+    let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    let program = words.first()?;
+    // `true` and `false` are builtins with identical programs; other builtins are not run
+    // outside bash, nor is `NAME=value`, an assignment.
+    let shell_only = program.contains('=')
+        || (BASH_BUILTINS.contains(&program.as_str())
+            && !matches!(program.as_str(), "true" | "false"));
+    (!shell_only).then_some(words)
+}
+
+/// Bash's builtins and reserved words: commands that mean something else outside bash.
+const BASH_BUILTINS: &[&str] = &[
+    ".",
+    ":",
+    "[",
+    "alias",
+    "bg",
+    "bind",
+    "break",
+    "builtin",
+    "caller",
+    "case",
+    "cd",
+    "command",
+    "compgen",
+    "complete",
+    "compopt",
+    "continue",
+    "coproc",
+    "declare",
+    "dirs",
+    "disown",
+    "do",
+    "done",
+    "echo",
+    "elif",
+    "else",
+    "enable",
+    "esac",
+    "eval",
+    "exec",
+    "exit",
+    "export",
+    "false",
+    "fc",
+    "fg",
+    "fi",
+    "for",
+    "function",
+    "getopts",
+    "hash",
+    "help",
+    "history",
+    "if",
+    "in",
+    "jobs",
+    "kill",
+    "let",
+    "local",
+    "logout",
+    "mapfile",
+    "popd",
+    "printf",
+    "pushd",
+    "pwd",
+    "read",
+    "readarray",
+    "readonly",
+    "return",
+    "select",
+    "set",
+    "shift",
+    "shopt",
+    "source",
+    "suspend",
+    "test",
+    "then",
+    "time",
+    "times",
+    "trap",
+    "true",
+    "type",
+    "typeset",
+    "ulimit",
+    "umask",
+    "unalias",
+    "unset",
+    "until",
+    "wait",
+    "while",
+];
+
+/// Interpreters looked up on `PATH` once per run, not once per stage in each child.
+#[derive(Default)]
+struct Programs {
+    found: HashMap<String, Option<PathBuf>>,
+}
+
+impl Programs {
+    /// `words` with the program replaced by its full path when `PATH` has it.
+    fn resolve(&mut self, mut words: Vec<String>) -> Vec<String> {
+        if let Some(program) = words.first_mut()
+            && let Some(path) = self.find(program)
+        {
+            *program = path.display().to_string();
+        }
+        words
+    }
+
+    fn find(&mut self, program: &str) -> Option<PathBuf> {
+        if program.contains('/') {
+            return None;
+        }
+        self.found
+            .entry(program.to_string())
+            .or_insert_with(|| {
+                let path = std::env::var_os("PATH")?;
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(program))
+                    .find(|candidate| is_executable(candidate))
+            })
+            .clone()
+    }
+
+    /// `bash -e -o pipefail`, or `sh -e` where bash is missing.
+    fn default_shell(&mut self) -> Vec<String> {
+        let words: &[&str] = if self.find("bash").is_some() {
+            &["bash", "-e", "-o", "pipefail"]
+        } else {
+            &["sh", "-e"]
+        };
+        self.resolve(words.iter().map(|w| (*w).to_string()).collect())
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::simple_command;
+
+    #[test]
+    fn plain_single_commands_need_no_shell() {
+        assert_eq!(
+            simple_command("cargo test --all-targets\n"),
+            Some(vec!["cargo".into(), "test".into(), "--all-targets".into()])
+        );
+        assert_eq!(simple_command("\ntrue\n\n"), Some(vec!["true".into()]));
+        assert_eq!(
+            simple_command("make -j4 CFLAGS=-O2\n"),
+            Some(vec!["make".into(), "-j4".into(), "CFLAGS=-O2".into()])
+        );
+    }
+
+    #[test]
+    fn anything_a_shell_would_interpret_goes_to_the_shell() {
+        for script in [
+            "echo hi\n",
+            "cd sub\n",
+            "FOO=1 make\n",
+            "ls *.rs\n",
+            "cat a > b\n",
+            "a && b\n",
+            "echo $HOME\n",
+            "printf 'x'\n",
+            "ls ~\n",
+            "make # comment\n",
+            "one\ntwo\n",
+            "exit 3\n",
+        ] {
+            assert_eq!(simple_command(script), None, "{script:?}");
+        }
+    }
+}
