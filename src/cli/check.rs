@@ -73,12 +73,12 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             }
             let _ = writeln!(out, "{}", line.trim_end());
         }
-        eprintln!(
+        super::note(&format!(
             "{}: {} stage{}, valid",
             context.project.display_path(),
             plan.len(),
             if plan.len() == 1 { "" } else { "s" }
-        );
+        ));
     }
     super::print(&out);
     Ok(ExitCode::Success)

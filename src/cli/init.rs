@@ -23,10 +23,10 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         message: format!("cannot write {}", path.display()),
         source,
     })?;
-    eprintln!(
+    super::note(&format!(
         "wrote {} from the {} template; `gzl check` shows its stages, `gzl run` runs them",
         super::render::shown_path(path),
         template.name
-    );
+    ));
     Ok(ExitCode::Success)
 }

@@ -40,10 +40,10 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         return Ok(ExitCode::Success);
     }
     if runs.is_empty() {
-        eprintln!(
+        super::note(&format!(
             "no runs yet{}; `gzl run` starts one",
             if all { "" } else { " in this repository" }
-        );
+        ));
         return Ok(ExitCode::Success);
     }
     super::print(&table(&runs, all));

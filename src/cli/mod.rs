@@ -128,6 +128,17 @@ impl Context {
     }
 }
 
+/// Writes a line for people to stderr. A closed stderr is no reason to fail (or panic, as
+/// `eprintln!` does).
+fn note(line: &str) {
+    note_raw(&format!("{line}\n"));
+}
+
+fn note_raw(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
 /// Writes a command's output to stdout; a closed pipe (`gzl ls | head`) is not an error.
 fn print(text: &str) {
     use std::io::Write as _;
@@ -146,9 +157,24 @@ fn init_tracing(verbose: u8) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// Diagnostics go to stderr; when stderr is gone they are dropped (tracing-subscriber would
+/// otherwise report the failure with `eprintln!`, which panics).
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub fn error(error: &Error) {
             }
         }
     }
-    eprint!("{text}");
+    super::note_raw(&text);
 }
 
 fn help(error: &Error) -> Option<String> {

@@ -160,3 +160,19 @@ fn json_events_describe_the_run() {
     assert_eq!(events[6]["exit_code"], 4);
     assert_eq!(events[7]["status"], "failed");
 }
+
+#[test]
+fn a_closed_stderr_does_not_crash_gzl_or_strand_its_stages() {
+    // Regression: tracing reported the broken pipe with `eprintln!`, which panicked mid-run.
+    let test = Test::with_gzlfile("a:\n  sleep 0.2\nb:\n  sleep 0.2\n");
+    let mut child = test
+        .command(&["run", "-j", "2"])
+        .env("GZL_LOG", "gzl=trace")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzl starts");
+    drop(child.stderr.take());
+    assert_eq!(child.wait().expect("gzl ends").code(), Some(0));
+    assert_eq!(test.runs()[0]["status"], "passed");
+}
