@@ -32,7 +32,7 @@ pub struct RunResult {
 }
 
 /// Events queued between the executor and the subscribers before stages must wait.
-const EVENT_QUEUE: usize = 1024;
+const EVENT_QUEUE: usize = 256;
 
 /// Runs the project's pipeline (or the targets' part of it) in the working tree.
 pub fn run(

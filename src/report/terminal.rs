@@ -14,6 +14,8 @@ pub struct Terminal {
     style: Style,
     run: i64,
     names: Vec<String>,
+    /// The longest stage name, in characters.
+    width: usize,
     prefixes: Option<Vec<String>>,
     splitters: Vec<LineSplitter>,
     results: Vec<Option<(Outcome, Option<Duration>)>>,
@@ -31,6 +33,7 @@ impl Terminal {
             style: Style::for_stdout(),
             run: 0,
             names: Vec::new(),
+            width: 0,
             prefixes: None,
             splitters: Vec::new(),
             results: Vec::new(),
@@ -46,13 +49,14 @@ impl Terminal {
                 self.names = info.stages.iter().map(|(name, _)| name.clone()).collect();
                 self.results = vec![None; self.names.len()];
                 self.splitters = self.names.iter().map(|_| LineSplitter::default()).collect();
+                self.width = self
+                    .names
+                    .iter()
+                    .map(|n| n.chars().count())
+                    .max()
+                    .unwrap_or(0);
                 if info.parallel {
-                    let width = self
-                        .names
-                        .iter()
-                        .map(|n| n.chars().count())
-                        .max()
-                        .unwrap_or(0);
+                    let width = self.width;
                     let prefixes = self
                         .names
                         .iter()
@@ -70,18 +74,10 @@ impl Terminal {
                 if self.quiet || self.out_closed {
                     return;
                 }
-                match &self.prefixes {
-                    None => self.write(bytes),
-                    Some(prefixes) => {
-                        let prefix = prefixes[*stage].as_bytes();
-                        let mut out = Vec::with_capacity(bytes.len() + 64);
-                        self.splitters[*stage].push(bytes, |line| {
-                            out.extend_from_slice(prefix);
-                            out.extend_from_slice(line);
-                            out.push(b'\n');
-                        });
-                        self.write(&out);
-                    }
+                if self.prefixes.is_some() {
+                    self.write_prefixed(*stage, Some(bytes));
+                } else {
+                    self.write(bytes);
                 }
             }
             Event::StageFinished {
@@ -90,15 +86,8 @@ impl Terminal {
                 duration,
                 ..
             } => {
-                if let (Some(prefixes), false) = (&self.prefixes, self.quiet) {
-                    let prefix = prefixes[*stage].as_bytes();
-                    let mut out = Vec::new();
-                    self.splitters[*stage].finish(|line| {
-                        out.extend_from_slice(prefix);
-                        out.extend_from_slice(line);
-                        out.push(b'\n');
-                    });
-                    self.write(&out);
+                if self.prefixes.is_some() && !self.quiet {
+                    self.write_prefixed(*stage, None);
                 }
                 self.results[*stage] = Some((*outcome, *duration));
             }
@@ -110,6 +99,26 @@ impl Terminal {
             }
             Event::StageStarted { .. } => {}
         }
+    }
+
+    /// Writes the complete lines of `bytes` (or, at the stage's end, its unfinished last
+    /// line) with the stage's prefix.
+    fn write_prefixed(&mut self, stage: usize, bytes: Option<&[u8]>) {
+        let Some(prefixes) = &self.prefixes else {
+            return;
+        };
+        let prefix = prefixes[stage].as_bytes();
+        let mut out = Vec::with_capacity(bytes.map_or(0, <[u8]>::len) + 64);
+        let mut emit = |line: &[u8]| {
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        };
+        match bytes {
+            Some(bytes) => self.splitters[stage].push(bytes, &mut emit),
+            None => self.splitters[stage].finish(&mut emit),
+        }
+        self.write(&out);
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -126,12 +135,7 @@ impl Terminal {
 
     fn summary(&self, status: RunStatus, duration: Duration) {
         let painter = Style::for_stderr();
-        let width = self
-            .names
-            .iter()
-            .map(|n| n.chars().count())
-            .max()
-            .unwrap_or(0);
+        let width = self.width;
         let mut text = String::new();
         let mut first_failure = None;
         for (index, name) in self.names.iter().enumerate() {

@@ -57,33 +57,8 @@ fn a_huge_line_is_stored_whole_while_memory_stays_bounded() {
     let test = Test::with_gzlfile(
         "huge:\n  head -c 200000000 /dev/zero | tr '\\0' x\nother:\n  echo small\n",
     );
-    let child = test
-        .command(&["run", "-j", "2", "--quiet"])
-        .spawn()
-        .expect("gzl starts");
-    let pid = child.id();
-    let mut peak_kb = 0u64;
-    let output = {
-        let watcher = std::thread::spawn(move || {
-            let mut peak = 0u64;
-            while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                if let Some(kb) = status
-                    .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|n| n.parse::<u64>().ok())
-                {
-                    peak = peak.max(kb);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            peak
-        });
-        let output = child.wait_with_output().expect("gzl ends");
-        peak_kb = peak_kb.max(watcher.join().expect("watcher"));
-        output
-    };
-    assert_eq!(output.status.code(), Some(0));
+    let (code, peak_kb) = run_measuring_memory(&test, &["run", "-j", "2", "--quiet"]);
+    assert_eq!(code, Some(0));
     let log = test.home().join("runs/1/huge.log");
     assert_eq!(std::fs::metadata(&log).expect("log").len(), 200_000_000);
     assert!(
@@ -95,29 +70,8 @@ fn a_huge_line_is_stored_whole_while_memory_stays_bounded() {
 #[test]
 fn gigabytes_of_output_pass_through_in_bounded_memory() {
     let test = Test::with_gzlfile("flood:\n  head -c 1000000000 /dev/zero | tr '\\0' '\\n'\n");
-    let child = test
-        .command(&["run", "--quiet"])
-        .spawn()
-        .expect("gzl starts");
-    let pid = child.id();
-    let watcher = std::thread::spawn(move || {
-        let mut peak = 0u64;
-        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if let Some(kb) = status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                peak = peak.max(kb);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        peak
-    });
-    let output = child.wait_with_output().expect("gzl ends");
-    let peak_kb = watcher.join().expect("watcher");
-    assert_eq!(output.status.code(), Some(0));
+    let (code, peak_kb) = run_measuring_memory(&test, &["run", "--quiet"]);
+    assert_eq!(code, Some(0));
     let log = test.home().join("runs/1/flood.log");
     assert_eq!(std::fs::metadata(&log).expect("log").len(), 1_000_000_000);
     assert!(
@@ -125,6 +79,28 @@ fn gigabytes_of_output_pass_through_in_bounded_memory() {
         "gzl's peak memory {peak_kb} kB grew with the output"
     );
     std::fs::remove_file(log).expect("remove the big log");
+}
+
+/// Runs gzl to its end, sampling its peak resident memory (VmHWM) while it lives.
+fn run_measuring_memory(test: &Test, args: &[&str]) -> (Option<i32>, u64) {
+    let mut child = test.command(args).spawn().expect("gzl starts");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path)
+            && let Some(kb) = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse::<u64>().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait().expect("gzl's status") {
+            return (status.code(), peak_kb);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]
