@@ -25,10 +25,13 @@ impl Project {
         let root = match (&repo, file) {
             (Some(repo), _) => repo.root().to_path_buf(),
             // Outside git, a Gzlfile given by path is its own project, rooted where it is.
-            (None, Some(file)) => dir
-                .join(file)
-                .parent()
-                .map_or_else(|| dir.clone(), Path::to_path_buf),
+            (None, Some(file)) => {
+                let parent = dir
+                    .join(file)
+                    .parent()
+                    .map_or_else(|| dir.clone(), Path::to_path_buf);
+                parent.canonicalize().unwrap_or(parent)
+            }
             (None, None) => dir
                 .ancestors()
                 .find(|candidate| candidate.join(FILE_NAME).is_file())

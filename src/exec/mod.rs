@@ -238,10 +238,13 @@ impl Scheduler<'_> {
 }
 
 /// Kills every process still running for a run whose gzl died, so nobody stopped its
-/// stages. Stage processes are recognised by the `GZL_RUN_ID` and `GZL_REPO_ROOT` their
-/// environment started with (children inherit them); Linux only, where `/proc` shows them.
-pub fn kill_abandoned(run: i64, root: &str) {
-    let markers = [format!("GZL_RUN_ID={run}"), format!("GZL_REPO_ROOT={root}")];
+/// stages. Stage processes are recognised by the run's `GZL_TOKEN` in the environment they
+/// started with (children inherit it); Linux only, where `/proc` shows it.
+pub fn kill_abandoned(token: &str) {
+    if token.is_empty() {
+        return;
+    }
+    let marker = format!("GZL_TOKEN={token}");
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -256,13 +259,11 @@ pub fn kill_abandoned(run: i64, root: &str) {
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        let has = |marker: &String| {
-            environ
-                .split(|&b| b == 0)
-                .any(|var| var == marker.as_bytes())
-        };
-        if markers.iter().all(has) {
-            tracing::debug!(pid, run, "killing a process left by an interrupted run");
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == marker.as_bytes())
+        {
+            tracing::debug!(pid, "killing a process left by an interrupted run");
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,

@@ -20,6 +20,8 @@ pub struct Job {
     /// The program and its arguments (a shell and the script file, usually); `None` for a
     /// group, which starts no process.
     pub command: Option<Vec<String>>,
+    /// What to run instead when `command` cannot be started.
+    pub fallback: Option<Vec<String>>,
     pub cwd: PathBuf,
     /// Variables added to gzl's own environment.
     pub env: Vec<(String, String)>,
@@ -63,7 +65,14 @@ impl Supervisor<'_> {
             );
             return self.could_not_start(&message).await;
         }
-        let (child, reader) = match self.spawn(words) {
+        let spawned = match (self.spawn(words), &self.job.fallback) {
+            (Err(error), Some(fallback)) => {
+                tracing::debug!(stage = %self.job.name, %error, "starting through the shell instead");
+                self.spawn(fallback)
+            }
+            (spawned, _) => spawned,
+        };
+        let (child, reader) = match spawned {
             Ok(started) => started,
             Err(error) => {
                 let message = format!("cannot start `{}`: {error}", words[0]);

@@ -49,6 +49,8 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 2: the process group of a running stage, so a later gzl can stop what a dead one left.
     "ALTER TABLE stages ADD COLUMN pid INTEGER;",
+    // 3: the run's secret token, which its stages carry in their environment (`GZL_TOKEN`).
+    "ALTER TABLE runs ADD COLUMN token TEXT;",
 ];
 
 /// Brings the database to the newest schema version.

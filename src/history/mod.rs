@@ -138,6 +138,8 @@ pub struct NewRun {
 pub struct RunLease {
     pub id: i64,
     pub dir: PathBuf,
+    /// A secret naming this run, given to its stages as `GZL_TOKEN`.
+    pub token: String,
     lock: File,
     lock_path: PathBuf,
 }
@@ -208,8 +210,8 @@ pub struct StageCounts {
 #[derive(Debug, Clone)]
 pub struct InterruptedRun {
     pub id: i64,
-    /// The repository root it ran in (its stages' `GZL_REPO_ROOT`).
-    pub root: String,
+    /// The run's token, which its stages carry as `GZL_TOKEN`.
+    pub token: String,
 }
 
 /// A stage of a recorded run.
@@ -285,10 +287,11 @@ impl History {
     /// Records a new run with all its stages pending, and takes its liveness lock.
     pub fn begin_run(&mut self, run: &NewRun, at: SystemTime) -> Result<RunLease, HistoryError> {
         let pid = std::process::id();
-        let lock_path = self
-            .home
-            .locks()
-            .join(format!("run-{pid}-{}.lock", millis(at)));
+        let token = new_token().map_err(|source| HistoryError::Directory {
+            path: self.home.locks(),
+            source,
+        })?;
+        let lock_path = self.home.locks().join(format!("{token}.lock"));
         let lock_error = |source| HistoryError::Directory {
             path: lock_path.clone(),
             source,
@@ -316,8 +319,8 @@ impl History {
             )?;
             tx.execute(
                 "INSERT INTO runs (repo_id, commit_id, branch, dirty, gzlfile_id, gzl_version, targets,
-                                   started_at, status, pid, host, lock_path)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?10, ?11)",
+                                   started_at, status, pid, host, lock_path, token)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?10, ?11, ?12)",
                 params![
                     repo_id,
                     run.commit,
@@ -330,6 +333,7 @@ impl History {
                     pid,
                     self.host,
                     lock_path.to_string_lossy(),
+                    token,
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -355,6 +359,7 @@ impl History {
         Ok(RunLease {
             id,
             dir,
+            token,
             lock,
             lock_path,
         })
@@ -441,8 +446,7 @@ impl History {
     pub fn reap_interrupted(&mut self) -> Result<Vec<InterruptedRun>, HistoryError> {
         let candidates: Vec<(i64, String, String)> = (|| {
             let mut statement = self.conn.prepare(
-                "SELECT runs.id, runs.lock_path, repos.path FROM runs JOIN repos ON repos.id = runs.repo_id
-                 WHERE runs.status = 'running' AND runs.host = ?1",
+                "SELECT id, lock_path, COALESCE(token, '') FROM runs WHERE status = 'running' AND host = ?1",
             )?;
             let rows = statement.query_map(params![self.host], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
@@ -451,7 +455,7 @@ impl History {
         })()
         .map_err(|e| self.error(e))?;
         let mut reaped = Vec::new();
-        for (id, lock_path, root) in candidates {
+        for (id, lock_path, token) in candidates {
             if runner_is_alive(Path::new(&lock_path)) {
                 continue;
             }
@@ -475,7 +479,7 @@ impl History {
             })();
             if result.map_err(|e| self.error(e))? > 0 {
                 let _ = std::fs::remove_file(&lock_path);
-                reaped.push(InterruptedRun { id, root });
+                reaped.push(InterruptedRun { id, token });
             }
         }
         Ok(reaped)
@@ -622,6 +626,13 @@ impl History {
             })
             .collect())
     }
+}
+
+/// 128 random bits, in hex.
+fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Whether the gzl that holds this run's lock is still running.

@@ -5,17 +5,25 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::exec::Job;
-use crate::history::Home;
+use crate::history::{Home, RunLease};
 use crate::plan::Plan;
 use crate::project::Project;
 use crate::stagefile::Stage;
 
-/// The command line of each stage of `plan` (`None` for a group), with every script stored.
+/// How a stage starts: the command line, and the one to fall back to when it cannot start.
+pub(super) struct Command {
+    words: Vec<String>,
+    fallback: Option<Vec<String>>,
+}
+
+/// The command of each stage of `plan` (`None` for a group), with every script stored.
 ///
 /// A script runs as `SHELL... SCRIPT_FILE`. A body that is a single simple command under the
-/// default shell runs without the shell, as make does: it behaves the same and saves the
-/// shell's start-up (about a millisecond for bash), which dominates short stages.
-pub(super) fn commands(plan: &Plan, home: &Home) -> Result<Vec<Option<Vec<String>>>, Error> {
+/// default shell runs without the shell, as make does, saving the shell's start-up (about a
+/// millisecond for bash), which dominates short stages. Should the program not start (not
+/// found, or a file without `#!`), the stage runs through the shell after all, so it behaves
+/// as the shell would.
+pub(super) fn commands(plan: &Plan, home: &Home) -> Result<Vec<Option<Command>>, Error> {
     let mut programs = Programs::default();
     let mut stored: HashMap<&str, PathBuf> = HashMap::new();
     plan.nodes()
@@ -25,11 +33,6 @@ pub(super) fn commands(plan: &Plan, home: &Home) -> Result<Vec<Option<Vec<String
             let Some(text) = stage.script.as_deref() else {
                 return Ok(None);
             };
-            if stage.attributes.shell.is_none()
-                && let Some(words) = simple_command(text)
-            {
-                return Ok(Some(programs.resolve(words)));
-            }
             let path = match stored.get(text) {
                 Some(path) => path.clone(),
                 None => {
@@ -38,12 +41,26 @@ pub(super) fn commands(plan: &Plan, home: &Home) -> Result<Vec<Option<Vec<String
                     path
                 }
             };
-            let mut command = match &stage.attributes.shell {
+            let mut shell = match &stage.attributes.shell {
                 Some(words) => programs.resolve(words.clone()),
                 None => programs.default_shell(),
             };
-            command.push(path.display().to_string());
-            Ok(Some(command))
+            shell.push(path.display().to_string());
+            // With `@env PATH=…` the program is not the one gzl's PATH finds: leave it to bash.
+            let sets_path = stage.attributes.env.iter().any(|(key, _)| key == "PATH");
+            let direct = (stage.attributes.shell.is_none() && !sets_path)
+                .then(|| simple_command(text))
+                .flatten();
+            Ok(Some(match direct {
+                Some(words) => Command {
+                    words: programs.resolve(words),
+                    fallback: Some(shell),
+                },
+                None => Command {
+                    words: shell,
+                    fallback: None,
+                },
+            }))
         })
         .collect()
 }
@@ -51,9 +68,9 @@ pub(super) fn commands(plan: &Plan, home: &Home) -> Result<Vec<Option<Vec<String
 /// The job for `stage` of run `run`.
 pub(super) fn job(
     stage: &Stage,
-    command: Option<Vec<String>>,
+    command: Option<Command>,
     project: &Project,
-    run: i64,
+    run: &RunLease,
     commit: Option<&str>,
 ) -> Job {
     let attributes = &stage.attributes;
@@ -64,7 +81,8 @@ pub(super) fn job(
     let mut env = vec![
         ("CI".to_string(), "true".to_string()),
         ("GZL".to_string(), "1".to_string()),
-        ("GZL_RUN_ID".to_string(), run.to_string()),
+        ("GZL_RUN_ID".to_string(), run.id.to_string()),
+        ("GZL_TOKEN".to_string(), run.token.clone()),
         ("GZL_STAGE".to_string(), stage.name.clone()),
         (
             "GZL_REPO_ROOT".to_string(),
@@ -80,7 +98,8 @@ pub(super) fn job(
     env.extend(attributes.env.iter().cloned());
     Job {
         name: stage.name.clone(),
-        command,
+        fallback: command.as_ref().and_then(|c| c.fallback.clone()),
+        command: command.map(|c| c.words),
         cwd,
         env,
         timeout: attributes.timeout,

@@ -89,7 +89,7 @@ pub fn run(
         .nodes()
         .iter()
         .zip(commands)
-        .map(|(node, command)| jobs::job(&node.stage, command, project, run_id, commit.as_deref()))
+        .map(|(node, command)| jobs::job(&node.stage, command, project, &lease, commit.as_deref()))
         .collect();
     let info = Arc::new(RunInfo {
         id: run_id,
@@ -153,7 +153,7 @@ pub fn open_history() -> Result<History, Error> {
 pub fn settle_interrupted(history: &mut History) -> Result<(), Error> {
     for run in history.reap_interrupted()? {
         tracing::debug!(run = run.id, "marked interrupted: its gzl is gone");
-        exec::kill_abandoned(run.id, &run.root);
+        exec::kill_abandoned(&run.token);
     }
     Ok(())
 }
@@ -232,8 +232,16 @@ async fn dispatch(
                 let Some(event) = event else { break };
                 recorder.event(&event);
                 view.event(&event);
-                if write_at.is_none() && recorder.has_pending() {
-                    write_at = Some(tokio::time::Instant::now() + HISTORY_BATCH);
+                let now = tokio::time::Instant::now();
+                match write_at {
+                    // Events keep coming (a stage floods output): the timer would wait for a
+                    // lull, so write here.
+                    Some(at) if at <= now => {
+                        recorder.flush();
+                        write_at = None;
+                    }
+                    None if recorder.has_pending() => write_at = Some(now + HISTORY_BATCH),
+                    _ => {}
                 }
                 if receiver.is_empty() {
                     view.flush();

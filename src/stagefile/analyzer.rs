@@ -324,7 +324,7 @@ impl<'a> Analyzer {
         }
 
         let script = if script_lines.is_empty() {
-            if let Some(first) = lines.first() {
+            if let Some(first) = lines.iter().find(|line| line.text.starts_with('@')) {
                 self.diagnostics.push(
                     Diagnostic::new(format!("stage `{}` has attributes but no script", draft.name), first.text_span.clone())
                         .label("has no effect on a group")

@@ -291,3 +291,48 @@ fn comments_above_the_attributes_do_not_hide_them() {
     );
     test.gzl(&["run"]).status(0).stdout_has("attribute");
 }
+
+#[test]
+fn a_single_command_behaves_as_under_bash() {
+    // Run without a shell for speed, but a missing program still exits 127 as in bash, and a
+    // script without `#!` still runs as a shell script.
+    let test = Test::with_gzlfile(
+        "missing:\n  no-such-program-xyz --flag\nnoshebang:\n  ./plain.sh\nlocal-path:\n  @env PATH=bin:/usr/bin:/bin\n  tool\n",
+    );
+    test.write("plain.sh", "echo from plain script\n");
+    test.write("bin/tool", "#!/bin/sh\necho local tool\n");
+    for file in ["plain.sh", "bin/tool"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(test.path(file), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let run = test.gzl(&["run", "-j", "1"]).status(1);
+    assert!(
+        run.summary_of("missing").contains("exit code 127"),
+        "{}",
+        run.stderr
+    );
+    run.stdout_has("command not found")
+        .stdout_has("from plain script")
+        .stdout_has("local tool");
+}
+
+#[test]
+fn stages_carry_a_run_token() {
+    let test = Test::with_gzlfile("a:\n  echo \"token=[$GZL_TOKEN]\"\n");
+    let run = test.gzl(&["run"]).status(0);
+    let token = run
+        .stdout
+        .split("token=[")
+        .nth(1)
+        .and_then(|t| t.split(']').next())
+        .unwrap_or("");
+    assert_eq!(token.len(), 32, "{}", run.stdout);
+}
+
+#[test]
+fn a_body_of_comments_only_is_a_group() {
+    let test = Test::with_gzlfile("a:\n  true\nall: a\n    # nothing to do here\n");
+    let run = test.gzl(&["run"]).status(0);
+    assert!(run.summary_of("all").contains("passed"));
+}
