@@ -9,7 +9,8 @@
 # Each graph is written as a Gzlfile, a build.ninja and a Makefile, and timed with
 #   gzl run -jJOBS --quiet      ninja -jJOBS      make -jJOBS
 # R times (default 5); the median wall time is reported as a Markdown table on stdout
-# (progress goes to stderr). The reference figures are in PERF-NOTES.md.
+# (progress goes to stderr). Reference figures for make, ninja and just on this kind of
+# machine are in the team's shared PERF-NOTES.md (beside the checkout, not in it).
 #
 # Environment:
 #   N=1000        stages per graph (must be a multiple of LAYERS)
@@ -36,15 +37,15 @@
 # stages its summary reports as passed, ninja's and make's count of printed commands.
 #
 # Bodies are not run the same way by every tool, which is part of what is measured:
-#   gzl    stores the body as a script file (once per distinct body), runs
-#          `bash -e -o pipefail <script>`
+#   gzl    a one-line body of plain words (`true`, `seq 1000`) runs directly, without a
+#          shell, as make does; any other body runs as `bash -e -o pipefail <script>`
 #   ninja  `/bin/sh -c '<command>'`
 #   make   execs `true` directly (no shell: no shell metacharacters); with LOG=1 it needs
 #          /bin/sh -c for the redirection
 #
 # gzl writes a log file under GZL_HOME (runs/<id>/<stage>.log) for each stage that prints
 # something (with LOG=1), as make and ninja do with their redirections, so file creation on
-# the scratch filesystem counts for every tool alike. Scripts are stored once by content. Nothing is deleted while measuring (see the ext4 note in PERF-NOTES.md), but the
+# the scratch filesystem counts for every tool alike. Scripts are stored once by content. Nothing is deleted while measuring (see the ext4 note in the shared PERF-NOTES.md), but the
 # scratch directory (tens of thousands of files at N=1000) is removed on exit: on ext4, file
 # creation just after a mass deletion is several times slower, so leave a pause between two
 # runs of this script. BENCH_TMPDIR=/dev/shm takes the filesystem out of the measurement.
