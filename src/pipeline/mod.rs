@@ -68,6 +68,9 @@ pub fn run(
         })
         .collect();
     let commands = jobs::commands(&plan, history.home())?;
+    // Everything that can fail comes before the run is recorded, so no run is left `running`.
+    let executor = runtime()?;
+    let dispatcher = runtime()?;
     let started = SystemTime::now();
     let clock = Instant::now();
     let lease = history.begin_run(
@@ -103,12 +106,19 @@ pub fn run(
     });
 
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
-    let dispatcher = runtime()?;
     let subscribers = std::thread::spawn({
         let recorder = Recorder::new(history);
         move || dispatcher.block_on(dispatch(receiver, recorder, view))
     });
-    let (outcomes, interrupted) = execute(&plan, jobs, priorities, options, events.clone(), info)?;
+    let (outcomes, interrupted) = execute(
+        &executor,
+        &plan,
+        jobs,
+        priorities,
+        options,
+        events.clone(),
+        info,
+    );
     let status = if interrupted {
         RunStatus::Cancelled
     } else if outcomes.iter().all(|o| *o == Outcome::Passed) {
@@ -162,14 +172,14 @@ pub fn settle_interrupted(history: &mut History) -> Result<(), Error> {
 /// cancellation (the second one kills at once). Returns the outcomes and whether a signal
 /// cancelled the run.
 fn execute(
+    runtime: &tokio::runtime::Runtime,
     plan: &Plan,
     jobs: Vec<Job>,
     priorities: Vec<u64>,
     options: &RunOptions,
     events: mpsc::Sender<Event>,
     info: Arc<RunInfo>,
-) -> Result<(Vec<Outcome>, bool), Error> {
-    let runtime = runtime()?;
+) -> (Vec<Outcome>, bool) {
     let exec_options = exec::Options {
         jobs: options.jobs,
         fail_fast: options.fail_fast,
@@ -183,7 +193,7 @@ fn execute(
         let outcomes = exec::execute(plan, jobs, priorities, &exec_options, events, cancel).await;
         signals.abort();
         let interrupted = *interrupted_rx.borrow();
-        Ok((outcomes, interrupted))
+        (outcomes, interrupted)
     })
 }
 
