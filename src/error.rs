@@ -1,9 +1,11 @@
 //! The library's error, and the exit code each kind of failure gives.
 
+use crate::config::ConfigError;
 use crate::git::GitError;
 use crate::history::HistoryError;
 use crate::plan::PlanError;
 use crate::stagefile::StagefileError;
+use crate::workspace::WorkspaceError;
 
 /// gzl's exit codes; docs/cli.md lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,10 @@ pub enum Error {
     History(#[from] HistoryError),
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
     #[error("{message}")]
     Usage {
         message: String,
@@ -63,8 +69,13 @@ impl Error {
         match self {
             Error::Stagefile(StagefileError::Read { .. }) => ExitCode::Internal,
             Error::Stagefile(_) | Error::Plan(_) | Error::Usage { .. } => ExitCode::Usage,
-            Error::Git(GitError::UnknownRevision { .. }) => ExitCode::Usage,
-            Error::History(_) | Error::Git(_) | Error::Io { .. } => ExitCode::Internal,
+            Error::Config(ConfigError::Invalid { .. }) => ExitCode::Usage,
+            Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
+            Error::History(_)
+            | Error::Git(_)
+            | Error::Config(_)
+            | Error::Workspace(_)
+            | Error::Io { .. } => ExitCode::Internal,
         }
     }
 }

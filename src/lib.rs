@@ -1,12 +1,15 @@
 //! gzl: a local-first CI. The binary is a thin layer over this library; `cli` parses
 //! arguments and calls the modules below, each of which owns one concept.
 
+pub mod cache;
 pub mod cli;
+pub mod config;
 pub mod duration;
 pub mod error;
 pub mod exec;
 pub mod git;
 pub mod history;
+pub mod home;
 pub mod pipeline;
 pub mod plan;
 pub mod project;
@@ -15,3 +18,4 @@ pub mod stagefile;
 pub mod status;
 pub mod style;
 pub mod templates;
+pub mod workspace;

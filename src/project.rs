@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::git::{GitError, Repo};
+use crate::git::{GitError, Repo, SourceState};
 use crate::stagefile::{FILE_NAME, Gzlfile, StagefileError};
 
 /// The repository (or plain directory) a command works on.
@@ -55,6 +55,41 @@ impl Project {
         Gzlfile::load(&self.gzlfile)
     }
 
+    /// The source a run executes, as asked.
+    pub fn source(&self, request: SourceRequest<'_>) -> Result<Source, GitError> {
+        let Some(repo) = &self.repo else {
+            return Ok(Source::InPlace {
+                commit: None,
+                dirty: false,
+            });
+        };
+        Ok(match request {
+            SourceRequest::InPlace => Source::InPlace {
+                commit: repo.head_commit(),
+                dirty: repo.has_changes()?,
+            },
+            SourceRequest::WorkingTree => Source::Isolated(repo.working_tree_state()?),
+            SourceRequest::At(rev) => Source::Isolated(repo.commit_state(rev)?),
+        })
+    }
+
+    /// Reads and checks the Gzlfile of commit `rev` (whose state is `state`), shown as
+    /// `REV:Gzlfile` in diagnostics.
+    pub fn load_at(&self, state: &SourceState, rev: &str) -> Result<Gzlfile, StagefileError> {
+        let shown = PathBuf::from(format!("{rev}:{FILE_NAME}"));
+        let Some(repo) = &self.repo else {
+            return Err(StagefileError::NotFound { searched: shown });
+        };
+        match repo.file_in_tree(&state.tree, FILE_NAME) {
+            Ok(Some(bytes)) => Gzlfile::from_bytes(&shown, bytes),
+            Ok(None) => Err(StagefileError::NotFound { searched: shown }),
+            Err(error) => Err(StagefileError::Read {
+                path: shown,
+                source: std::io::Error::other(error),
+            }),
+        }
+    }
+
     /// Names the repository in history: its git directory, or the root outside git.
     pub fn identity(&self) -> String {
         match &self.repo {
@@ -85,4 +120,24 @@ impl Project {
             .display()
             .to_string()
     }
+}
+
+/// Which source a run should execute.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceRequest<'a> {
+    /// The working tree as it is now, captured (a snapshot when it has changes).
+    WorkingTree,
+    /// A commit, named any way git accepts.
+    At(&'a str),
+    /// The working tree itself, not captured: the stages run in the repository.
+    InPlace,
+}
+
+/// The source of a run.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Captured: the run executes in a workspace, and its results can be reused.
+    Isolated(SourceState),
+    /// In the working tree (or a directory outside git); nothing was captured.
+    InPlace { commit: Option<String>, dirty: bool },
 }

@@ -22,6 +22,8 @@ pub enum StageStatus {
     Pending,
     Running,
     Passed,
+    /// Not run: a passed execution with the same inputs is reused.
+    Cached,
     Failed,
     TimedOut,
     /// Not run because a stage it needs did not pass.
@@ -65,6 +67,7 @@ string_forms!(StageStatus {
     Pending => "pending",
     Running => "running",
     Passed => "passed",
+    Cached => "cached",
     Failed => "failed",
     TimedOut => "timed-out",
     Skipped => "skipped",
@@ -76,5 +79,10 @@ impl StageStatus {
     /// Whether the stage has reached its final state.
     pub fn is_final(self) -> bool {
         !matches!(self, StageStatus::Pending | StageStatus::Running)
+    }
+
+    /// Whether the stage's result counts as passed: run and passed, or reused.
+    pub fn is_pass(self) -> bool {
+        matches!(self, StageStatus::Passed | StageStatus::Cached)
     }
 }

@@ -55,10 +55,27 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             let newline = if out.at_line_start { "" } else { "\n" };
             let _ = writeln!(out, "{newline}==> {} ({}) <==", stage.name, stage.status);
         }
-        let shown = if args.follow {
-            follow(&mut history, run.id, stage, &mut out)
-        } else {
-            copy_log(stage, &mut out, 0).map(|_| ())
+        // A cached stage did not run: its output is that of the run it reuses.
+        let reused = match (stage.status, stage.cached_from) {
+            (StageStatus::Cached, Some(from)) => history
+                .stages(from)?
+                .into_iter()
+                .find(|s| s.name == stage.name),
+            _ => None,
+        };
+        if reused.is_some() {
+            let _ = out.flush();
+            super::note(&format!(
+                "gzl: `{}` is cached in run {}: this is its output in run {}",
+                stage.name,
+                run.id,
+                stage.cached_from.unwrap_or_default()
+            ));
+        }
+        let shown = match &reused {
+            Some(reused) => copy_log(reused, &mut out, 0).map(|_| ()),
+            None if args.follow => follow(&mut history, run.id, stage, &mut out),
+            None => copy_log(stage, &mut out, 0).map(|_| ()),
         };
         if let Err(error) = shown {
             if error.kind() == std::io::ErrorKind::BrokenPipe {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::error::{Error, ExitCode};
-use crate::project::Project;
+use crate::project::{Project, Source, SourceRequest};
 use crate::stagefile::{Gzlfile, StagefileError};
 
 /// gzl runs a repository's pipeline (its Gzlfile) on your machine the way a CI server would,
@@ -114,6 +114,42 @@ impl Context {
         let project = Project::discover(&dir, file.as_deref())?;
         tracing::debug!(root = %project.root.display(), gzlfile = %project.gzlfile.display(), git = project.repo.is_some(), "project");
         Ok(Context { project })
+    }
+
+    /// The source a run asks for, and the Gzlfile that goes with it: the working tree's,
+    /// or for a commit, the one the commit holds.
+    pub fn load_source(&self, request: SourceRequest<'_>) -> Result<(Source, Gzlfile), Error> {
+        let SourceRequest::At(rev) = request else {
+            let gzlfile = self.load()?;
+            return Ok((self.project.source(request)?, gzlfile));
+        };
+        if self.project.repo.is_none() {
+            return Err(Error::usage(
+                format!(
+                    "--at {rev}: {} is not in a git repository",
+                    self.project.root.display()
+                ),
+                Some("--at runs a commit; without git, run the working tree".into()),
+            ));
+        }
+        let source = self.project.source(request)?;
+        let Source::Isolated(state) = &source else {
+            unreachable!("a commit is always captured");
+        };
+        let gzlfile = self
+            .project
+            .load_at(state, rev)
+            .map_err(|error| match error {
+                StagefileError::NotFound { searched } => Error::usage(
+                    format!(
+                        "{} does not exist: commit {rev} has no Gzlfile",
+                        searched.display()
+                    ),
+                    Some("run a commit that has one, or add one".into()),
+                ),
+                error => error.into(),
+            })?;
+        Ok((source, gzlfile))
     }
 
     /// Reads and checks the project's Gzlfile.

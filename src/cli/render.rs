@@ -2,6 +2,7 @@
 
 use std::error::Error as _;
 
+use crate::config::ConfigError;
 use crate::error::Error;
 use crate::plan::PlanError;
 use crate::stagefile::StagefileError;
@@ -29,6 +30,16 @@ pub fn error(error: &Error) {
                 style.error("error"),
                 if count == 1 { "" } else { "s" }
             ));
+        }
+        Error::Config(ConfigError::Invalid {
+            path,
+            source_text,
+            diagnostic,
+        }) => {
+            let shown = shown_path(path);
+            text.push_str(&diagnostic.render(source_text, &shown, style.enabled()));
+            text.push('\n');
+            text.push_str(&format!("{}: {shown} is not valid\n", style.error("error")));
         }
         _ => {
             text.push_str(&format!("{}: {error}\n", style.error("error")));

@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use super::Context;
 use crate::error::{Error, ExitCode};
-use crate::pipeline::{self, RunOptions};
+use crate::pipeline::{self, Force, RunOptions};
+use crate::project::SourceRequest;
 use crate::report::{Json, Terminal, View};
 use crate::status::RunStatus;
 
@@ -19,6 +20,27 @@ pub struct Args {
     /// Cancel the whole run as soon as one stage fails
     #[arg(long)]
     fail_fast: bool,
+
+    /// Run this commit (anything git accepts: HEAD~3, a tag, a short id, main@{1})
+    #[arg(
+        long,
+        value_name = "REV",
+        conflicts_with = "in_place",
+        help_heading = "Source"
+    )]
+    at: Option<String>,
+
+    /// Run in the working tree itself, as it is, instead of an isolated workspace
+    #[arg(long, help_heading = "Source")]
+    in_place: bool,
+
+    /// Run even what history has a result for: every stage, or STAGE and what needs it
+    #[arg(long, value_name = "STAGE", num_args = 0..=1, action = clap::ArgAction::Append, help_heading = "Reuse")]
+    force: Option<Vec<String>>,
+
+    /// Neither reuse results nor record this run's for reuse
+    #[arg(long, help_heading = "Reuse")]
+    no_cache: bool,
 
     /// Time stopped stages get between SIGTERM and SIGKILL
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
@@ -39,7 +61,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
-    let gzlfile = context.load()?;
+    let request = match (&args.at, args.in_place) {
+        (Some(rev), _) => SourceRequest::At(rev),
+        (None, true) => SourceRequest::InPlace,
+        (None, false) => SourceRequest::WorkingTree,
+    };
+    let (source, gzlfile) = context.load_source(request)?;
     let jobs = args
         .jobs
         .map(usize::from)
@@ -54,8 +81,21 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
         jobs,
         fail_fast: args.fail_fast,
         grace: args.grace,
+        force: match args.force {
+            None => Force::Nothing,
+            Some(stages) if stages.is_empty() => Force::Everything,
+            Some(stages) => Force::Stages(stages),
+        },
+        no_cache: args.no_cache,
     };
-    let result = pipeline::run(&context.project, &gzlfile, &options, view)?;
+    let result = pipeline::run(
+        &context.project,
+        &gzlfile,
+        &source,
+        &options,
+        view,
+        &mut |line| super::note(&line),
+    )?;
     Ok(match result.status {
         RunStatus::Passed => ExitCode::Success,
         RunStatus::Cancelled | RunStatus::Interrupted => ExitCode::Interrupted,

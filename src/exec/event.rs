@@ -42,8 +42,11 @@ pub struct RunInfo {
     pub id: i64,
     /// Where the run's logs and scripts go.
     pub dir: PathBuf,
+    /// Where the stages run: a workspace, or the repository itself with `--in-place`.
     pub root: PathBuf,
     pub commit: Option<String>,
+    /// The source tree; `None` for a run in place.
+    pub tree: Option<String>,
     pub branch: Option<String>,
     pub dirty: bool,
     /// The planned stages in plan order: name, and the names of what each needs.
@@ -56,6 +59,10 @@ pub struct RunInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Passed,
+    /// Not run: run `from` passed with the same inputs.
+    Cached {
+        from: i64,
+    },
     /// Exited non-zero, was killed by a signal, or could not be started (neither is set).
     Failed {
         exit_code: Option<i32>,
@@ -78,6 +85,7 @@ impl Outcome {
     pub fn status(self) -> StageStatus {
         match self {
             Outcome::Passed => StageStatus::Passed,
+            Outcome::Cached { .. } => StageStatus::Cached,
             Outcome::Failed { .. } => StageStatus::Failed,
             Outcome::TimedOut { .. } => StageStatus::TimedOut,
             Outcome::Skipped { .. } => StageStatus::Skipped,
@@ -85,9 +93,15 @@ impl Outcome {
         }
     }
 
+    /// Whether what needs this stage may run.
+    pub fn is_pass(self) -> bool {
+        matches!(self, Outcome::Passed | Outcome::Cached { .. })
+    }
+
     pub fn exit_code(self) -> Option<i32> {
         match self {
             Outcome::Passed => Some(0),
+            Outcome::Cached { .. } => None,
             Outcome::Failed { exit_code, .. } => exit_code,
             _ => None,
         }

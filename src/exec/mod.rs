@@ -52,7 +52,8 @@ pub struct Options {
 
 /// Runs `jobs` (one per plan node, same order) and returns each stage's outcome.
 ///
-/// `priorities` gives each stage's remaining critical-path weight. `cancel` is watched for
+/// A job with `reused` set is reported `cached` at once and never started; the stages it
+/// needs must be reused too. `priorities` gives each stage's remaining critical-path weight. `cancel` is watched for
 /// stop requests; the executor sends on it itself for `fail_fast`.
 pub async fn execute(
     plan: &Plan,
@@ -99,8 +100,18 @@ struct Scheduler<'a> {
 
 impl Scheduler<'_> {
     async fn run(&mut self) {
+        let now = SystemTime::now();
+        for index in 0..self.plan.len() {
+            if let Some(from) = self.jobs[index].reused {
+                self.record(index, Outcome::Cached { from }, now, None)
+                    .await;
+                for &dependent in &self.plan.nodes()[index].dependents {
+                    self.waiting_on[dependent] -= 1;
+                }
+            }
+        }
         for (index, waiting) in self.waiting_on.iter().enumerate() {
-            if *waiting == 0 {
+            if *waiting == 0 && self.outcomes[index].is_none() {
                 self.ready
                     .push((self.priorities[index], std::cmp::Reverse(index)));
             }
@@ -179,7 +190,7 @@ impl Scheduler<'_> {
         tracing::debug!(stage = %self.jobs[index].name, ?outcome, ?duration, "stage finished");
         self.record(index, outcome, SystemTime::now(), duration)
             .await;
-        if outcome == Outcome::Passed {
+        if outcome.is_pass() {
             for &dependent in &self.plan.nodes()[index].dependents {
                 self.waiting_on[dependent] -= 1;
                 if self.waiting_on[dependent] == 0 {

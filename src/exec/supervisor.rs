@@ -25,6 +25,10 @@ pub struct Job {
     pub cwd: PathBuf,
     /// Variables added to gzl's own environment.
     pub env: Vec<(String, String)>,
+    /// The run whose passed result this stage reuses instead of running.
+    pub reused: Option<i64>,
+    /// Variables of gzl's own environment the stage does not get.
+    pub env_remove: &'static [&'static str],
     pub timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
 }
@@ -94,6 +98,9 @@ impl Supervisor<'_> {
             .split_first()
             .ok_or_else(|| std::io::Error::other("no program to run"))?;
         let mut command = tokio::process::Command::new(program);
+        for name in self.job.env_remove {
+            command.env_remove(name);
+        }
         command
             .args(args)
             .current_dir(&self.job.cwd)

@@ -51,6 +51,17 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE stages ADD COLUMN pid INTEGER;",
     // 3: the run's secret token, which its stages carry in their environment (`GZL_TOKEN`).
     "ALTER TABLE runs ADD COLUMN token TEXT;",
+    // 4: source states, workspaces and reusable results. `key` is set only for results that
+    // may be reused (not for runs in place); `inputs` says what the key was made of.
+    "
+    ALTER TABLE runs ADD COLUMN tree_id TEXT;
+    ALTER TABLE runs ADD COLUMN workspace TEXT;
+    ALTER TABLE stages ADD COLUMN key TEXT;
+    ALTER TABLE stages ADD COLUMN inputs TEXT;
+    ALTER TABLE stages ADD COLUMN cached_from INTEGER;
+    ALTER TABLE stages ADD COLUMN flaky INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX stages_by_key ON stages(key, status) WHERE key IS NOT NULL;
+    ",
 ];
 
 /// Brings the database to the newest schema version.

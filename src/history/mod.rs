@@ -17,13 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
 
+use crate::home::Home;
 use crate::status::{RunStatus, StageStatus};
-
-/// Where gzl keeps its history: `$GZL_HOME`, or the platform's data directory.
-#[derive(Debug, Clone)]
-pub struct Home {
-    root: PathBuf,
-}
 
 /// A failure of the history store.
 #[derive(Debug, thiserror::Error)]
@@ -50,69 +45,6 @@ pub enum HistoryError {
     },
 }
 
-impl Home {
-    /// `$GZL_HOME` when set, else the platform's data directory for gzl.
-    pub fn locate() -> Result<Self, HistoryError> {
-        if let Some(home) = std::env::var_os("GZL_HOME").filter(|h| !h.is_empty()) {
-            // Stages run elsewhere and get paths inside the home: it must be absolute.
-            let home = std::path::absolute(&home).map_err(|source| HistoryError::Directory {
-                path: home.into(),
-                source,
-            })?;
-            return Ok(Home { root: home });
-        }
-        directories::ProjectDirs::from("", "", "gzl")
-            .map(|dirs| Home {
-                root: dirs.data_dir().to_path_buf(),
-            })
-            .ok_or(HistoryError::NoHome)
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    fn database(&self) -> PathBuf {
-        self.root.join("history.db")
-    }
-
-    /// The directory holding a run's logs.
-    pub fn run_dir(&self, run: i64) -> PathBuf {
-        self.root.join("runs").join(run.to_string())
-    }
-
-    /// Stores a stage script by content (its git blob id) and returns the file's path. A script
-    /// is written once and shared by every stage and run with the same text.
-    pub fn store_script(&self, text: &str) -> Result<PathBuf, HistoryError> {
-        let id = gix::objs::compute_hash(
-            gix::hash::Kind::Sha1,
-            gix::objs::Kind::Blob,
-            text.as_bytes(),
-        )
-        .map(|id| id.to_string())
-        .unwrap_or_default();
-        let dir = self.root.join("scripts");
-        let path = dir.join(&id);
-        if path.is_file() {
-            return Ok(path);
-        }
-        let error = |source| HistoryError::Directory {
-            path: dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(error)?;
-        // Written aside and renamed, so a concurrent gzl never runs half a script.
-        let temporary = dir.join(format!(".{id}.{}", std::process::id()));
-        std::fs::write(&temporary, text).map_err(error)?;
-        std::fs::rename(&temporary, &path).map_err(error)?;
-        Ok(path)
-    }
-
-    fn locks(&self) -> PathBuf {
-        self.root.join("locks")
-    }
-}
-
 /// An open history database.
 pub struct History {
     conn: Connection,
@@ -126,12 +58,27 @@ pub struct NewRun {
     pub repo_identity: String,
     pub repo_path: String,
     pub commit: Option<String>,
+    /// The source tree; `None` for a run in place, whose source was not captured.
+    pub tree: Option<String>,
     pub branch: Option<String>,
     pub dirty: bool,
+    /// The workspace the stages run in; `None` in place.
+    pub workspace: Option<String>,
     pub gzlfile_id: String,
     pub targets: Vec<String>,
-    /// The planned stages in order, with the names of what each needs.
-    pub stages: Vec<(String, Vec<String>)>,
+    /// The planned stages in order.
+    pub stages: Vec<NewStage>,
+}
+
+/// A planned stage of a new run.
+#[derive(Debug, Clone)]
+pub struct NewStage {
+    pub name: String,
+    pub needs: Vec<String>,
+    /// The input key, when the result may be reused later.
+    pub key: Option<String>,
+    /// What the key is made of, as JSON.
+    pub inputs: Option<String>,
 }
 
 /// A run that this process is executing; holds the lock that tells others it is alive.
@@ -163,6 +110,8 @@ pub enum Update {
         at: SystemTime,
         duration: Option<Duration>,
         log_size: Option<u64>,
+        /// The run whose result a cached stage reuses.
+        cached_from: Option<i64>,
     },
     RunFinished {
         run: i64,
@@ -177,8 +126,11 @@ pub struct RunRecord {
     pub id: i64,
     pub repo: String,
     pub commit: Option<String>,
+    pub tree: Option<String>,
     pub branch: Option<String>,
     pub dirty: bool,
+    /// Where its stages ran: a workspace, or `None` in place.
+    pub workspace: Option<String>,
     pub gzlfile_id: String,
     pub gzl_version: String,
     pub targets: Vec<String>,
@@ -197,6 +149,7 @@ pub struct RunRecord {
 pub struct StageCounts {
     pub total: usize,
     pub passed: usize,
+    pub cached: usize,
     pub failed: usize,
     pub timed_out: usize,
     pub skipped: usize,
@@ -227,6 +180,12 @@ pub struct StageRecord {
     pub duration: Option<Duration>,
     pub log_path: Option<PathBuf>,
     pub log_size: Option<u64>,
+    pub key: Option<String>,
+    /// What the key was made of, as JSON (see `cache::Inputs`).
+    pub inputs: Option<String>,
+    pub cached_from: Option<i64>,
+    /// It passed, and history holds a failed execution with the same key.
+    pub flaky: bool,
 }
 
 impl History {
@@ -319,8 +278,8 @@ impl History {
             )?;
             tx.execute(
                 "INSERT INTO runs (repo_id, commit_id, branch, dirty, gzlfile_id, gzl_version, targets,
-                                   started_at, status, pid, host, lock_path, token)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?10, ?11, ?12)",
+                                   started_at, status, pid, host, lock_path, token, tree_id, workspace)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     repo_id,
                     run.commit,
@@ -334,14 +293,24 @@ impl History {
                     self.host,
                     lock_path.to_string_lossy(),
                     token,
+                    run.tree,
+                    run.workspace,
                 ],
             )?;
             let id = tx.last_insert_rowid();
             let mut insert = tx.prepare(
-                "INSERT INTO stages (run_id, position, name, needs, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
+                "INSERT INTO stages (run_id, position, name, needs, status, key, inputs)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
             )?;
-            for (position, (name, needs)) in run.stages.iter().enumerate() {
-                insert.execute(params![id, sql_int(position), name, needs.join(" ")])?;
+            for (position, stage) in run.stages.iter().enumerate() {
+                insert.execute(params![
+                    id,
+                    sql_int(position),
+                    stage.name,
+                    stage.needs.join(" "),
+                    stage.key,
+                    stage.inputs
+                ])?;
             }
             drop(insert);
             tx.commit()?;
@@ -401,10 +370,16 @@ impl History {
                         at,
                         duration,
                         log_size,
+                        cached_from,
                     } => {
+                        // A pass of a key that has failed before is flaky.
                         tx.prepare_cached(
                             "UPDATE stages SET status = ?3, exit_code = ?4, finished_at = ?5,
-                                    duration_ms = ?6, log_size = ?7
+                                    duration_ms = ?6, log_size = ?7, cached_from = ?8,
+                                    flaky = (?3 = 'passed' AND key IS NOT NULL AND EXISTS (
+                                        SELECT 1 FROM stages AS earlier
+                                        WHERE earlier.key = stages.key
+                                          AND earlier.status IN ('failed', 'timed-out')))
                              WHERE run_id = ?1 AND position = ?2",
                         )?
                         .execute(params![
@@ -415,6 +390,7 @@ impl History {
                             millis(*at),
                             duration.map(|d| sql_int(d.as_millis())),
                             log_size.map(sql_int),
+                            cached_from,
                         ])?;
                     }
                     Update::RunFinished { run, status, at } => {
@@ -524,7 +500,7 @@ impl History {
         let sql = format!(
             "SELECT runs.id, repos.path, runs.commit_id, runs.branch, runs.dirty, runs.gzlfile_id,
                     runs.gzl_version, runs.targets, runs.started_at, runs.finished_at, runs.status,
-                    runs.pid, runs.host,
+                    runs.pid, runs.host, runs.tree_id, runs.workspace,
                     (SELECT json_group_object(status, n) FROM
                         (SELECT status, COUNT(*) AS n FROM stages WHERE run_id = runs.id GROUP BY status))
              FROM runs JOIN repos ON repos.id = runs.repo_id {filter}"
@@ -534,13 +510,15 @@ impl History {
             let rows = statement.query_map(params, |row| {
                 let targets: String = row.get(7)?;
                 let status: String = row.get(10)?;
-                let counts: Option<String> = row.get(13)?;
+                let counts: Option<String> = row.get(15)?;
                 Ok(RunRecord {
                     id: row.get(0)?,
                     repo: row.get(1)?,
                     commit: row.get(2)?,
+                    tree: row.get(13)?,
                     branch: row.get(3)?,
                     dirty: row.get(4)?,
+                    workspace: row.get(14)?,
                     gzlfile_id: row.get(5)?,
                     gzl_version: row.get(6)?,
                     targets: targets.split_whitespace().map(str::to_string).collect(),
@@ -562,7 +540,7 @@ impl History {
         let result = (|| {
             let mut statement = self.conn.prepare_cached(
                 "SELECT position, name, needs, status, exit_code, started_at, finished_at, duration_ms,
-                        log_path, log_size
+                        log_path, log_size, key, inputs, cached_from, flaky
                  FROM stages WHERE run_id = ?1 ORDER BY position",
             )?;
             let rows = statement.query_map(params![run], |row| {
@@ -583,11 +561,50 @@ impl History {
                     log_size: row
                         .get::<_, Option<i64>>(9)?
                         .map(|n| u64::try_from(n).unwrap_or(0)),
+                    key: row.get(10)?,
+                    inputs: row.get(11)?,
+                    cached_from: row.get(12)?,
+                    flaky: row.get(13)?,
                 })
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })();
         result.map_err(|e| self.error(e))
+    }
+
+    /// The newest run holding a passed execution with input key `key`: the result a stage
+    /// with that key reuses.
+    pub fn passed_with_key(&self, key: &str) -> Result<Option<i64>, HistoryError> {
+        self.conn
+            .prepare_cached("SELECT MAX(run_id) FROM stages WHERE key = ?1 AND status = 'passed'")
+            .and_then(|mut statement| statement.query_row(params![key], |row| row.get(0)))
+            .map_err(|e| self.error(e))
+    }
+
+    /// The newest recorded execution of stage `name` in a repository that has inputs (it
+    /// ran isolated), with its run: what `gzl why` compares against.
+    pub fn newest_execution(
+        &self,
+        repo_identity: &str,
+        name: &str,
+    ) -> Result<Option<(RunRecord, StageRecord)>, HistoryError> {
+        let run: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT MAX(stages.run_id) FROM stages
+                 JOIN runs ON runs.id = stages.run_id JOIN repos ON repos.id = runs.repo_id
+                 WHERE repos.identity = ?1 AND stages.name = ?2 AND stages.inputs IS NOT NULL
+                   AND stages.status NOT IN ('pending', 'running', 'cached')",
+            )
+            .and_then(|mut statement| {
+                statement.query_row(params![repo_identity, name], |row| row.get(0))
+            })
+            .map_err(|e| self.error(e))?;
+        let Some(run) = run.and_then(|id| self.run(id).transpose()).transpose()? else {
+            return Ok(None);
+        };
+        let stage = self.stages(run.id)?.into_iter().find(|s| s.name == name);
+        Ok(stage.map(|stage| (run, stage)))
     }
 
     /// The median duration of each stage's recent passing runs in a repository, by name.
@@ -653,6 +670,7 @@ fn stage_counts(json: Option<&str>) -> StageCounts {
         counts.total += n;
         match StageStatus::parse(&status) {
             Some(StageStatus::Passed) => counts.passed += n,
+            Some(StageStatus::Cached) => counts.cached += n,
             Some(StageStatus::Failed) => counts.failed += n,
             Some(StageStatus::TimedOut) => counts.timed_out += n,
             Some(StageStatus::Skipped) => counts.skipped += n,

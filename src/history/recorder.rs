@@ -98,6 +98,10 @@ impl Recorder {
                     at: *at,
                     duration: *duration,
                     log_size,
+                    cached_from: match outcome {
+                        crate::exec::Outcome::Cached { from } => Some(*from),
+                        _ => None,
+                    },
                 });
             }
             Event::RunFinished { status, at, .. } => self.pending.push(Update::RunFinished {

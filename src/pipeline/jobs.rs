@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::exec::Job;
-use crate::history::{Home, RunLease};
+use crate::git;
+use crate::history::RunLease;
+use crate::home::Home;
 use crate::plan::Plan;
-use crate::project::Project;
 use crate::stagefile::Stage;
 
 /// How a stage starts: the command line, and the one to fall back to when it cannot start.
@@ -65,32 +66,48 @@ pub(super) fn commands(plan: &Plan, home: &Home) -> Result<Vec<Option<Command>>,
         .collect()
 }
 
-/// The job for `stage` of run `run`.
+/// What every job of a run shares.
+pub(super) struct RunContext<'a> {
+    /// Where the stages run: the workspace, or the repository for a run in place.
+    pub root: &'a Path,
+    pub run: &'a RunLease,
+    pub commit: Option<&'a str>,
+    pub tree: Option<&'a str>,
+    pub dirty: bool,
+}
+
+/// The job for `stage` of a run.
 pub(super) fn job(
     stage: &Stage,
     command: Option<Command>,
-    project: &Project,
-    run: &RunLease,
-    commit: Option<&str>,
+    reused: Option<i64>,
+    run: &RunContext<'_>,
 ) -> Job {
     let attributes = &stage.attributes;
     let cwd = attributes
         .dir
         .as_ref()
-        .map_or_else(|| project.root.clone(), |d| project.root.join(d));
+        .map_or_else(|| run.root.to_path_buf(), |d| run.root.join(d));
+    let root = run.root.display().to_string();
     let mut env = vec![
         ("CI".to_string(), "true".to_string()),
         ("GZL".to_string(), "1".to_string()),
-        ("GZL_RUN_ID".to_string(), run.id.to_string()),
-        ("GZL_TOKEN".to_string(), run.token.clone()),
+        ("GZL_RUN_ID".to_string(), run.run.id.to_string()),
+        ("GZL_TOKEN".to_string(), run.run.token.clone()),
         ("GZL_STAGE".to_string(), stage.name.clone()),
-        (
-            "GZL_REPO_ROOT".to_string(),
-            project.root.display().to_string(),
-        ),
+        ("GZL_REPO_ROOT".to_string(), root.clone()),
+        ("GZL_WORKSPACE".to_string(), root),
         (
             "GZL_COMMIT".to_string(),
-            commit.unwrap_or_default().to_string(),
+            run.commit.unwrap_or_default().to_string(),
+        ),
+        (
+            "GZL_TREE".to_string(),
+            run.tree.unwrap_or_default().to_string(),
+        ),
+        (
+            "GZL_DIRTY".to_string(),
+            if run.dirty { "1" } else { "0" }.to_string(),
         ),
         // What a shell would set; a command run without one must see the same.
         ("PWD".to_string(), cwd.display().to_string()),
@@ -102,6 +119,9 @@ pub(super) fn job(
         command: command.map(|c| c.words),
         cwd,
         env,
+        reused,
+        // Set by a git hook for the user's repository; a stage works in its own checkout.
+        env_remove: git::LOCATION_VARIABLES,
         timeout: attributes.timeout,
         idle_timeout: attributes.idle_timeout,
     }

@@ -1,4 +1,5 @@
-//! One run of the pipeline: plan, record, execute, report. This is what `gzl run` does.
+//! One run of the pipeline: plan, reuse what history holds, lease a workspace, record,
+//! execute, report. This is what `gzl run` does.
 
 mod jobs;
 
@@ -7,14 +8,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::cache::{self, Inputs};
+use crate::config::{Clean, Config};
 use crate::error::Error;
 use crate::exec::{self, Cancel, Event, Job, Outcome, RunInfo};
-use crate::history::{History, Home, NewRun, Recorder};
+use crate::git::Repo;
+use crate::history::{History, NewRun, NewStage, Recorder};
+use crate::home::Home;
 use crate::plan::Plan;
-use crate::project::Project;
+use crate::project::{Project, Source};
 use crate::report::View;
 use crate::stagefile::Gzlfile;
 use crate::status::RunStatus;
+use crate::workspace::Pool;
 
 /// What `gzl run` was asked to do.
 pub struct RunOptions {
@@ -23,6 +29,19 @@ pub struct RunOptions {
     pub jobs: usize,
     pub fail_fast: bool,
     pub grace: Duration,
+    /// Stages to run even when a result could be reused.
+    pub force: Force,
+    /// Neither reuse results nor offer this run's for reuse.
+    pub no_cache: bool,
+}
+
+/// Which stages run although history holds a result they could reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Force {
+    Nothing,
+    Everything,
+    /// These stages, and so everything that needs them.
+    Stages(Vec<String>),
 }
 
 /// How a run ended.
@@ -34,14 +53,20 @@ pub struct RunResult {
 /// Events queued between the executor and the subscribers before stages must wait.
 const EVENT_QUEUE: usize = 256;
 
-/// Runs the project's pipeline (or the targets' part of it) in the working tree.
+/// Runs the project's pipeline (or the targets' part of it) on `source`: in a workspace
+/// when the source was captured, reusing every result history already holds; in the
+/// repository itself otherwise. `note` gets lines for people (a workspace taken over, …).
 pub fn run(
     project: &Project,
     gzlfile: &Gzlfile,
+    source: &Source,
     options: &RunOptions,
     view: View,
+    note: &mut dyn FnMut(String),
 ) -> Result<RunResult, Error> {
     let plan = Plan::new(gzlfile, &options.targets)?;
+    let forced = forced_stages(&plan, &options.force)?;
+    let config = Config::load(&project.root)?;
     let mut history = open_history()?;
 
     let identity = project.identity();
@@ -51,20 +76,56 @@ pub fn run(
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
         })
     });
-    let (commit, branch, dirty) = match &project.repo {
-        Some(repo) => (repo.head_commit(), repo.branch(), repo.is_dirty()?),
-        None => (None, None, false),
+    let branch = project.repo.as_ref().and_then(Repo::branch);
+    let (inputs, reused) = match (source, &project.repo) {
+        (Source::Isolated(state), Some(repo)) if !options.no_cache => {
+            let inputs = cache::inputs(&plan, repo, &state.tree)?;
+            let reused = reusable(&plan, &inputs, &forced, &history)?;
+            (inputs, reused)
+        }
+        _ => (Vec::new(), vec![None; plan.len()]),
     };
-    let stages: Vec<(String, Vec<String>)> = plan
+    let workspace = match (source, &project.repo) {
+        (Source::Isolated(state), Some(repo)) if reused.iter().any(Option::is_none) => {
+            let pool = Pool::of(history.home(), repo, &config.workspaces);
+            let workspace = pool.lease(note)?;
+            let clean = if plan
+                .nodes()
+                .iter()
+                .any(|node| node.stage.attributes.clean == Some(Clean::All))
+            {
+                Clean::All
+            } else {
+                config.workspaces.clean
+            };
+            workspace.prepare(repo, &state.checkout, clean)?;
+            Some(workspace)
+        }
+        _ => None,
+    };
+    let root = workspace
+        .as_ref()
+        .map_or_else(|| project.root.clone(), |w| w.path.clone());
+    let (commit, tree, dirty) = match source {
+        Source::Isolated(state) => (state.commit.clone(), Some(state.tree.clone()), state.dirty),
+        Source::InPlace { commit, dirty } => (commit.clone(), None, *dirty),
+    };
+    let stages: Vec<NewStage> = plan
         .nodes()
         .iter()
-        .map(|node| {
-            let needs = node
-                .needs
-                .iter()
-                .map(|&n| plan.nodes()[n].stage.name.clone())
-                .collect();
-            (node.stage.name.clone(), needs)
+        .enumerate()
+        .map(|(index, node)| {
+            let inputs = inputs.get(index);
+            NewStage {
+                name: node.stage.name.clone(),
+                needs: node
+                    .needs
+                    .iter()
+                    .map(|&n| plan.nodes()[n].stage.name.clone())
+                    .collect(),
+                key: inputs.map(Inputs::key),
+                inputs: inputs.and_then(|i| serde_json::to_string(i).ok()),
+            }
         })
         .collect();
     let commands = jobs::commands(&plan, history.home())?;
@@ -78,8 +139,10 @@ pub fn run(
             repo_identity: identity,
             repo_path: project.root.display().to_string(),
             commit: commit.clone(),
+            tree: tree.clone(),
             branch: branch.clone(),
             dirty,
+            workspace: workspace.as_ref().map(|w| w.path.display().to_string()),
             gzlfile_id: gzlfile.content_id(),
             targets: options.targets.clone(),
             stages: stages.clone(),
@@ -87,21 +150,36 @@ pub fn run(
         started,
     )?;
     let run_id = lease.id;
-    tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %project.root.display(), "run started");
+    if let Some(workspace) = &workspace {
+        workspace.started(run_id)?;
+    }
+    tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
+    let context = jobs::RunContext {
+        root: &root,
+        run: &lease,
+        commit: commit.as_deref(),
+        tree: tree.as_deref(),
+        dirty,
+    };
     let jobs: Vec<Job> = plan
         .nodes()
         .iter()
         .zip(commands)
-        .map(|(node, command)| jobs::job(&node.stage, command, project, &lease, commit.as_deref()))
+        .zip(&reused)
+        .map(|((node, command), reused)| jobs::job(&node.stage, command, *reused, &context))
         .collect();
     let info = Arc::new(RunInfo {
         id: run_id,
         dir: lease.dir.clone(),
-        root: project.root.clone(),
+        root: root.clone(),
         commit,
+        tree,
         branch,
         dirty,
-        stages,
+        stages: stages
+            .into_iter()
+            .map(|stage| (stage.name, stage.needs))
+            .collect(),
         parallel: options.jobs > 1 && plan.has_parallelism(),
     });
 
@@ -121,7 +199,7 @@ pub fn run(
     );
     let status = if interrupted {
         RunStatus::Cancelled
-    } else if outcomes.iter().all(|o| *o == Outcome::Passed) {
+    } else if outcomes.iter().all(|o| o.is_pass()) {
         RunStatus::Passed
     } else {
         RunStatus::Failed
@@ -138,8 +216,54 @@ pub fn run(
     })?;
     let recorded = recorder.finish();
     History::end_lease(lease);
+    if let Some(workspace) = workspace {
+        workspace.release(status == RunStatus::Passed)?;
+    }
     recorded?;
     Ok(RunResult { id: run_id, status })
+}
+
+/// For each stage, whether `--force` makes it run: named, or needing one that is.
+fn forced_stages(plan: &Plan, force: &Force) -> Result<Vec<bool>, Error> {
+    let mut forced = vec![*force == Force::Everything; plan.len()];
+    if let Force::Stages(names) = force {
+        for name in names {
+            let Some(index) = plan.nodes().iter().position(|n| n.stage.name == *name) else {
+                return Err(Error::usage(
+                    format!("--force {name}: no stage `{name}` in this run"),
+                    Some("name a stage the run includes; `gzl check` lists the stages".into()),
+                ));
+            };
+            forced[index] = true;
+        }
+    }
+    for (index, node) in plan.nodes().iter().enumerate() {
+        if node.needs.iter().any(|&need| forced[need]) {
+            forced[index] = true;
+        }
+    }
+    Ok(forced)
+}
+
+/// For each stage, the run whose passed result it reuses: one with the same key, when
+/// every stage it needs is reused too and it is not forced. A stage whose need runs again
+/// runs again as well.
+fn reusable(
+    plan: &Plan,
+    inputs: &[Inputs],
+    forced: &[bool],
+    history: &History,
+) -> Result<Vec<Option<i64>>, Error> {
+    let mut reused: Vec<Option<i64>> = Vec::with_capacity(plan.len());
+    for (index, node) in plan.nodes().iter().enumerate() {
+        let candidate = !forced[index] && node.needs.iter().all(|&need| reused[need].is_some());
+        reused.push(if candidate {
+            history.passed_with_key(&inputs[index].key())?
+        } else {
+            None
+        });
+    }
+    Ok(reused)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

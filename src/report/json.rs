@@ -56,6 +56,7 @@ impl Json {
                     "run": info.id,
                     "root": info.root,
                     "commit": info.commit,
+                    "tree": info.tree,
                     "branch": info.branch,
                     "dirty": info.dirty,
                     "stages": stages,
@@ -107,6 +108,7 @@ impl Json {
                         object["idle"] = json!(idle);
                     }
                     Outcome::Skipped { because } => object["because"] = json!(self.names[*because]),
+                    Outcome::Cached { from } => object["cached_from"] = json!(from),
                     _ => {}
                 }
                 self.emit(&object);

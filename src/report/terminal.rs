@@ -144,6 +144,7 @@ impl Terminal {
             };
             let (word, code, detail) = match outcome {
                 Outcome::Passed => ("passed", "32", String::new()),
+                Outcome::Cached { from } => ("cached", "32", format!("reuses run {from}")),
                 Outcome::Failed {
                     exit_code: Some(code),
                     ..
@@ -186,8 +187,15 @@ impl Terminal {
                 .filter(|(o, _)| wanted(o))
                 .count()
         };
-        let mut parts = vec![format!("{} passed", count(|o| *o == Outcome::Passed))];
+        let passed = count(|o| *o == Outcome::Passed);
+        let cached = count(|o| matches!(o, Outcome::Cached { .. }));
+        // "2 cached", not "0 passed, 2 cached", when nothing had to run.
+        let mut parts = Vec::new();
+        if passed > 0 || cached == 0 {
+            parts.push(format!("{passed} passed"));
+        }
         for (label, n) in [
+            ("cached", cached),
             ("failed", count(|o| matches!(o, Outcome::Failed { .. }))),
             (
                 "timed out",

@@ -8,6 +8,8 @@ use pest::iterators::Pair;
 
 use super::stage::{Attributes, KNOWN_ATTRIBUTES, Stage};
 use super::{Diagnostic, Span};
+use crate::cache::Matcher;
+use crate::config::Clean;
 use crate::duration::parse_duration;
 
 #[derive(pest_derive::Parser)]
@@ -454,6 +456,8 @@ impl<'a> Analyzer {
                 "timeout" | "idle-timeout" => "a duration such as `90s`, `10m` or `1h30m`",
                 "env" => "`KEY=VALUE`",
                 "shell" => "a program and its arguments, such as `python3` or `bash -eux`",
+                "when" => "the paths the stage reads, such as `src/** Cargo.toml`",
+                "clean" => "`all` (remove ignored files too) or `untracked`",
                 _ => "a path relative to the repository root",
             };
             self.diagnostics.push(
@@ -485,8 +489,42 @@ impl<'a> Analyzer {
                         .help("quote arguments the way a POSIX shell would"),
                 ),
             },
+            "when" => self.when(value, value_span, attributes),
+            "clean" => match value {
+                "all" => attributes.clean = Some(Clean::All),
+                "untracked" => attributes.clean = Some(Clean::Untracked),
+                _ => self.diagnostics.push(
+                    Diagnostic::new(format!("`@clean {value}` is not a way to clean"), value_span)
+                        .label("expected `all` or `untracked`")
+                        .help("`@clean all` starts from a pristine tree; `@clean untracked` (the default) keeps ignored build output"),
+                ),
+            },
             _ => self.dir(value, value_span, attributes),
         }
+    }
+
+    fn when(&mut self, value: &str, span: Span, attributes: &mut Attributes) {
+        let mut patterns = Vec::new();
+        let mut offset = 0;
+        for word in value.split_whitespace() {
+            let at = offset + value[offset..].find(word).unwrap_or(0);
+            offset = at + word.len();
+            let escapes = word
+                .trim_start_matches('!')
+                .trim_start_matches('/')
+                .starts_with("../")
+                || word.split('/').any(|part| part == "..");
+            if escapes || !Matcher::is_valid(word) {
+                self.diagnostics.push(
+                    Diagnostic::new(format!("`{word}` is not a path pattern gzl can use"), span.start + at..span.start + offset)
+                        .label(if escapes { "leaves the repository" } else { "not a pattern" })
+                        .help("write gitignore-style patterns relative to the repository root, such as `src/**`, `*.md` or `!docs/**`"),
+                );
+                return;
+            }
+            patterns.push(word.to_string());
+        }
+        attributes.when = Some(patterns);
     }
 
     fn env(&mut self, value: &str, span: Span, attributes: &mut Attributes) {

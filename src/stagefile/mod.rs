@@ -58,6 +58,11 @@ impl Gzlfile {
                 }
             }
         })?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Checks `bytes` as the content of the Gzlfile at `path`.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, StagefileError> {
         let source = String::from_utf8(bytes).map_err(|error| {
             // Shown with the bad bytes replaced; the text before them is unchanged, so the
             // offset still points at the first one.
@@ -99,12 +104,6 @@ impl Gzlfile {
 
     /// The git blob id of the file's content: the same id `git hash-object` prints.
     pub fn content_id(&self) -> String {
-        gix::objs::compute_hash(
-            gix::hash::Kind::Sha1,
-            gix::objs::Kind::Blob,
-            self.source.as_bytes(),
-        )
-        .map(|id| id.to_string())
-        .unwrap_or_default()
+        crate::home::blob_id(self.source.as_bytes())
     }
 }

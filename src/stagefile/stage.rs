@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Span;
+use crate::config::Clean;
 
 /// One stage of a Gzlfile, as validated by the analyzer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +39,20 @@ pub struct Attributes {
     pub shell: Option<Vec<String>>,
     /// `@dir PATH`: the working directory, relative to the repository root.
     pub dir: Option<PathBuf>,
+    /// `@when PATTERN...`: the files the stage reads, as gitignore-style globs; every file
+    /// when absent.
+    pub when: Option<Vec<String>>,
+    /// `@clean all`: the run's workspace starts from a pristine tree.
+    pub clean: Option<Clean>,
 }
 
 /// The attribute names the analyzer knows, as written after `@`.
-pub const KNOWN_ATTRIBUTES: [&str; 5] = ["timeout", "idle-timeout", "env", "shell", "dir"];
+pub const KNOWN_ATTRIBUTES: [&str; 7] = [
+    "timeout",
+    "idle-timeout",
+    "env",
+    "shell",
+    "dir",
+    "when",
+    "clean",
+];

@@ -81,6 +81,7 @@ fn logs_finds_runs_by_id_last_and_commit() {
     let test = Test::with_gzlfile("say:\n  echo \"run at $GZL_COMMIT\"\nquiet:\n  true\n");
     let first = test.commit("first");
     test.gzl(&["run"]).status(0);
+    test.write("changed", "so the second commit runs again");
     let second = test.commit("second");
     test.gzl(&["run"]).status(0);
     test.gzl(&["logs", "1", "say"])
@@ -115,13 +116,13 @@ fn logs_errors_name_what_is_missing() {
         .stderr_has("did you mean `say`?");
     test.gzl(&["logs", "no-such-rev", "say"])
         .status(2)
-        .stderr_has("`no-such-rev` is not a commit");
+        .stderr_has("`no-such-rev` does not name a commit");
 }
 
 #[test]
 fn logs_follow_shows_output_until_the_stage_ends() {
     let test = Test::with_gzlfile("slow:\n  echo one\n  touch started\n  sleep 0.5\n  echo two\n");
-    let run = test.spawn(&["run"]);
+    let run = test.spawn(&["run", "--in-place"]);
     test.wait_for_file("started");
     let follow = test.gzl(&["logs", "last", "slow", "-f"]).status(0);
     assert_eq!(follow.stdout, "one\ntwo\n");

@@ -11,7 +11,7 @@ fn a_diamond_runs_each_stage_after_what_it_needs() {
          right: base\n  grep -q base order\n  echo right >> order\n\
          base:\n  echo base > order\n",
     );
-    test.gzl(&["run"]).status(0);
+    test.gzl(&["run", "--in-place"]).status(0);
     let order = test.read("order");
     let lines: Vec<&str> = order.lines().collect();
     assert_eq!(lines.first(), Some(&"base"));
@@ -42,7 +42,7 @@ fn a_failure_skips_what_needs_it_and_the_rest_goes_on() {
     let test = Test::with_gzlfile(
         "build:\n  echo building\n  exit 3\ntest: build\n  touch test-ran\ndeploy: test\n  touch deploy-ran\nlint:\n  sleep 0.2\n  touch lint-ran\n",
     );
-    let run = test.gzl(&["run"]).status(1);
+    let run = test.gzl(&["run", "--in-place"]).status(1);
     assert!(run.summary_of("build").contains("failed"), "{}", run.stderr);
     assert!(
         run.summary_of("build").contains("exit code 3"),
@@ -72,13 +72,13 @@ fn the_script_stops_at_the_first_failing_line_and_pipes_fail() {
     let test =
         Test::with_gzlfile("a:\n  false | true\n  touch after-pipe\nb:\n  cd sub\n  touch here\n");
     test.write("sub/.keep", "");
-    test.gzl(&["run", "a"]).status(1);
+    test.gzl(&["run", "--in-place", "a"]).status(1);
     assert!(
         !test.path("after-pipe").exists(),
         "pipefail stops the script"
     );
     // Lines share one shell: `cd` carries over.
-    test.gzl(&["run", "b"]).status(0);
+    test.gzl(&["run", "--in-place", "b"]).status(0);
     assert!(test.path("sub/here").exists());
 }
 
@@ -87,7 +87,9 @@ fn fail_fast_cancels_running_stages() {
     let test = Test::with_gzlfile(
         "slow:\n  echo $$ > slow.pid\n  sleep 1000\nbad:\n  while [ ! -e slow.pid ]; do sleep 0.05; done\n  exit 1\n",
     );
-    let run = test.gzl(&["run", "-j", "2", "--fail-fast"]).status(1);
+    let run = test
+        .gzl(&["run", "--in-place", "-j", "2", "--fail-fast"])
+        .status(1);
     assert!(
         run.summary_of("slow").contains("cancelled"),
         "{}",
@@ -114,7 +116,7 @@ fn a_timeout_kills_the_whole_process_group() {
     let test = Test::with_gzlfile(
         "slow:\n  @timeout 500ms\n  sleep 1000 &\n  echo $! > child.pid\n  echo $$ > shell.pid\n  sleep 1000\n",
     );
-    let run = test.gzl(&["run"]).status(1);
+    let run = test.gzl(&["run", "--in-place"]).status(1);
     assert!(
         run.summary_of("slow").contains("timed out"),
         "{}",
@@ -165,14 +167,18 @@ fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let test = Test::with_gzlfile(
         "stubborn:\n  @timeout 300ms\n  trap '' TERM\n  echo $$ > shell.pid\n  while true; do sleep 0.05; done\n",
     );
-    test.gzl(&["run", "--grace", "300ms"]).status(1);
+    test.gzl(&["run", "--in-place", "--grace", "300ms"])
+        .status(1);
     assert!(!process_alive(read_pid(&test.path("shell.pid"))));
 }
 
 #[test]
 fn background_processes_do_not_outlive_a_passing_stage() {
     let test = Test::with_gzlfile("leaky:\n  sleep 1000 &\n  echo $! > child.pid\n  echo done\n");
-    let run = test.gzl(&["run"]).status(0).stdout_has("done");
+    let run = test
+        .gzl(&["run", "--in-place"])
+        .status(0)
+        .stdout_has("done");
     assert!(run.summary_of("leaky").contains("passed"));
     assert!(!process_alive(read_pid(&test.path("child.pid"))));
 }
@@ -184,7 +190,7 @@ fn stages_get_the_gzl_environment_and_their_attributes() {
     );
     test.write("sub/.keep", "");
     let commit = test.commit("first");
-    test.gzl(&["run"]).status(0);
+    test.gzl(&["run", "--in-place"]).status(0);
     let root = test.repo().canonicalize().expect("canonical");
     let env = test.read("sub/env.txt");
     let lines: Vec<&str> = env.lines().collect();
@@ -211,7 +217,7 @@ fn shell_attribute_runs_another_interpreter_with_relative_indentation_kept() {
 #[test]
 fn heredocs_keep_blank_lines_and_indentation() {
     let test = Test::with_gzlfile("a:\n    cat > out.txt <<'EOF'\n    one\n\n      two\n    EOF\n");
-    test.gzl(&["run"]).status(0);
+    test.gzl(&["run", "--in-place"]).status(0);
     assert_eq!(test.read("out.txt"), "one\n\n  two\n");
 }
 
@@ -247,7 +253,7 @@ fn a_named_stage_runs_with_what_it_needs_and_nothing_else() {
     let test = Test::with_gzlfile(
         "build:\n  touch built\ntest: build\n  touch tested\nlint:\n  touch linted\n",
     );
-    test.gzl(&["run", "test"]).status(0);
+    test.gzl(&["run", "--in-place", "test"]).status(0);
     assert!(test.path("built").exists());
     assert!(test.path("tested").exists());
     assert!(!test.path("linted").exists());

@@ -10,7 +10,7 @@ const LONG_STAGES: &str = "a:\n  sleep 1000 &\n  echo $! > a-child.pid\n  echo $
 
 fn interrupt_with(signal: Signal) {
     let test = Test::with_gzlfile(LONG_STAGES);
-    let child = test.spawn(&["run", "-j", "2"]);
+    let child = test.spawn(&["run", "--in-place", "-j", "2"]);
     test.wait_for_file("a.pid");
     test.wait_for_file("b.pid");
     kill(Pid::from_raw(child.id() as i32), signal).expect("signal gzl");
@@ -49,7 +49,7 @@ fn a_killed_gzl_leaves_an_interrupted_run_not_a_running_one() {
     );
     // History is written in batches at most 50 ms apart: by the time `slow` has slept,
     // `done` is on disk, and a gzl killed then must not lose it.
-    let mut child = test.spawn(&["run"]);
+    let mut child = test.spawn(&["run", "--in-place"]);
     test.wait_for_file("slow.pid");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill gzl");
     child.wait().expect("reaped");

@@ -1,0 +1,144 @@
+//! `gzl.toml`: a repository's settings for gzl, at its root next to the Gzlfile.
+//!
+//! Every key is optional; unknown keys are errors, so a typo never silently does nothing.
+//! docs/config.md describes each one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::stagefile::Diagnostic;
+
+/// The file name gzl looks for.
+pub const FILE_NAME: &str = "gzl.toml";
+
+/// The settings of one repository.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub workspaces: Workspaces,
+    pub history: HistorySettings,
+}
+
+/// `[workspaces]`: the pool of checkouts runs execute in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workspaces {
+    /// How many workspaces gzl keeps for the repository. Overlapping runs may make more for a
+    /// while; `gzl gc` brings the pool back to this size.
+    pub pool: usize,
+    /// What a reused workspace loses before a run.
+    pub clean: Clean,
+    /// How long `gzl gc` keeps the workspace of a failed run for debugging.
+    #[serde(deserialize_with = "duration")]
+    pub keep_failed: Duration,
+}
+
+impl Default for Workspaces {
+    fn default() -> Self {
+        Workspaces {
+            pool: 4,
+            clean: Clean::Untracked,
+            keep_failed: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// What is removed from a reused workspace before a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Clean {
+    /// Files git does not track and does not ignore: ignored build output stays, so
+    /// incremental builds stay fast.
+    #[default]
+    Untracked,
+    /// Every file git does not track, ignored ones too: a pristine checkout.
+    All,
+}
+
+/// `[history]`: how long `gzl gc` keeps what runs leave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Logs and snapshots of runs older than this are deleted by `gzl gc`; the runs stay
+    /// listed, and their results are still reused.
+    #[serde(deserialize_with = "duration")]
+    pub keep: Duration,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            keep: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Why `gzl.toml` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not valid", path.display())]
+    Invalid {
+        path: PathBuf,
+        source_text: String,
+        diagnostic: Box<Diagnostic>,
+    },
+}
+
+impl Config {
+    /// Reads `gzl.toml` in `root`; the defaults when there is none.
+    pub fn load(root: &Path) -> Result<Self, ConfigError> {
+        let path = root.join(FILE_NAME);
+        match std::fs::read(&path) {
+            Ok(bytes) => Self::parse(&path, &String::from_utf8_lossy(&bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Checks `text` as the content of the `gzl.toml` at `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| {
+            let span = error.span().unwrap_or(0..0);
+            let message = error.message().trim_end().to_string();
+            let help = if message.starts_with("unknown field") {
+                "see docs/config.md for the settings gzl knows"
+            } else {
+                "see docs/config.md for the form of each setting"
+            };
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                source_text: text.to_string(),
+                diagnostic: Box::new(Diagnostic::new(message, span).help(help)),
+            }
+        })?;
+        if config.workspaces.pool == 0 {
+            let span = text.find("pool").map_or(0..0, |at| at..at + 4);
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                source_text: text.to_string(),
+                diagnostic: Box::new(
+                    Diagnostic::new("`pool` must be at least 1", span)
+                        .help("runs need a workspace; `pool = 1` keeps one"),
+                ),
+            });
+        }
+        Ok(config)
+    }
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::duration::parse_duration(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration such as `12h`, `7d` or `30d`"
+        ))
+    })
+}

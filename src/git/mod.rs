@@ -1,0 +1,235 @@
+//! The git repository gzl runs in: what it holds, read with gix, and the source states runs
+//! are made of (commits, and snapshots of the working tree).
+
+mod command;
+mod snapshot;
+
+use std::path::{Path, PathBuf};
+
+pub use command::{LOCATION_VARIABLES, git, output};
+pub use snapshot::SourceState;
+
+/// A git repository gzl was started in.
+pub struct Repo {
+    repo: gix::Repository,
+    root: PathBuf,
+}
+
+/// A failure reading the repository.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot open the git repository at {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: gix::Error,
+    },
+    #[error("`{rev}` does not name a commit in this repository")]
+    NotACommit { rev: String },
+    #[error("cannot read the state of the repository at {}: {message}", path.display())]
+    Status { path: PathBuf, message: String },
+    #[error("cannot read object {id} of the repository: {message}")]
+    Object { id: String, message: String },
+    #[error("gzl needs the git program, and it is not on PATH")]
+    NoGit,
+    #[error("`{command}` failed: {message}")]
+    Command { command: String, message: String },
+}
+
+impl Repo {
+    /// The repository holding `dir`, or `None` when `dir` is not inside a git working tree.
+    pub fn discover(dir: &Path) -> Result<Option<Self>, GitError> {
+        match gix::discover(dir) {
+            Ok(repo) => {
+                let Some(root) = repo.workdir().map(Path::to_path_buf) else {
+                    return Ok(None);
+                };
+                let root = root.canonicalize().unwrap_or(root);
+                Ok(Some(Repo { repo, root }))
+            }
+            Err(error) => {
+                use gix::discover::upwards::Error as Upwards;
+                let not_found = matches!(
+                    error.downcast_any_ref::<Upwards>(),
+                    Some(
+                        Upwards::NoGitRepository { .. }
+                            | Upwards::NoGitRepositoryWithinCeiling { .. }
+                            | Upwards::NoGitRepositoryWithinFs { .. }
+                    )
+                );
+                if not_found {
+                    Ok(None)
+                } else {
+                    Err(GitError::Open {
+                        path: dir.to_path_buf(),
+                        source: error,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The top of the working tree.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Names the repository across its linked worktrees: its common git directory.
+    pub fn identity(&self) -> String {
+        let common = self.repo.common_dir();
+        common
+            .canonicalize()
+            .unwrap_or_else(|_| common.to_path_buf())
+            .display()
+            .to_string()
+    }
+
+    /// HEAD's commit id, `None` before the first commit.
+    pub fn head_commit(&self) -> Option<String> {
+        self.repo.head_id().ok().map(|id| id.to_string())
+    }
+
+    /// The checked-out branch, `None` when HEAD is detached.
+    pub fn branch(&self) -> Option<String> {
+        self.repo
+            .head_name()
+            .ok()
+            .flatten()
+            .map(|name| name.shorten().to_string())
+    }
+
+    /// The repository's own git directory (a linked worktree has its own).
+    pub fn git_dir(&self) -> &Path {
+        self.repo.git_dir()
+    }
+
+    /// The git directory shared by all worktrees: objects, refs and config live here.
+    pub fn common_dir(&self) -> PathBuf {
+        let common = self.repo.common_dir();
+        common
+            .canonicalize()
+            .unwrap_or_else(|_| common.to_path_buf())
+    }
+
+    /// The index file of this worktree.
+    pub fn index_path(&self) -> PathBuf {
+        self.repo.index_path()
+    }
+
+    /// Whether the working tree differs from HEAD in any way a snapshot would capture:
+    /// staged, modified, deleted, or untracked files that are not ignored.
+    pub fn has_changes(&self) -> Result<bool, GitError> {
+        let status = output(git(&self.root).args([
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=normal",
+            "--no-renames",
+        ]))?;
+        Ok(!status.is_empty())
+    }
+
+    /// The full id of the commit `rev` names: anything git accepts (`HEAD~3`, a tag, a short
+    /// id, `main@{1}`).
+    pub fn resolve_commit(&self, rev: &str) -> Result<String, GitError> {
+        let commit = output(git(&self.root).args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("{rev}^{{commit}}"),
+        ]));
+        match commit {
+            Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+            Ok(_) | Err(GitError::Command { .. }) => Err(GitError::NotACommit {
+                rev: rev.to_string(),
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The tree of commit `commit`.
+    pub fn tree_of(&self, commit: &str) -> Result<String, GitError> {
+        let id = object_id(commit)?;
+        self.repo
+            .find_commit(id)
+            .and_then(|c| c.tree_id())
+            .map(|tree| tree.to_string())
+            .map_err(|error| GitError::Object {
+                id: commit.to_string(),
+                message: error.to_string(),
+            })
+    }
+
+    /// The content of the file at `path` in `tree`; `None` when the tree has no such file.
+    pub fn file_in_tree(&self, tree: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let error = |message: String| GitError::Object {
+            id: tree.to_string(),
+            message,
+        };
+        let tree = self
+            .repo
+            .find_tree(object_id(tree)?)
+            .map_err(|e| error(e.to_string()))?;
+        let Some(entry) = tree
+            .lookup_entry_by_path(path)
+            .map_err(|e| error(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        if !entry.mode().is_blob() {
+            return Ok(None);
+        }
+        let object = entry.object().map_err(|e| error(e.to_string()))?;
+        Ok(Some(object.data.clone()))
+    }
+
+    /// Every file of `tree` (blobs, links and submodule commits) with its mode and object id,
+    /// by path. Git has hashed every file already, so this reads ids, not contents.
+    pub fn files_in_tree(&self, tree: &str) -> Result<Vec<TreeFile>, GitError> {
+        let error = |message: String| GitError::Object {
+            id: tree.to_string(),
+            message,
+        };
+        let tree = self
+            .repo
+            .find_tree(object_id(tree)?)
+            .map_err(|e| error(e.to_string()))?;
+        let entries = tree
+            .traverse()
+            .breadthfirst
+            .files()
+            .map_err(|e| error(e.to_string()))?;
+        let mut files: Vec<TreeFile> = entries
+            .into_iter()
+            .filter(|entry| !entry.mode.is_tree())
+            .map(|entry| TreeFile {
+                path: entry.filepath.to_string(),
+                mode: entry.mode.value(),
+                id: entry.oid.to_string(),
+            })
+            .collect();
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Whether the object `id` is in the repository.
+    pub fn has_object(&self, id: &str) -> bool {
+        object_id(id).is_ok_and(|id| self.repo.has_object(id))
+    }
+}
+
+/// A file in a git tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    pub path: String,
+    pub mode: u16,
+    pub id: String,
+}
+
+fn object_id(hex: &str) -> Result<gix::ObjectId, GitError> {
+    gix::ObjectId::from_hex(hex.as_bytes()).map_err(|error| GitError::Object {
+        id: hex.to_string(),
+        message: error.to_string(),
+    })
+}

@@ -1,0 +1,149 @@
+//! Source states: what a run is about. A commit, or a snapshot of the working tree made as
+//! a git tree without touching the user's index, files, stash or HEAD.
+
+use super::{GitError, Repo, git, output};
+
+/// The source a run executes: a commit, or a snapshot of the working tree on top of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceState {
+    /// The commit the state is based on; `None` in a repository without commits.
+    pub commit: Option<String>,
+    /// The tree of the state: the commit's, or the snapshot's.
+    pub tree: String,
+    /// Whether the state is a snapshot that differs from `commit`.
+    pub dirty: bool,
+    /// The commit a workspace checks out: `commit`, or a commit gzl made for the snapshot.
+    pub checkout: String,
+}
+
+/// Refs under this prefix keep snapshots from git's garbage collection until `gzl gc`.
+pub const SNAPSHOT_REFS: &str = "refs/gzl/snapshots/";
+
+impl Repo {
+    /// The state of commit `rev` (anything git accepts as a commit).
+    pub fn commit_state(&self, rev: &str) -> Result<SourceState, GitError> {
+        let commit = self.resolve_commit(rev)?;
+        Ok(SourceState {
+            tree: self.tree_of(&commit)?,
+            checkout: commit.clone(),
+            commit: Some(commit),
+            dirty: false,
+        })
+    }
+
+    /// The state of the working tree: HEAD's commit when nothing changed, else a snapshot of
+    /// HEAD plus staged and unstaged changes plus untracked files that are not ignored.
+    ///
+    /// The snapshot is staged into a copy of the index, next to the real one (so a split
+    /// index still finds its shared part), written as a tree, and committed on top of HEAD
+    /// under `refs/gzl/snapshots/<tree>`. The user's index, files, stash and HEAD are not
+    /// touched.
+    pub fn working_tree_state(&self) -> Result<SourceState, GitError> {
+        let head = self.head_commit();
+        let head_tree = head.as_deref().map(|c| self.tree_of(c)).transpose()?;
+        if !self.has_changes()?
+            && let (Some(commit), Some(tree)) = (&head, &head_tree)
+        {
+            return Ok(SourceState {
+                checkout: commit.clone(),
+                commit: Some(commit.clone()),
+                tree: tree.clone(),
+                dirty: false,
+            });
+        }
+        let index = TemporaryIndex::beside(&self.index_path())?;
+        output(git(&self.root).env("GIT_INDEX_FILE", &index.path).args([
+            "-c",
+            "advice.addEmbeddedRepo=false",
+            "add",
+            "--all",
+            "--",
+            ".",
+        ]))?;
+        let tree = output(
+            git(&self.root)
+                .env("GIT_INDEX_FILE", &index.path)
+                .arg("write-tree"),
+        )?
+        .trim()
+        .to_string();
+        drop(index);
+        if let (Some(commit), Some(head_tree)) = (&head, &head_tree)
+            && *head_tree == tree
+        {
+            // Only file times changed, or a change was undone: this is HEAD.
+            return Ok(SourceState {
+                checkout: commit.clone(),
+                commit: Some(commit.clone()),
+                tree,
+                dirty: false,
+            });
+        }
+        let checkout = self.snapshot_commit(head.as_deref(), &tree)?;
+        Ok(SourceState {
+            commit: head,
+            dirty: true,
+            tree,
+            checkout,
+        })
+    }
+
+    /// Commits `tree` on top of `parent` for workspaces to check out, and keeps it with a
+    /// ref. The author, committer and date are fixed (the date is the parent's), so the same
+    /// snapshot gets the same commit id every time.
+    fn snapshot_commit(&self, parent: Option<&str>, tree: &str) -> Result<String, GitError> {
+        let date = match parent {
+            Some(parent) => output(git(&self.root).args(["show", "-s", "--format=%ct", parent]))?
+                .trim()
+                .to_string(),
+            None => "0".to_string(),
+        };
+        let date = format!("@{date} +0000");
+        let mut command = git(&self.root);
+        command
+            .args(["-c", "commit.gpgSign=false", "commit-tree", tree])
+            .args(["-m", "gzl snapshot of the working tree"])
+            .env("GIT_AUTHOR_NAME", "gzl")
+            .env("GIT_AUTHOR_EMAIL", "gzl@localhost")
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_NAME", "gzl")
+            .env("GIT_COMMITTER_EMAIL", "gzl@localhost")
+            .env("GIT_COMMITTER_DATE", &date);
+        if let Some(parent) = parent {
+            command.args(["-p", parent]);
+        }
+        let commit = output(&mut command)?.trim().to_string();
+        output(git(&self.root).args(["update-ref", &format!("{SNAPSHOT_REFS}{tree}"), &commit]))?;
+        Ok(commit)
+    }
+}
+
+/// A copy of the user's index that gzl stages into; removed when dropped.
+struct TemporaryIndex {
+    path: std::path::PathBuf,
+}
+
+impl TemporaryIndex {
+    fn beside(index: &std::path::Path) -> Result<Self, GitError> {
+        let dir = index.parent().unwrap_or(index);
+        let path = dir.join(format!("gzl-index-{}", std::process::id()));
+        let copied = match std::fs::copy(index, &path) {
+            Ok(_) => Ok(()),
+            // No index yet: `git add` starts an empty one.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error),
+        };
+        copied.map_err(|error| GitError::Status {
+            path: dir.to_path_buf(),
+            message: format!("cannot copy the index: {error}"),
+        })?;
+        Ok(TemporaryIndex { path })
+    }
+}
+
+impl Drop for TemporaryIndex {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(self.path.with_extension("lock"));
+    }
+}

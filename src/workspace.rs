@@ -1,0 +1,522 @@
+//! Workspaces: the checkouts runs execute in, kept in a pool per repository under gzl's cache
+//! directory and reused, so ignored build output (`target/`, `node_modules/`) survives from
+//! run to run.
+//!
+//! A workspace is a repository of its own whose objects come from the user's repository
+//! through `objects/info/alternates`: `git` works in it as in any clone, and it has its own
+//! config, hooks and refs, so a stage that runs `git config`, `git tag` or husky's install
+//! changes the workspace, never the user's repository. gzl rewrites the workspace's config
+//! and refs on every lease, so nothing a stage did there reaches the next run either.
+//! docs/design/workspaces.md says why this and not `git worktree add`.
+//!
+//! A run leases a workspace with an exclusive lock on `<slot>.lock` for its whole life; a
+//! lock held by a dead process is free, so its workspace is simply taken over. A workspace a
+//! failed run left behind is kept as the stage left it until `gzl gc`, or until the pool
+//! needs it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::config::{self, Clean};
+use crate::git::{self, GitError, Repo};
+use crate::home::Home;
+
+/// The workspaces of one repository.
+pub struct Pool {
+    dir: PathBuf,
+    size: usize,
+}
+
+/// A workspace leased by this process; the lease ends when it is dropped.
+pub struct Workspace {
+    pub slot: usize,
+    /// The top of the checkout: stages run here.
+    pub path: PathBuf,
+    pool: PathBuf,
+    /// Held for the lease's life; the lock ends with the file.
+    _lock: File,
+}
+
+/// A failure to make or use a workspace.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("cannot use the workspace directory {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot prepare the workspace {}", path.display())]
+    Git {
+        path: PathBuf,
+        #[source]
+        source: GitError,
+    },
+}
+
+/// What a slot's state file remembers about the last run in it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SlotState {
+    /// The last run that used the workspace.
+    pub run: Option<i64>,
+    /// Whether a run is (or was, when its gzl died) using it.
+    pub active: bool,
+    /// Kept for debugging: the last run in it failed.
+    pub kept: bool,
+    /// When it was last leased or released, in milliseconds since the Unix epoch.
+    pub used_at: i64,
+}
+
+/// A slot of the pool as `gzl gc` sees it.
+pub struct Slot {
+    pub slot: usize,
+    pub path: PathBuf,
+    pub state: SlotState,
+    /// Whether a live run holds it.
+    pub leased: bool,
+}
+
+impl Pool {
+    /// The pool of `repo`'s workspaces.
+    pub fn of(home: &Home, repo: &Repo, settings: &config::Workspaces) -> Self {
+        Pool {
+            dir: home.cache().join("workspaces").join(pool_name(repo)),
+            size: settings.pool,
+        }
+    }
+
+    /// Leases a workspace: a free one that is not kept, the warmest first; else a new one
+    /// while the pool has room; else the oldest kept one (`note` says so); else a new one
+    /// beyond the pool's size, which `gzl gc` removes later.
+    pub fn lease(&self, note: &mut dyn FnMut(String)) -> Result<Workspace, WorkspaceError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| WorkspaceError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let slots = self.slots()?;
+        let mut free: Vec<&Slot> = slots.iter().filter(|s| !s.leased).collect();
+        free.sort_by_key(|s| std::cmp::Reverse(s.state.used_at));
+        for slot in free.iter().filter(|s| !s.state.kept) {
+            if let Some(workspace) = self.try_lease(slot.slot)? {
+                if slot.state.active
+                    && let Some(run) = slot.state.run
+                {
+                    note(format!(
+                        "taking over workspace {} from interrupted run {run}",
+                        slot.slot
+                    ));
+                }
+                return Ok(workspace);
+            }
+        }
+        if slots.len() < self.size
+            && let Some(workspace) = self.lease_new(&slots)?
+        {
+            return Ok(workspace);
+        }
+        free.sort_by_key(|s| s.state.used_at);
+        for slot in free.iter().filter(|s| s.state.kept) {
+            if let Some(workspace) = self.try_lease(slot.slot)? {
+                note(format!(
+                    "reusing workspace {}, kept from failed run {}: the pool holds {} (gzl.toml [workspaces] pool)",
+                    slot.slot,
+                    slot.state.run.map_or_else(|| "?".into(), |r| r.to_string()),
+                    self.size
+                ));
+                return Ok(workspace);
+            }
+        }
+        loop {
+            if let Some(workspace) = self.lease_new(&self.slots()?)? {
+                return Ok(workspace);
+            }
+        }
+    }
+
+    /// The pool's slots with their state, in slot order.
+    pub fn slots(&self) -> Result<Vec<Slot>, WorkspaceError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(WorkspaceError::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        let mut slots: Vec<Slot> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let slot = name
+                    .to_str()?
+                    .strip_suffix(".lock")?
+                    .parse::<usize>()
+                    .ok()?;
+                Some(Slot {
+                    slot,
+                    path: self.dir.join(slot.to_string()),
+                    state: self.state(slot),
+                    leased: is_locked(&entry.path()),
+                })
+            })
+            .collect();
+        slots.sort_by_key(|s| s.slot);
+        Ok(slots)
+    }
+
+    /// Deletes a free slot's workspace and files. Returns false when a run holds it.
+    pub fn remove(&self, slot: usize) -> Result<bool, WorkspaceError> {
+        let Some(_lease) = self.try_lock(slot)? else {
+            return Ok(false);
+        };
+        let path = self.dir.join(slot.to_string());
+        let io = |source| WorkspaceError::Io {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io(error)),
+        }
+        for file in [self.state_path(slot), self.config_path(slot)] {
+            let _ = std::fs::remove_file(file);
+        }
+        let _ = std::fs::remove_file(self.lock_path(slot));
+        Ok(true)
+    }
+
+    /// The pool's size setting.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The directory holding the pool.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Deletes workspaces set aside as broken.
+    pub fn empty_trash(&self) {
+        let _ = std::fs::remove_dir_all(self.dir.join("trash"));
+    }
+
+    fn lease_new(&self, slots: &[Slot]) -> Result<Option<Workspace>, WorkspaceError> {
+        let slot = (0..)
+            .find(|n| slots.iter().all(|s| s.slot != *n))
+            .unwrap_or(0);
+        // Another gzl may take the same number first; the caller then looks again.
+        self.try_lease(slot)
+    }
+
+    fn try_lease(&self, slot: usize) -> Result<Option<Workspace>, WorkspaceError> {
+        let Some(lock) = self.try_lock(slot)? else {
+            return Ok(None);
+        };
+        let workspace = Workspace {
+            slot,
+            path: self.dir.join(slot.to_string()),
+            pool: self.dir.clone(),
+            _lock: lock,
+        };
+        let mut state = workspace.state();
+        state.active = true;
+        state.kept = false;
+        state.used_at = crate::history::millis(SystemTime::now());
+        workspace.write_state(&state)?;
+        Ok(Some(workspace))
+    }
+
+    fn try_lock(&self, slot: usize) -> Result<Option<File>, WorkspaceError> {
+        let path = self.lock_path(slot);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| WorkspaceError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(WorkspaceError::Io { path, source }),
+        }
+    }
+
+    fn state(&self, slot: usize) -> SlotState {
+        std::fs::read(self.state_path(slot))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn lock_path(&self, slot: usize) -> PathBuf {
+        self.dir.join(format!("{slot}.lock"))
+    }
+
+    fn state_path(&self, slot: usize) -> PathBuf {
+        self.dir.join(format!("{slot}.json"))
+    }
+
+    fn config_path(&self, slot: usize) -> PathBuf {
+        self.dir.join(format!("{slot}.config"))
+    }
+}
+
+impl Workspace {
+    /// Makes the workspace hold exactly `source.checkout`: tracked files as committed, files
+    /// git does not track removed (ignored ones too with `Clean::All`), submodules checked
+    /// out, and the repository's config and refs reset to what gzl gives every run. A
+    /// workspace git cannot bring there is set aside and made anew.
+    pub fn prepare(&self, repo: &Repo, commit: &str, clean: Clean) -> Result<(), WorkspaceError> {
+        match self.try_prepare(repo, commit, clean) {
+            Ok(()) => Ok(()),
+            Err(error) if self.path.join(".git").exists() => {
+                tracing::warn!(workspace = %self.path.display(), %error, "making the workspace anew");
+                self.set_aside()?;
+                self.try_prepare(repo, commit, clean)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn try_prepare(&self, repo: &Repo, commit: &str, clean: Clean) -> Result<(), WorkspaceError> {
+        let git_error = |source| WorkspaceError::Git {
+            path: self.path.clone(),
+            source,
+        };
+        let fresh = !self.path.join(".git").exists();
+        if fresh {
+            self.create()?;
+        }
+        self.reset_repository(repo).map_err(git_error)?;
+        git::output(
+            git::git(&self.path).args(["checkout", "--quiet", "--force", "--detach", commit]),
+        )
+        .map_err(git_error)?;
+        if !fresh {
+            let mut command = git::git(&self.path);
+            command.args(["clean", "-ffdq"]);
+            if clean == Clean::All {
+                command.arg("-x");
+            }
+            git::output(&mut command).map_err(git_error)?;
+        }
+        if self.path.join(".gitmodules").is_file() {
+            self.update_submodules(repo, clean).map_err(git_error)?;
+        }
+        Ok(())
+    }
+
+    /// A new repository borrowing the user's objects.
+    fn create(&self) -> Result<(), WorkspaceError> {
+        let io = |source| WorkspaceError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.path).map_err(io)?;
+        git::output(git::git(&self.path).args(["init", "--quiet", "--template=", "."])).map_err(
+            |source| WorkspaceError::Git {
+                path: self.path.clone(),
+                source,
+            },
+        )?;
+        // The config git wrote is the one every lease starts from.
+        std::fs::copy(self.path.join(".git/config"), self.config_path()).map_err(io)?;
+        Ok(())
+    }
+
+    /// Points the workspace at the user's objects and gives it gzl's config and a copy of
+    /// the user's branches, tags and remote-tracking refs, dropping whatever a stage changed.
+    fn reset_repository(&self, repo: &Repo) -> Result<(), GitError> {
+        let dot_git = self.path.join(".git");
+        let io = |what: &str, error: std::io::Error| GitError::Status {
+            path: self.path.clone(),
+            message: format!("{what}: {error}"),
+        };
+        let objects = repo.common_dir().join("objects");
+        std::fs::create_dir_all(dot_git.join("objects/info")).map_err(|e| io("objects", e))?;
+        std::fs::write(
+            dot_git.join("objects/info/alternates"),
+            format!("{}\n", objects.display()),
+        )
+        .map_err(|e| io("alternates", e))?;
+        std::fs::copy(self.config_path(), dot_git.join("config")).map_err(|e| io("config", e))?;
+        // A gzl killed during a git command leaves its lock behind; the lease says nobody
+        // else is here.
+        let _ = std::fs::remove_file(dot_git.join("index.lock"));
+        let _ = std::fs::remove_dir_all(dot_git.join("hooks"));
+        for namespace in ["refs/heads", "refs/tags", "refs/remotes"] {
+            let _ = std::fs::remove_dir_all(dot_git.join(namespace));
+        }
+        std::fs::create_dir_all(dot_git.join("refs/heads")).map_err(|e| io("refs", e))?;
+        std::fs::create_dir_all(dot_git.join("refs/tags")).map_err(|e| io("refs", e))?;
+        // `git describe`, `git log origin/main..` and the like work as in a clone.
+        let refs = git::output(git::git(repo.root()).args([
+            "for-each-ref",
+            "--format=%(objectname) %(refname)",
+            "refs/heads",
+            "refs/tags",
+            "refs/remotes",
+        ]))?;
+        std::fs::write(dot_git.join("packed-refs"), refs).map_err(|e| io("packed-refs", e))?;
+        let exclude = repo.common_dir().join("info/exclude");
+        std::fs::create_dir_all(dot_git.join("info")).map_err(|e| io("info", e))?;
+        match std::fs::copy(&exclude, dot_git.join("info/exclude")) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let _ = std::fs::remove_file(dot_git.join("info/exclude"));
+            }
+            Err(error) => return Err(io("info/exclude", error)),
+        }
+        Ok(())
+    }
+
+    /// Checks out the submodules at the commits the tree records. gix cannot check out
+    /// submodules yet, so this is git's `submodule update`. A submodule the user's
+    /// repository has cloned already is fetched from that clone, not from its URL.
+    fn update_submodules(&self, repo: &Repo, clean: Clean) -> Result<(), GitError> {
+        git::output(git::git(&self.path).args(["submodule", "--quiet", "init"]))?;
+        let names = git::output(git::git(&self.path).args([
+            "config",
+            "--file",
+            ".gitmodules",
+            "--name-only",
+            "--get-regexp",
+            r"^submodule\..*\.path$",
+        ]))
+        .unwrap_or_default();
+        for key in names.lines() {
+            let Some(name) = key
+                .strip_prefix("submodule.")
+                .and_then(|k| k.strip_suffix(".path"))
+            else {
+                continue;
+            };
+            let local = repo.common_dir().join("modules").join(name);
+            if local.is_dir() {
+                git::output(git::git(&self.path).args([
+                    "config",
+                    &format!("submodule.{name}.url"),
+                    &local.display().to_string(),
+                ]))?;
+            }
+        }
+        git::output(git::git(&self.path).args([
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "--quiet",
+            "update",
+            "--init",
+            "--recursive",
+            "--force",
+        ]))?;
+        let clean_command = if clean == Clean::All {
+            "git clean -ffdqx"
+        } else {
+            "git clean -ffdq"
+        };
+        git::output(git::git(&self.path).args([
+            "submodule",
+            "--quiet",
+            "foreach",
+            "--recursive",
+            clean_command,
+        ]))?;
+        Ok(())
+    }
+
+    /// Moves a broken workspace out of the way; `gzl gc` deletes it. (Deleting thousands of
+    /// files right before checking out thousands makes ext4 slow for minutes.)
+    fn set_aside(&self) -> Result<(), WorkspaceError> {
+        let trash = self.pool.join("trash");
+        let io = |source| WorkspaceError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&trash).map_err(io)?;
+        let aside = trash.join(format!(
+            "{}-{}",
+            self.slot,
+            crate::history::millis(SystemTime::now())
+        ));
+        std::fs::rename(&self.path, aside).map_err(io)?;
+        Ok(())
+    }
+
+    /// Records the run using the workspace.
+    pub fn started(&self, run: i64) -> Result<(), WorkspaceError> {
+        let mut state = self.state();
+        state.run = Some(run);
+        self.write_state(&state)
+    }
+
+    /// Ends the lease. A workspace whose run did not pass is kept as the run left it.
+    pub fn release(self, passed: bool) -> Result<(), WorkspaceError> {
+        let mut state = self.state();
+        state.active = false;
+        state.kept = !passed;
+        state.used_at = crate::history::millis(SystemTime::now());
+        self.write_state(&state)
+    }
+
+    fn state(&self) -> SlotState {
+        std::fs::read(self.state_path())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn write_state(&self, state: &SlotState) -> Result<(), WorkspaceError> {
+        let path = self.state_path();
+        let temporary = path.with_extension("json.tmp");
+        let io = |source| WorkspaceError::Io {
+            path: path.clone(),
+            source,
+        };
+        let json = serde_json::to_vec(state).unwrap_or_default();
+        std::fs::write(&temporary, json).map_err(io)?;
+        std::fs::rename(&temporary, &path).map_err(io)
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.pool.join(format!("{}.json", self.slot))
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.pool.join(format!("{}.config", self.slot))
+    }
+}
+
+/// The pool's directory name: the repository's folder name, and a hash of its git directory
+/// so two repositories of the same name do not share a pool.
+fn pool_name(repo: &Repo) -> String {
+    let identity = repo.identity();
+    let hash = crate::home::blob_id(identity.as_bytes());
+    let name: String = repo
+        .root()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{name}-{}", &hash[..12])
+}
+
+fn is_locked(path: &Path) -> bool {
+    File::open(path)
+        .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+}
