@@ -6,7 +6,7 @@ use serde_json::json;
 use super::Context;
 use crate::duration::format_duration;
 use crate::error::{Error, ExitCode};
-use crate::history::RunRecord;
+use crate::history::{RunRecord, StageCounts, StageRecord};
 use crate::pipeline;
 
 #[derive(clap::Args)]
@@ -35,7 +35,20 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let all = args.all_repos || !located;
     let identity = project.identity();
     let runs = history.runs((!all).then_some(identity.as_str()), args.limit)?;
+    let stages = runs
+        .iter()
+        .map(|run| history.stages(run.id))
+        .collect::<Result<Vec<_>, _>>()?;
     if args.json {
+        let runs: Vec<serde_json::Value> = runs
+            .iter()
+            .zip(&stages)
+            .map(|(run, stages)| {
+                let mut value = json!(run);
+                value["stages"] = stages.iter().map(stage_json).collect();
+                value
+            })
+            .collect();
         super::print(&format!("{}\n", json!({ "schema": SCHEMA, "runs": runs })));
         return Ok(ExitCode::Success);
     }
@@ -46,64 +59,114 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         ));
         return Ok(ExitCode::Success);
     }
-    super::print(&table(&runs, all));
+    let subject = |commit: &str| {
+        project
+            .repo
+            .as_ref()
+            .filter(|_| !all)
+            .and_then(|repo| repo.subject(commit))
+    };
+    super::print(&table(&runs, &stages, all, &subject));
     Ok(ExitCode::Success)
 }
 
-fn table(runs: &[RunRecord], with_repo: bool) -> String {
+fn stage_json(stage: &StageRecord) -> serde_json::Value {
+    json!({
+        "name": stage.name,
+        "status": stage.status,
+        "exit_code": stage.exit_code,
+        "duration_ms": stage.duration.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        "key": stage.key,
+        "cached_from": stage.cached_from,
+        "flaky": stage.flaky,
+    })
+}
+
+/// Runs grouped by commit, groups in the order of their newest run: a header line with the
+/// commit, its subject and branch, then a line per run.
+fn table(
+    runs: &[RunRecord],
+    stages: &[Vec<StageRecord>],
+    with_repo: bool,
+    subject: &dyn Fn(&str) -> Option<String>,
+) -> String {
     let now = SystemTime::now();
-    let mut rows: Vec<Vec<String>> = vec![
-        [
-            "ID", "COMMIT", "BRANCH", "STATUS", "STAGES", "STARTED", "DURATION",
-        ]
-        .iter()
-        .map(|s| (*s).to_string())
-        .collect(),
-    ];
-    if with_repo {
-        rows[0].push("REPOSITORY".into());
+    let mut groups: Vec<(Option<&str>, &str, Vec<usize>)> = Vec::new();
+    for (index, run) in runs.iter().enumerate() {
+        let key = (run.commit.as_deref(), run.repo.as_str());
+        match groups.iter_mut().find(|(c, r, _)| (*c, *r) == key) {
+            Some(group) => group.2.push(index),
+            None => groups.push((key.0, key.1, vec![index])),
+        }
     }
-    for run in runs {
-        let commit = match &run.commit {
-            Some(commit) => format!(
-                "{}{}",
-                &commit[..commit.len().min(8)],
-                if run.dirty { "+" } else { "" }
-            ),
-            None => "-".into(),
+    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+    for (commit, repo, members) in &groups {
+        let mut header = match commit {
+            Some(commit) => {
+                let short = &commit[..commit.len().min(8)];
+                match subject(commit) {
+                    Some(subject) => format!("{short}  {subject}"),
+                    None => short.to_string(),
+                }
+            }
+            None => "(no commit)".to_string(),
         };
-        let counts = &run.stage_counts;
-        let mut stages = format!("{}/{}", counts.passed, counts.total);
-        let not_passed = counts.failed + counts.timed_out;
-        if not_passed > 0 {
-            let _ = write!(stages, " ({not_passed} failed)");
+        if let Some(branch) = members.iter().find_map(|&i| runs[i].branch.as_deref()) {
+            let _ = write!(header, "  ({branch})");
         }
-        let end = run.finished_at.unwrap_or(now);
-        let duration = end.duration_since(run.started_at).unwrap_or_default();
-        let mut row = vec![
-            run.id.to_string(),
-            commit,
-            run.branch.clone().unwrap_or_else(|| "-".into()),
-            run.status.to_string(),
-            stages,
-            ago(now.duration_since(run.started_at).unwrap_or_default()),
-            format_duration(duration),
-        ];
         if with_repo {
-            row.push(run.repo.clone());
+            let _ = write!(header, "  {repo}");
         }
-        rows.push(row);
+        rows.push((usize::MAX, vec![header]));
+        for &index in members {
+            let run = &runs[index];
+            let end = run.finished_at.unwrap_or(now);
+            let duration = end.duration_since(run.started_at).unwrap_or_default();
+            let mut notes = Vec::new();
+            if run.dirty {
+                notes.push("snapshot of changes".to_string());
+            }
+            if run.workspace.is_none() && run.tree.is_none() {
+                notes.push("in place".to_string());
+            }
+            let flaky: Vec<&str> = stages[index]
+                .iter()
+                .filter(|s| s.flaky)
+                .map(|s| s.name.as_str())
+                .collect();
+            if !flaky.is_empty() {
+                notes.push(format!("flaky: {}", flaky.join(", ")));
+            }
+            rows.push((
+                index,
+                vec![
+                    format!("  {}", run.id),
+                    run.status.to_string(),
+                    counts(&run.stage_counts),
+                    format_duration(duration),
+                    ago(now.duration_since(run.started_at).unwrap_or_default()),
+                    notes.join("; "),
+                ],
+            ));
+        }
     }
-    let widths: Vec<usize> = (0..rows[0].len())
+    let columns = 6;
+    let widths: Vec<usize> = (0..columns)
         .map(|column| {
             rows.iter()
-                .map(|row| row[column].chars().count())
+                .filter(|(index, _)| *index != usize::MAX)
+                .map(|(_, row)| row[column].chars().count())
                 .max()
                 .unwrap_or(0)
         })
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for (index, row) in rows {
+        if index == usize::MAX {
+            out.push_str(&row[0]);
+            out.push('\n');
+            continue;
+        }
         let mut line = String::new();
         for (cell, width) in row.iter().zip(&widths) {
             let _ = write!(line, "{cell:<width$}  ");
@@ -112,6 +175,30 @@ fn table(runs: &[RunRecord], with_repo: bool) -> String {
         out.push('\n');
     }
     out
+}
+
+/// "3 passed, 2 cached, 1 failed" for a run's stages.
+fn counts(counts: &StageCounts) -> String {
+    let mut parts = Vec::new();
+    for (n, label) in [
+        (counts.passed, "passed"),
+        (counts.cached, "cached"),
+        (counts.failed + counts.timed_out, "failed"),
+        (counts.skipped, "skipped"),
+        (counts.cancelled, "cancelled"),
+        (counts.interrupted, "interrupted"),
+        (counts.running, "running"),
+        (counts.pending, "pending"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {label}"));
+        }
+    }
+    if parts.is_empty() {
+        "no stages".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn ago(elapsed: std::time::Duration) -> String {

@@ -213,6 +213,13 @@ impl Repo {
         Ok(files)
     }
 
+    /// The first line of commit `commit`'s message.
+    pub fn subject(&self, commit: &str) -> Option<String> {
+        let commit = self.repo.find_commit(object_id(commit).ok()?).ok()?;
+        let message = commit.message_raw_sloppy().to_string();
+        message.lines().next().map(|line| line.trim().to_string())
+    }
+
     /// Whether the object `id` is in the repository.
     pub fn has_object(&self, id: &str) -> bool {
         object_id(id).is_ok_and(|id| self.repo.has_object(id))

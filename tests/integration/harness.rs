@@ -34,6 +34,35 @@ impl Test {
         self.temp.path().join("home")
     }
 
+    /// A path outside the repository (and so outside every workspace), for stages to leave
+    /// traces the test can read.
+    pub fn outside(&self, name: &str) -> PathBuf {
+        let dir = self.temp.path().join("outside");
+        std::fs::create_dir_all(&dir).expect("outside dir");
+        dir.join(name)
+    }
+
+    /// The lines of an `outside` file; none when it does not exist.
+    pub fn outside_lines(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.outside(name))
+            .map(|text| text.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the `outside` file `name` exists, up to 20 s.
+    pub fn wait_for_outside(&self, name: &str) {
+        let path = self.outside(name);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !path.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
     pub fn path(&self, relative: &str) -> PathBuf {
         self.repo().join(relative)
     }

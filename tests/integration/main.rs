@@ -5,5 +5,7 @@ mod gzlfile_errors;
 mod harness;
 mod history;
 mod output;
+mod reuse;
 mod run;
 mod signals;
+mod workspaces;

@@ -1,0 +1,223 @@
+//! Results that are not run twice: input keys, `cached` stages, `@when`, `--force`,
+//! `--no-cache`, flaky stages, `gzl why`.
+
+use crate::harness::Test;
+
+/// A Gzlfile whose stages append their name to an `outside` log each time they execute.
+fn counting(test: &Test, stages: &str) -> String {
+    let log = test.outside("executed");
+    stages.replace("LOG", &log.display().to_string())
+}
+
+#[test]
+fn a_second_run_of_the_same_source_executes_nothing() {
+    let test = Test::new();
+    let gzlfile = counting(
+        &test,
+        "build:\n    echo build >> LOG\ntest: build\n    echo test >> LOG\n",
+    );
+    test.write("Gzlfile", gzlfile);
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let again = test.gzl(&["run"]).status(0);
+    assert_eq!(test.outside_lines("executed"), ["build", "test"]);
+    assert!(
+        again.summary_of("build").contains("cached"),
+        "{}",
+        again.stderr
+    );
+    assert!(again.summary_of("test").contains("reuses run 1"));
+    assert!(again.stderr.contains("2 cached"), "{}", again.stderr);
+
+    let runs = test.runs();
+    assert_eq!(runs[0]["status"], "passed");
+    assert_eq!(runs[0]["stage_counts"]["cached"], 2);
+    let json = test.gzl(&["run", "--json"]).status(0);
+    let finished: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["event"] == "stage_finished")
+        .collect();
+    assert!(finished.iter().all(|e| e["status"] == "cached"));
+    assert!(finished.iter().all(|e| e["cached_from"] == 1));
+    assert_eq!(test.outside_lines("executed").len(), 2);
+}
+
+#[test]
+fn a_changed_file_runs_again_and_a_dirty_tree_is_keyed_by_its_content() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        counting(&test, "check:\n    echo check >> LOG\n"),
+    );
+    test.write("src.txt", "one\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.write("src.txt", "two\n");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run"]).status(0);
+    // Committing the same content is the same source: nothing runs.
+    test.commit("second");
+    test.gzl(&["run"]).status(0);
+    assert_eq!(test.outside_lines("executed"), ["check", "check"]);
+}
+
+#[test]
+fn when_paths_unchanged_across_a_docs_commit_are_cached() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        counting(
+            &test,
+            "test:\n    @when src/** Cargo.toml\n    echo test >> LOG\ndocs:\n    @when docs/\n    echo docs >> LOG\n",
+        ),
+    );
+    test.write("src/lib.rs", "fn main() {}\n");
+    test.write("Cargo.toml", "[package]\n");
+    test.write("docs/guide.md", "# Guide\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.write("docs/guide.md", "# Guide, better\n");
+    test.write("README.md", "hello\n");
+    test.commit("docs only");
+    let run = test.gzl(&["run"]).status(0);
+    assert!(run.summary_of("test").contains("cached"), "{}", run.stderr);
+    test.write("src/lib.rs", "fn main() { }\n");
+    test.commit("code");
+    test.gzl(&["run"]).status(0);
+    assert_eq!(
+        test.outside_lines("executed"),
+        ["test", "docs", "docs", "test"]
+    );
+}
+
+#[test]
+fn a_stage_runs_again_when_what_it_needs_ran_again() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        counting(
+            &test,
+            "build:\n    @when src/**\n    echo build >> LOG\ntest: build\n    @when tests/**\n    echo test >> LOG\nlint:\n    @when tests/**\n    echo lint >> LOG\n",
+        ),
+    );
+    test.write("src/a", "1");
+    test.write("tests/t", "1");
+    test.commit("first");
+    test.gzl(&["run", "-j", "1"]).status(0);
+    test.write("src/a", "2");
+    test.commit("source change");
+    test.gzl(&["run", "-j", "1"]).status(0);
+    let executed = test.outside_lines("executed");
+    assert_eq!(&executed[3..], ["build", "test"], "{executed:?}");
+}
+
+#[test]
+fn changing_a_stage_script_or_attribute_runs_it_again() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        counting(&test, "a:\n    echo a >> LOG\nb:\n    echo b >> LOG\n"),
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    // Only b's text changes (and so the Gzlfile, which is in the tree: untracked here).
+    test.write(
+        "Gzlfile",
+        counting(
+            &test,
+            "a:\n    @when nothing-matches\n    echo a >> LOG\nb:\n    @timeout 1m\n    echo b >> LOG\n",
+        ),
+    );
+    test.gzl(&["run", "-j", "1"]).status(0);
+    test.gzl(&["run", "-j", "1"]).status(0);
+    assert_eq!(test.outside_lines("executed"), ["a", "b", "a", "b"]);
+}
+
+#[test]
+fn force_runs_everything_or_a_stage_and_what_needs_it() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        counting(
+            &test,
+            "build:\n    echo build >> LOG\ntest: build\n    echo test >> LOG\nlint:\n    echo lint >> LOG\n",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run", "-j", "1"]).status(0);
+    test.gzl(&["run", "-j", "1", "--force", "test"]).status(0);
+    assert_eq!(&test.outside_lines("executed")[3..], ["test"]);
+    test.gzl(&["run", "-j", "1", "--force", "build"]).status(0);
+    assert_eq!(&test.outside_lines("executed")[4..], ["build", "test"]);
+    test.gzl(&["run", "-j", "1", "--force"]).status(0);
+    assert_eq!(test.outside_lines("executed").len(), 9);
+    test.gzl(&["run", "--force", "nope"])
+        .status(2)
+        .stderr_has("--force nope: no stage `nope` in this run");
+}
+
+#[test]
+fn no_cache_neither_reuses_nor_offers_results() {
+    let test = Test::new();
+    test.write("Gzlfile", counting(&test, "a:\n    echo a >> LOG\n"));
+    test.commit("first");
+    test.gzl(&["run", "--no-cache"]).status(0);
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run", "--no-cache"]).status(0);
+    test.gzl(&["run"]).status(0);
+    assert_eq!(test.outside_lines("executed"), ["a", "a", "a"]);
+}
+
+#[test]
+fn in_place_results_are_recorded_but_never_reused() {
+    let test = Test::new();
+    test.write("Gzlfile", counting(&test, "a:\n    echo a >> LOG\n"));
+    test.commit("first");
+    test.gzl(&["run", "--in-place"]).status(0);
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run", "--in-place"]).status(0);
+    assert_eq!(test.outside_lines("executed"), ["a", "a", "a"]);
+}
+
+#[test]
+fn failed_results_are_never_reused_and_a_later_pass_is_flaky() {
+    let test = Test::new();
+    let flag = test.outside("pass-now");
+    test.write(
+        "Gzlfile",
+        counting(
+            &test,
+            &format!(
+                "shaky:\n    echo shaky >> LOG\n    test -e {}\n",
+                flag.display()
+            ),
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(1);
+    test.gzl(&["run"]).status(1);
+    std::fs::write(&flag, "").unwrap();
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run"]).status(0);
+    assert_eq!(test.outside_lines("executed").len(), 3);
+    let json = test.gzl(&["ls", "--json"]).status(0);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let third = &value["runs"][1];
+    assert_eq!(third["id"], 3);
+    assert_eq!(third["stages"][0]["flaky"], true);
+    test.gzl(&["ls"]).status(0).stdout_has("flaky");
+}
+
+#[test]
+fn logs_of_a_cached_stage_show_the_run_it_reuses() {
+    let test = Test::with_gzlfile("say:\n    echo said once\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["logs", "2", "say"])
+        .status(0)
+        .stdout_has("said once")
+        .stderr_has("`say` is cached in run 2: this is its output in run 1");
+}

@@ -1,0 +1,393 @@
+//! Source states and workspaces: runs execute a captured state of the repository in gzl's
+//! own checkout, never touching the user's files, index, stash, config, branches or tags.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::{Test, process_alive, read_pid};
+
+fn workspace_of(test: &Test, run: usize) -> String {
+    let runs = test.runs();
+    let run = runs
+        .iter()
+        .find(|r| r["id"] == run)
+        .unwrap_or_else(|| panic!("no run {run}"));
+    run["workspace"].as_str().expect("a workspace").to_string()
+}
+
+#[test]
+fn a_snapshot_holds_changes_and_untracked_files_but_not_ignored_ones_and_touches_nothing() {
+    let test = Test::new();
+    let listing = test.outside("listing");
+    test.write(
+        "Gzlfile",
+        format!(
+            "look:\n    cat tracked.txt staged.txt > {0}\n    ls -a >> {0}\n    echo \"dirty=$GZL_DIRTY\" >> {0}\n",
+            listing.display()
+        ),
+    );
+    test.write(".gitignore", "ignored.txt\nbuild/\n");
+    test.write("tracked.txt", "committed\n");
+    test.write("staged.txt", "committed\n");
+    test.write("deleted.txt", "committed\n");
+    test.commit("first");
+    test.write("tracked.txt", "modified, not staged\n");
+    test.write("staged.txt", "staged\n");
+    test.git(&["add", "staged.txt"]);
+    test.write("untracked.txt", "new\n");
+    test.write("ignored.txt", "ignored\n");
+    test.write("build/out", "ignored\n");
+    std::fs::remove_file(test.path("deleted.txt")).expect("delete");
+    test.write("stashed.txt", "x");
+    test.git(&[
+        "stash",
+        "push",
+        "-q",
+        "--include-untracked",
+        "--",
+        "stashed.txt",
+    ]);
+
+    let status = test.git(&["status", "--porcelain"]);
+    let index = std::fs::read(test.path(".git/index")).expect("index");
+    let stash = test.git(&["stash", "list"]);
+    let head = test.git(&["rev-parse", "HEAD"]);
+
+    test.gzl(&["run"]).status(0);
+
+    let seen = std::fs::read_to_string(&listing).expect("the stage ran");
+    assert!(seen.starts_with("modified, not staged\nstaged\n"), "{seen}");
+    let files: Vec<&str> = seen.lines().collect();
+    assert!(files.contains(&"untracked.txt"), "{seen}");
+    assert!(!files.contains(&"ignored.txt"), "{seen}");
+    assert!(!files.contains(&"build"), "{seen}");
+    assert!(!files.contains(&"deleted.txt"), "{seen}");
+    assert!(files.contains(&"dirty=1"), "{seen}");
+
+    assert_eq!(test.git(&["status", "--porcelain"]), status);
+    assert_eq!(
+        std::fs::read(test.path(".git/index")).expect("index"),
+        index
+    );
+    assert_eq!(test.git(&["stash", "list"]), stash);
+    assert_eq!(test.git(&["rev-parse", "HEAD"]), head);
+
+    let run = &test.runs()[0];
+    assert_eq!(run["dirty"], true);
+    assert_eq!(run["commit"], head.as_str());
+    let tree = run["tree"].as_str().expect("a tree");
+    assert_ne!(tree, test.git(&["rev-parse", "HEAD^{tree}"]));
+    // The snapshot is kept from git's garbage collection by a ref of its own.
+    let refs = test.git(&["for-each-ref", "--format=%(refname)", "refs/gzl/"]);
+    assert_eq!(refs, format!("refs/gzl/snapshots/{tree}"));
+}
+
+#[test]
+fn a_clean_tree_runs_head_and_stages_see_the_source_state() {
+    let test = Test::new();
+    let env = test.outside("env");
+    test.write(
+        "Gzlfile",
+        format!(
+            "show:\n    echo \"$GZL_COMMIT $GZL_TREE $GZL_DIRTY $GZL_WORKSPACE $PWD\" > {}\n",
+            env.display()
+        ),
+    );
+    let head = test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let seen = std::fs::read_to_string(&env).expect("the stage ran");
+    let words: Vec<&str> = seen.split_whitespace().collect();
+    assert_eq!(words[0], head);
+    assert_eq!(words[1], test.git(&["rev-parse", "HEAD^{tree}"]));
+    assert_eq!(words[2], "0");
+    assert_eq!(words[3], words[4], "stages start at the workspace's top");
+    assert!(
+        words[3].starts_with(test.home().join("cache").to_str().unwrap()),
+        "{seen}"
+    );
+    assert_eq!(test.runs()[0]["dirty"], false);
+}
+
+#[test]
+fn at_runs_an_old_commit_while_the_checkout_changes() {
+    let test = Test::new();
+    let seen = test.outside("seen");
+    test.write(
+        "Gzlfile",
+        format!(
+            "show:\n    cat version >> {0}\n    echo \"$GZL_COMMIT\" >> {0}\n",
+            seen.display()
+        ),
+    );
+    test.write("version", "one\n");
+    let first = test.commit("first");
+    test.write("version", "two\n");
+    test.commit("second");
+    test.write("version", "three, being edited\n");
+
+    test.gzl(&["run", "--at", "HEAD~1"]).status(0);
+    assert_eq!(test.outside_lines("seen"), ["one", first.as_str()]);
+    assert_eq!(test.read("version"), "three, being edited\n");
+    test.gzl(&["run", "--at", &first[..8]]).status(0);
+
+    test.gzl(&["run", "--at", "no-such-rev"])
+        .status(2)
+        .stderr_has("`no-such-rev` does not name a commit");
+}
+
+#[test]
+fn at_a_commit_uses_the_gzlfile_of_that_commit() {
+    let test = Test::with_gzlfile("old:\n    echo old stage\n");
+    test.commit("first");
+    test.write("Gzlfile", "new:\n    echo new stage\n");
+    test.commit("second");
+    test.gzl(&["run", "--at", "HEAD~1"])
+        .status(0)
+        .stdout_has("old stage");
+    test.write("Gzlfile", "broken:\n    @timout 1s\n    true\n");
+    test.commit("third");
+    test.gzl(&["run", "--at", "HEAD"])
+        .status(2)
+        .stderr_has("--> HEAD:Gzlfile:2:6");
+    std::fs::remove_file(test.path("Gzlfile")).expect("rm");
+    test.commit("fourth");
+    test.gzl(&["run", "--at", "HEAD~3"]).status(0);
+    test.gzl(&["run", "--at", "HEAD"])
+        .status(2)
+        .stderr_has("commit HEAD has no Gzlfile");
+}
+
+#[test]
+fn in_place_runs_in_the_working_tree() {
+    let test = Test::with_gzlfile("here:\n    pwd > where\n");
+    test.commit("first");
+    test.gzl(&["run", "--in-place"]).status(0);
+    assert_eq!(
+        test.read("where").trim(),
+        test.repo().canonicalize().unwrap().to_str().unwrap()
+    );
+    assert!(test.runs()[0]["workspace"].is_null());
+}
+
+#[test]
+fn stages_cannot_change_the_users_config_branches_tags_or_hooks() {
+    let test = Test::with_gzlfile(
+        "meddle:\n    git config core.hooksPath .husky\n    git config user.name stage\n    git config user.email stage@example.com\n    git branch from-stage\n    git tag v-stage\n    git commit -q --allow-empty -m x\n    git tag -f v1\n    mkdir -p .git/hooks && echo '#!/bin/sh' > .git/hooks/pre-commit\n",
+    );
+    test.commit("first");
+    test.git(&["tag", "v1"]);
+    let config = test.read(".git/config");
+    let refs = test.git(&["for-each-ref"]);
+
+    test.gzl(&["run"]).status(0);
+
+    assert_eq!(test.read(".git/config"), config);
+    assert_eq!(test.git(&["for-each-ref"]), refs);
+    assert!(!test.path(".git/hooks/pre-commit").exists());
+
+    // Nor does what the stage did to its workspace reach the next run.
+    let refs_seen = test.outside("refs");
+    test.write(
+        "Gzlfile",
+        format!(
+            "look:\n    git for-each-ref --format='%(refname)' > {0}\n    git config --get core.hooksPath >> {0} || true\n",
+            refs_seen.display()
+        ),
+    );
+    test.gzl(&["run"]).status(0);
+    assert_eq!(
+        test.outside_lines("refs"),
+        ["refs/heads/main", "refs/tags/v1"]
+    );
+}
+
+#[test]
+fn a_stage_that_rewrites_tracked_files_or_leaves_output_does_not_leak_into_the_next_run() {
+    let test = Test::new();
+    let seen = test.outside("seen");
+    test.write(".gitignore", "target/\n");
+    test.write(
+        "Gzlfile",
+        format!(
+            "build:\n    cat Cargo.lock >> {0}\n    ls >> {0}\n    ls target >> {0} || true\n    echo rewritten > Cargo.lock\n    touch stray-output\n    mkdir -p target && touch target/incremental-$GZL_RUN_ID\n",
+            seen.display()
+        ),
+    );
+    test.write("Cargo.lock", "pinned\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    std::fs::remove_file(&seen).expect("rm");
+    test.gzl(&["run", "--force"]).status(0);
+    let lines = test.outside_lines("seen");
+    assert_eq!(lines[0], "pinned", "{lines:?}");
+    assert!(!lines.contains(&"stray-output".to_string()), "{lines:?}");
+    // Ignored build output survives: incremental builds stay fast.
+    assert!(lines.contains(&"incremental-1".to_string()), "{lines:?}");
+}
+
+#[test]
+fn clean_all_starts_from_a_pristine_tree() {
+    let test = Test::new();
+    test.write(".gitignore", "target/\n");
+    let seen = test.outside("seen");
+    test.write(
+        "Gzlfile",
+        format!(
+            "build:\n    @clean all\n    ls target >> {0} 2>/dev/null || echo none >> {0}\n    mkdir -p target && touch target/old\n",
+            seen.display()
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run", "--force"]).status(0);
+    assert_eq!(test.outside_lines("seen"), ["none", "none"]);
+}
+
+#[test]
+fn concurrent_runs_use_different_workspaces() {
+    let test = Test::new();
+    let marker = test.outside("started");
+    test.write(
+        "Gzlfile",
+        format!(
+            "slow:\n    echo \"$GZL_WORKSPACE\" >> {}\n    sleep 1\n",
+            marker.display()
+        ),
+    );
+    test.commit("first");
+    let first = test.spawn(&["run", "--no-cache"]);
+    let second = test.spawn(&["run", "--no-cache"]);
+    assert!(first.wait_with_output().unwrap().status.success());
+    assert!(second.wait_with_output().unwrap().status.success());
+    let workspaces = test.outside_lines("started");
+    assert_eq!(workspaces.len(), 2);
+    assert_ne!(workspaces[0], workspaces[1]);
+}
+
+#[test]
+fn a_failed_run_keeps_its_workspace_and_the_next_run_uses_another() {
+    let test = Test::with_gzlfile("fail:\n    touch left-behind\n    exit 1\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(1);
+    let kept = workspace_of(&test, 1);
+    test.gzl(&["run"]).status(1);
+    let second = workspace_of(&test, 2);
+    assert_ne!(kept, second);
+    assert!(std::path::Path::new(&kept).join("left-behind").exists());
+}
+
+#[test]
+fn the_oldest_kept_workspace_is_reused_when_the_pool_is_full() {
+    let test = Test::with_gzlfile("fail:\n    exit 1\n");
+    test.write("gzl.toml", "[workspaces]\npool = 1\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(1);
+    test.gzl(&["run"])
+        .status(1)
+        .stderr_has("reusing workspace 0, kept from failed run 1");
+    assert_eq!(workspace_of(&test, 1), workspace_of(&test, 2));
+}
+
+#[test]
+fn a_stale_lease_of_a_killed_gzl_is_taken_over() {
+    let test = Test::new();
+    let pid = test.outside("slow.pid");
+    test.write(
+        "Gzlfile",
+        format!("slow:\n    echo $$ > {}\n    sleep 1000\n", pid.display()),
+    );
+    test.write("gzl.toml", "[workspaces]\npool = 1\n");
+    test.commit("first");
+    let mut child = test.spawn(&["run"]);
+    test.wait_for_outside("slow.pid");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill gzl");
+    child.wait().expect("reaped");
+
+    test.write(
+        "Gzlfile",
+        format!("quick:\n    echo $GZL_WORKSPACE > {}\n", pid.display()),
+    );
+    test.gzl(&["run"])
+        .status(0)
+        .stderr_has("taking over workspace 0 from interrupted run 1");
+    assert_eq!(workspace_of(&test, 1), workspace_of(&test, 2));
+    let runs = test.runs();
+    assert_eq!(runs[1]["status"], "interrupted");
+}
+
+#[test]
+fn a_killed_stage_is_stopped_before_its_workspace_is_reused() {
+    let test = Test::new();
+    let pid = test.outside("slow.pid");
+    test.write(
+        "Gzlfile",
+        format!("slow:\n    echo $$ > {}\n    sleep 1000\n", pid.display()),
+    );
+    test.commit("first");
+    let mut child = test.spawn(&["run"]);
+    test.wait_for_outside("slow.pid");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill gzl");
+    child.wait().expect("reaped");
+    let stage = read_pid(&pid);
+    test.write("Gzlfile", "quick:\n    true\n");
+    test.gzl(&["run"]).status(0);
+    assert!(!process_alive(stage));
+}
+
+#[test]
+fn submodules_are_checked_out_in_the_workspace() {
+    let test = Test::new();
+    // A repository to use as a submodule, next to the main one.
+    let library = test.outside("library");
+    std::fs::create_dir_all(&library).unwrap();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&library, &["init", "-q"]);
+    std::fs::write(library.join("lib.txt"), "from the submodule\n").unwrap();
+    git(&library, &["add", "-A"]);
+    git(&library, &["commit", "-qm", "lib"]);
+    git(
+        &test.repo(),
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            library.to_str().unwrap(),
+            "vendor/lib",
+        ],
+    );
+    test.write("Gzlfile", "show:\n    cat vendor/lib/lib.txt\n");
+    test.commit("with a submodule");
+    test.gzl(&["run"])
+        .status(0)
+        .stdout_has("from the submodule");
+}
+
+#[test]
+fn outside_git_a_run_happens_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Gzlfile"), "here:\n    touch ran-here\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gzl"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env("GZL_HOME", dir.path().join("home"))
+        .env("GIT_CEILING_DIRECTORIES", dir.path().parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(dir.path().join("ran-here").exists());
+}
