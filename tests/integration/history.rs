@@ -46,8 +46,9 @@ fn a_run_records_its_commit_branch_and_stages() {
     assert_eq!(run["stage_counts"]["failed"], 1);
     assert_eq!(run["gzl_version"], env!("CARGO_PKG_VERSION"));
     let ls = test.gzl(&["ls"]).status(0);
-    assert!(ls.stdout.contains(&commit[..8]), "{}", ls.stdout);
-    assert!(ls.stdout.contains("1/2 (1 failed)"), "{}", ls.stdout);
+    let lines: Vec<&str> = ls.stdout.lines().collect();
+    assert_eq!(lines[0], format!("{}  first  (main)", &commit[..8]));
+    assert!(lines[1].contains("1 passed, 1 failed"), "{}", ls.stdout);
 }
 
 #[test]
@@ -57,7 +58,9 @@ fn a_dirty_tree_is_recorded_as_dirty() {
     test.write("Gzlfile", "a:\n  echo changed\n");
     test.gzl(&["run"]).status(0);
     assert_eq!(test.runs()[0]["dirty"], true);
-    test.gzl(&["ls"]).status(0).stdout_has("+");
+    test.gzl(&["ls"])
+        .status(0)
+        .stdout_has("snapshot of changes");
 }
 
 #[test]

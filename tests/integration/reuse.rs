@@ -130,9 +130,11 @@ fn changing_a_stage_script_or_attribute_runs_it_again() {
             "a:\n    @when nothing-matches\n    echo a >> LOG\nb:\n    @timeout 1m\n    echo b >> LOG\n",
         ),
     );
-    test.gzl(&["run", "-j", "1"]).status(0);
-    test.gzl(&["run", "-j", "1"]).status(0);
-    assert_eq!(test.outside_lines("executed"), ["a", "b", "a", "b"]);
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run"]).status(0);
+    let mut executed = test.outside_lines("executed");
+    executed.sort();
+    assert_eq!(executed, ["a", "a", "b", "b"]);
 }
 
 #[test]
