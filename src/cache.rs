@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::git::{GitError, Repo, TreeFile};
+use crate::history::{History, HistoryError};
 use crate::plan::Plan;
 use crate::stagefile::Stage;
 
@@ -70,6 +71,177 @@ pub fn inputs(plan: &Plan, repo: &Repo, tree: &str) -> Result<Vec<Inputs>, GitEr
         });
     }
     Ok(all)
+}
+
+/// For each stage, the run whose passed result it reuses: one with the same key, when
+/// every stage it needs is reused too and it is not forced. A stage whose need runs again
+/// runs again as well.
+pub fn reusable(
+    plan: &Plan,
+    inputs: &[Inputs],
+    forced: &[bool],
+    history: &History,
+) -> Result<Vec<Option<i64>>, HistoryError> {
+    let mut reused: Vec<Option<i64>> = Vec::with_capacity(plan.len());
+    for (index, node) in plan.nodes().iter().enumerate() {
+        let candidate = !forced[index] && node.needs.iter().all(|&need| reused[need].is_some());
+        reused.push(if candidate {
+            history.passed_with_key(&inputs[index].key())?
+        } else {
+            None
+        });
+    }
+    Ok(reused)
+}
+
+/// Why a stage would run, or which result it would reuse.
+#[derive(Debug, Clone)]
+pub enum Why {
+    /// A passed execution in run `run` has the same key.
+    Reuses { run: i64 },
+    /// The stage would run: what it needs runs (these stages).
+    NeedsRun { needs: Vec<String> },
+    /// No execution has this key; history has none of this stage to compare with.
+    NeverRan,
+    /// No passed execution has this key; this is how it differs from the newest one.
+    Differs {
+        run: i64,
+        differences: Vec<Difference>,
+    },
+}
+
+/// One way a stage's inputs differ from an earlier execution's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Difference {
+    Script,
+    Attribute {
+        name: String,
+        before: Option<String>,
+        after: Option<String>,
+    },
+    /// Files it reads changed (the first few, and how many in all).
+    Files {
+        paths: Vec<String>,
+        count: usize,
+    },
+    /// The files differ, and the earlier tree is no longer in the repository to say how.
+    Source,
+    Need {
+        name: String,
+    },
+    /// The same inputs: the earlier execution did not pass.
+    SameInputs,
+}
+
+/// How many changed paths `gzl why` names.
+const SHOWN_PATHS: usize = 5;
+
+/// Explains stage `index` of `plan`: the inputs of all stages come from [`inputs`], `reused`
+/// says which stages would be reused, and `earlier` is the stage's newest recorded execution
+/// with its run's tree.
+pub fn explain(
+    repo: &Repo,
+    plan: &Plan,
+    index: usize,
+    all: &[Inputs],
+    reused: &[Option<i64>],
+    earlier: Option<(i64, Option<&str>, Inputs)>,
+    tree: &str,
+) -> Why {
+    if let Some(run) = reused[index] {
+        return Why::Reuses { run };
+    }
+    let running_needs: Vec<String> = plan.nodes()[index]
+        .needs
+        .iter()
+        .filter(|&&need| reused[need].is_none())
+        .map(|&need| plan.nodes()[need].stage.name.clone())
+        .collect();
+    let Some((run, earlier_tree, before)) = earlier else {
+        return if running_needs.is_empty() {
+            Why::NeverRan
+        } else {
+            Why::NeedsRun {
+                needs: running_needs,
+            }
+        };
+    };
+    let now = &all[index];
+    if before == *now && !running_needs.is_empty() {
+        return Why::NeedsRun {
+            needs: running_needs,
+        };
+    }
+    let mut differences = Vec::new();
+    if before.script != now.script {
+        differences.push(Difference::Script);
+    }
+    let names: std::collections::BTreeSet<&String> = before
+        .attributes
+        .keys()
+        .chain(now.attributes.keys())
+        .collect();
+    for name in names {
+        let (was, is) = (before.attributes.get(name), now.attributes.get(name));
+        if was != is {
+            differences.push(Difference::Attribute {
+                name: name.clone(),
+                before: was.cloned(),
+                after: is.cloned(),
+            });
+        }
+    }
+    if before.source != now.source {
+        differences.push(changed_files(
+            repo,
+            earlier_tree,
+            tree,
+            &plan.nodes()[index].stage,
+        ));
+    }
+    for (name, key) in &now.needs {
+        if before.needs.get(name) != Some(key) {
+            differences.push(Difference::Need { name: name.clone() });
+        }
+    }
+    if differences.is_empty() {
+        differences.push(Difference::SameInputs);
+    }
+    Why::Differs { run, differences }
+}
+
+/// The files `stage` reads that differ between `before` and `after`.
+fn changed_files(repo: &Repo, before: Option<&str>, after: &str, stage: &Stage) -> Difference {
+    let Some(before) = before.filter(|tree| repo.has_object(tree)) else {
+        return Difference::Source;
+    };
+    let (Ok(old), Ok(new)) = (repo.files_in_tree(before), repo.files_in_tree(after)) else {
+        return Difference::Source;
+    };
+    let matcher = stage.attributes.when.as_deref().map(Matcher::new);
+    let selected = |file: &&TreeFile| matcher.as_ref().is_none_or(|m| m.matches(&file.path));
+    let old: BTreeMap<&str, &TreeFile> = old
+        .iter()
+        .filter(selected)
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let new: BTreeMap<&str, &TreeFile> = new
+        .iter()
+        .filter(selected)
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let paths: Vec<String> = old
+        .keys()
+        .chain(new.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|path| old.get(**path) != new.get(**path))
+        .map(|path| (*path).to_string())
+        .collect();
+    Difference::Files {
+        count: paths.len(),
+        paths: paths.into_iter().take(SHOWN_PATHS).collect(),
+    }
 }
 
 /// The attributes that shape what a stage does, by name.

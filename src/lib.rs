@@ -7,6 +7,7 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod exec;
+pub mod gc;
 pub mod git;
 pub mod history;
 pub mod home;

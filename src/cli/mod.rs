@@ -2,11 +2,13 @@
 //! Commands parse their arguments and call the library; they hold no behaviour of their own.
 
 mod check;
+mod gc;
 mod init;
 mod logs;
 mod ls;
 mod render;
 mod run;
+mod why;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -48,6 +50,10 @@ enum Command {
     Ls(ls::Args),
     /// Show what a run's stages printed
     Logs(logs::Args),
+    /// Say why a stage would run, or which run's result it would reuse
+    Why(why::Args),
+    /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
+    Gc(gc::Args),
     /// Write a Gzlfile for this project from a template
     Init(init::Args),
     /// Print a shell completion script
@@ -72,6 +78,8 @@ pub fn main() -> std::process::ExitCode {
                 Command::Check(args) => check::run(&context, &args),
                 Command::Ls(args) => ls::run(&context, &args),
                 Command::Logs(args) => logs::run(&context, &args),
+                Command::Why(args) => why::run(&context, &args),
+                Command::Gc(args) => gc::run(&context, &args),
                 Command::Init(args) => init::run(&context, &args),
                 Command::Completions { .. } => unreachable!("handled above"),
             },

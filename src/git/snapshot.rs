@@ -118,6 +118,25 @@ impl Repo {
     }
 }
 
+impl Repo {
+    /// The trees that `refs/gzl/snapshots/` keeps.
+    pub fn snapshot_trees(&self) -> Result<Vec<String>, GitError> {
+        let refs =
+            output(git(&self.root).args(["for-each-ref", "--format=%(refname)", SNAPSHOT_REFS]))?;
+        Ok(refs
+            .lines()
+            .filter_map(|name| name.strip_prefix(SNAPSHOT_REFS))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Drops the ref that keeps the snapshot of `tree`; git's own gc may then delete it.
+    pub fn drop_snapshot(&self, tree: &str) -> Result<(), GitError> {
+        output(git(&self.root).args(["update-ref", "-d", &format!("{SNAPSHOT_REFS}{tree}")]))?;
+        Ok(())
+    }
+}
+
 /// A copy of the user's index that gzl stages into; removed when dropped.
 struct TemporaryIndex {
     path: std::path::PathBuf,

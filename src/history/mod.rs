@@ -607,6 +607,62 @@ impl History {
         Ok(stage.map(|stage| (run, stage)))
     }
 
+    /// Runs of a repository that ended before `cutoff` and still have logs.
+    pub fn runs_with_logs_before(
+        &self,
+        repo_identity: &str,
+        cutoff: SystemTime,
+    ) -> Result<Vec<i64>, HistoryError> {
+        let result = (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT runs.id FROM runs JOIN repos ON repos.id = runs.repo_id
+                 WHERE repos.identity = ?1 AND runs.status != 'running' AND runs.finished_at < ?2
+                   AND EXISTS (SELECT 1 FROM stages WHERE run_id = runs.id AND log_path IS NOT NULL)",
+            )?;
+            let rows =
+                statement.query_map(params![repo_identity, millis(cutoff)], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<i64>>>()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
+    /// Deletes a run's log files; the run and its results stay in history.
+    pub fn forget_logs(&mut self, run: i64) -> Result<(), HistoryError> {
+        let dir = self.home.run_dir(run);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(HistoryError::Directory { path: dir, source }),
+        }
+        self.conn
+            .execute(
+                "UPDATE stages SET log_path = NULL, log_size = NULL WHERE run_id = ?1",
+                params![run],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// The source trees of a repository's runs that started at or after `since`, or are
+    /// still running: the snapshots `gzl gc` keeps.
+    pub fn trees_since(
+        &self,
+        repo_identity: &str,
+        since: SystemTime,
+    ) -> Result<std::collections::HashSet<String>, HistoryError> {
+        let result = (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT DISTINCT runs.tree_id FROM runs JOIN repos ON repos.id = runs.repo_id
+                 WHERE repos.identity = ?1 AND runs.tree_id IS NOT NULL
+                   AND (runs.started_at >= ?2 OR runs.status = 'running')",
+            )?;
+            let rows =
+                statement.query_map(params![repo_identity, millis(since)], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<std::collections::HashSet<String>>>()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
     /// The median duration of each stage's recent passing runs in a repository, by name.
     pub fn median_durations(
         &self,

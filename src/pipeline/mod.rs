@@ -80,7 +80,7 @@ pub fn run(
     let (inputs, reused) = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if !options.no_cache => {
             let inputs = cache::inputs(&plan, repo, &state.tree)?;
-            let reused = reusable(&plan, &inputs, &forced, &history)?;
+            let reused = cache::reusable(&plan, &inputs, &forced, &history)?;
             (inputs, reused)
         }
         _ => (Vec::new(), vec![None; plan.len()]),
@@ -243,27 +243,6 @@ fn forced_stages(plan: &Plan, force: &Force) -> Result<Vec<bool>, Error> {
         }
     }
     Ok(forced)
-}
-
-/// For each stage, the run whose passed result it reuses: one with the same key, when
-/// every stage it needs is reused too and it is not forced. A stage whose need runs again
-/// runs again as well.
-fn reusable(
-    plan: &Plan,
-    inputs: &[Inputs],
-    forced: &[bool],
-    history: &History,
-) -> Result<Vec<Option<i64>>, Error> {
-    let mut reused: Vec<Option<i64>> = Vec::with_capacity(plan.len());
-    for (index, node) in plan.nodes().iter().enumerate() {
-        let candidate = !forced[index] && node.needs.iter().all(|&need| reused[need].is_some());
-        reused.push(if candidate {
-            history.passed_with_key(&inputs[index].key())?
-        } else {
-            None
-        });
-    }
-    Ok(reused)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

@@ -77,15 +77,15 @@ fn when_paths_unchanged_across_a_docs_commit_are_cached() {
     test.write("Cargo.toml", "[package]\n");
     test.write("docs/guide.md", "# Guide\n");
     test.commit("first");
-    test.gzl(&["run"]).status(0);
+    test.gzl(&["run", "-j", "1"]).status(0);
     test.write("docs/guide.md", "# Guide, better\n");
     test.write("README.md", "hello\n");
     test.commit("docs only");
-    let run = test.gzl(&["run"]).status(0);
+    let run = test.gzl(&["run", "-j", "1"]).status(0);
     assert!(run.summary_of("test").contains("cached"), "{}", run.stderr);
     test.write("src/lib.rs", "fn main() { }\n");
     test.commit("code");
-    test.gzl(&["run"]).status(0);
+    test.gzl(&["run", "-j", "1"]).status(0);
     assert_eq!(
         test.outside_lines("executed"),
         ["test", "docs", "docs", "test"]
@@ -222,4 +222,45 @@ fn logs_of_a_cached_stage_show_the_run_it_reuses() {
         .status(0)
         .stdout_has("said once")
         .stderr_has("`say` is cached in run 2: this is its output in run 1");
+}
+
+#[test]
+fn why_names_the_run_it_reuses_or_the_input_that_differs() {
+    let test = Test::with_gzlfile(
+        "build:\n    @when src/**\n    true\ntest: build\n    @when tests/**\n    true\n",
+    );
+    test.write("src/lib.rs", "1\n");
+    test.write("tests/t.rs", "1\n");
+    test.commit("first");
+    test.gzl(&["why", "test"])
+        .status(0)
+        .stdout_has("test would run: it needs `build`, which would run");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["why", "test"])
+        .status(0)
+        .stdout_has("test would reuse run 1: it passed with the same inputs");
+    test.write("tests/t.rs", "2\n");
+    test.write("docs.md", "not read by test\n");
+    test.gzl(&["why", "test"])
+        .status(0)
+        .stdout_has("compared with run 1")
+        .stdout_has("files it reads changed: tests/t.rs\n");
+    test.write("src/lib.rs", "2\n");
+    test.gzl(&["why", "test"])
+        .status(0)
+        .stdout_has("it needs `build`, whose inputs changed");
+    test.write(
+        "Gzlfile",
+        "build:\n    @when src/**\n    true\ntest: build\n    @when tests/**\n    @timeout 5m\n    echo changed\n",
+    );
+    test.gzl(&["why", "test"])
+        .status(0)
+        .stdout_has("the script changed")
+        .stdout_has("@timeout was added: 5m");
+    test.gzl(&["why", "test", "--at", "HEAD"])
+        .status(0)
+        .stdout_has("would reuse run 1");
+    test.gzl(&["why", "nope"])
+        .status(2)
+        .stderr_has("no stage named `nope`");
 }

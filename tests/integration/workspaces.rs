@@ -391,3 +391,50 @@ fn outside_git_a_run_happens_in_place() {
     assert!(output.status.success(), "{output:?}");
     assert!(dir.path().join("ran-here").exists());
 }
+
+#[test]
+fn gc_removes_workspaces_snapshots_and_logs_beyond_retention_but_keeps_results() {
+    // `pass` reads only src/, so writing gzl.toml below does not change its inputs.
+    let test = Test::with_gzlfile("pass:\n    @when src/**\n    echo passing\nfail:\n    exit 1\n");
+    test.commit("first");
+    test.write("untracked.txt", "a snapshot\n");
+    test.gzl(&["run", "fail"]).status(1);
+    test.gzl(&["run", "fail"]).status(1);
+    test.gzl(&["run", "pass"]).status(0);
+    let workspaces = [
+        workspace_of(&test, 1),
+        workspace_of(&test, 2),
+        workspace_of(&test, 3),
+    ];
+    assert!(workspaces.iter().all(|w| std::path::Path::new(w).is_dir()));
+
+    // Generous defaults: nothing is old enough yet.
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("removed 0 workspaces, 0 snapshots, the logs of 0 runs");
+
+    test.write(
+        "gzl.toml",
+        "[workspaces]\npool = 1\nkeep_failed = \"0s\"\n\n[history]\nkeep = \"0s\"\n",
+    );
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("kept from a failed run longer than keep_failed")
+        .stdout_has("removed 2 workspaces, 1 snapshot, the logs of 3 runs");
+    let left: Vec<&String> = workspaces
+        .iter()
+        .filter(|w| std::path::Path::new(w).exists())
+        .collect();
+    assert_eq!(left, [&workspaces[2]], "the passing run's workspace stays");
+    assert_eq!(
+        test.git(&["for-each-ref", "refs/gzl/"]),
+        "",
+        "snapshot refs are gone"
+    );
+    assert_eq!(test.runs().len(), 3, "the runs stay listed");
+    test.gzl(&["logs", "3", "pass"]).status(0);
+    // Results outlive their logs.
+    test.gzl(&["run", "pass"])
+        .status(0)
+        .stderr_has("reuses run 3");
+}

@@ -1,0 +1,37 @@
+use super::Context;
+use crate::error::{Error, ExitCode};
+use crate::{gc, pipeline};
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(context: &Context, _args: &Args) -> Result<ExitCode, Error> {
+    let mut history = pipeline::open_history()?;
+    let report = gc::collect(&context.project, &mut history)?;
+    let mut out = String::new();
+    for (slot, reason) in &report.workspaces {
+        out.push_str(&format!("removed workspace {slot}: {reason}\n"));
+    }
+    if report.busy > 0 {
+        out.push_str(&format!(
+            "left {} workspace{} in use by a running run\n",
+            report.busy,
+            if report.busy == 1 { "" } else { "s" }
+        ));
+    }
+    out.push_str(&format!(
+        "removed {} workspace{}, {} snapshot{}, the logs of {} run{}\n",
+        report.workspaces.len(),
+        plural(report.workspaces.len()),
+        report.snapshots,
+        plural(report.snapshots),
+        report.logs,
+        plural(report.logs),
+    ));
+    super::print(&out);
+    Ok(ExitCode::Success)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
