@@ -249,10 +249,7 @@ impl Pool {
     }
 
     fn state(&self, slot: usize) -> SlotState {
-        std::fs::read(self.state_path(slot))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        read_state(&self.state_path(slot))
     }
 
     fn lock_path(&self, slot: usize) -> PathBuf {
@@ -467,10 +464,7 @@ impl Workspace {
     }
 
     fn state(&self) -> SlotState {
-        std::fs::read(self.state_path())
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        read_state(&self.state_path())
     }
 
     fn write_state(&self, state: &SlotState) -> Result<(), WorkspaceError> {
@@ -514,6 +508,14 @@ fn pool_name(repo: &Repo) -> String {
         })
         .collect();
     format!("{name}-{}", &hash[..12])
+}
+
+/// A slot's state; the default for a slot never used (or with a damaged file).
+fn read_state(path: &Path) -> SlotState {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
 }
 
 fn is_locked(path: &Path) -> bool {

@@ -163,14 +163,8 @@ impl Repo {
 
     /// The content of the file at `path` in `tree`; `None` when the tree has no such file.
     pub fn file_in_tree(&self, tree: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
-        let error = |message: String| GitError::Object {
-            id: tree.to_string(),
-            message,
-        };
-        let tree = self
-            .repo
-            .find_tree(object_id(tree)?)
-            .map_err(|e| error(e.to_string()))?;
+        let error = object_error(tree);
+        let tree = self.find_tree(tree)?;
         let Some(entry) = tree
             .lookup_entry_by_path(path)
             .map_err(|e| error(e.to_string()))?
@@ -187,14 +181,8 @@ impl Repo {
     /// Every file of `tree` (blobs, links and submodule commits) with its mode and object id,
     /// by path. Git has hashed every file already, so this reads ids, not contents.
     pub fn files_in_tree(&self, tree: &str) -> Result<Vec<TreeFile>, GitError> {
-        let error = |message: String| GitError::Object {
-            id: tree.to_string(),
-            message,
-        };
-        let tree = self
-            .repo
-            .find_tree(object_id(tree)?)
-            .map_err(|e| error(e.to_string()))?;
+        let error = object_error(tree);
+        let tree = self.find_tree(tree)?;
         let entries = tree
             .traverse()
             .breadthfirst
@@ -211,6 +199,12 @@ impl Repo {
             .collect();
         files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
+    }
+
+    fn find_tree(&self, id: &str) -> Result<gix::Tree<'_>, GitError> {
+        self.repo
+            .find_tree(object_id(id)?)
+            .map_err(|e| object_error(id)(e.to_string()))
     }
 
     /// The first line of commit `commit`'s message.
@@ -232,6 +226,14 @@ pub struct TreeFile {
     pub path: String,
     pub mode: u16,
     pub id: String,
+}
+
+/// Makes errors about object `id` from messages.
+fn object_error(id: &str) -> impl Fn(String) -> GitError + '_ {
+    move |message| GitError::Object {
+        id: id.to_string(),
+        message,
+    }
 }
 
 fn object_id(hex: &str) -> Result<gix::ObjectId, GitError> {

@@ -51,16 +51,7 @@ impl Test {
 
     /// Waits until the `outside` file `name` exists, up to 20 s.
     pub fn wait_for_outside(&self, name: &str) {
-        let path = self.outside(name);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !path.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{name} never appeared"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        wait_for(&self.outside(name));
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -139,17 +130,7 @@ impl Test {
 
     /// Waits until `relative` exists (a stage wrote it), up to 20 s.
     pub fn wait_for_file(&self, relative: &str) {
-        let path = self.path(relative);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !path.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{relative} never appeared"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        // Give the writer a moment to finish the line.
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        wait_for(&self.path(relative));
     }
 
     /// `gzl ls --json`'s runs.
@@ -221,6 +202,21 @@ impl Run {
             .unwrap_or_else(|| panic!("no summary line for {stage}:\n{}", self.stderr))
             .to_string()
     }
+}
+
+/// Waits until `path` exists (a stage wrote it), up to 20 s.
+fn wait_for(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Give the writer a moment to finish the line.
+    std::thread::sleep(std::time::Duration::from_millis(20));
 }
 
 /// Whether a process with this pid exists (and is not a zombie).
