@@ -120,7 +120,16 @@ impl Config {
             }
         })?;
         if config.workspaces.pool == 0 {
-            let span = text.find("pool").map_or(0..0, |at| at..at + 4);
+            let mut offset = 0;
+            let mut span = 0..0;
+            for line in text.split_inclusive('\n') {
+                let key = line.trim_start();
+                if key.starts_with("pool") && key[4..].trim_start().starts_with('=') {
+                    let at = offset + (line.len() - key.len());
+                    span = at..at + 4;
+                }
+                offset += line.len();
+            }
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 source_text: text.to_string(),

@@ -125,3 +125,31 @@ fn unknown_target_suggests_a_stage() {
         .stderr_has("no stage named `biuld`")
         .stderr_has("did you mean `build`?");
 }
+
+#[test]
+fn gzl_toml_errors_name_the_file_line_and_key() {
+    let test = Test::with_gzlfile("a:\n    true\n");
+    test.commit("first");
+    test.write(
+        "gzl.toml",
+        "# pool size below\n[workspaces]\npool = 2\nclaen = \"all\"\n",
+    );
+    test.gzl(&["run"])
+        .status(2)
+        .stderr_has("unknown field `claen`, expected one of `pool`, `clean`, `keep_failed`")
+        .stderr_has("--> gzl.toml:4:1");
+    test.write("gzl.toml", "# the pool\n[workspaces]\npool = 0\n");
+    test.gzl(&["run"])
+        .status(2)
+        .stderr_has("`pool` must be at least 1")
+        .stderr_has("--> gzl.toml:3:1");
+    test.write("gzl.toml", "[history]\nkeep = \"forever\"\n");
+    test.gzl(&["gc"])
+        .status(2)
+        .stderr_has("`forever` is not a duration")
+        .stderr_has("--> gzl.toml:2:8");
+    test.write("gzl.toml", "[unknown]\n");
+    test.gzl(&["run"])
+        .status(2)
+        .stderr_has("unknown field `unknown`");
+}
