@@ -55,6 +55,11 @@ impl Project {
         Gzlfile::load(&self.gzlfile)
     }
 
+    /// Whether the Gzlfile was given with `--file`.
+    pub fn explicit_file(&self) -> bool {
+        self.explicit_file
+    }
+
     /// The source a run executes, as asked.
     pub fn source(&self, request: SourceRequest<'_>) -> Result<Source, GitError> {
         let Some(repo) = &self.repo else {

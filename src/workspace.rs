@@ -225,6 +225,9 @@ impl Pool {
         let mut state = workspace.state();
         state.active = true;
         state.kept = false;
+        // Until a run starts here, no run is using it: a gzl that dies before then
+        // interrupted nothing.
+        state.run = None;
         state.used_at = crate::history::millis(SystemTime::now());
         workspace.write_state(&state)?;
         Ok(Some(workspace))
@@ -274,7 +277,9 @@ impl Workspace {
         match self.try_prepare(repo, commit, clean) {
             Ok(()) => Ok(()),
             Err(error) if self.path.join(".git").exists() => {
-                tracing::warn!(workspace = %self.path.display(), %error, "making the workspace anew");
+                let cause = std::error::Error::source(&error)
+                    .map_or_else(String::new, |cause| cause.to_string());
+                tracing::warn!(workspace = %self.path.display(), %cause, "git cannot use the workspace; making it anew");
                 self.set_aside()?;
                 self.try_prepare(repo, commit, clean)
             }
@@ -493,9 +498,16 @@ impl Workspace {
 fn pool_name(repo: &Repo) -> String {
     let identity = repo.identity();
     let hash = crate::home::blob_id(identity.as_bytes());
-    let name: String = repo
-        .root()
-        .file_name()
+    // Linked worktrees of one repository share its pool: name it after the repository.
+    let common = repo.common_dir();
+    let top = if common.file_name().is_some_and(|n| n == ".git") {
+        common.parent().map(std::path::Path::to_path_buf)
+    } else {
+        Some(common.clone())
+    };
+    let name: String = top
+        .as_deref()
+        .and_then(std::path::Path::file_name)
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
         .chars()

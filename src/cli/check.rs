@@ -3,6 +3,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use super::Context;
+use crate::config::Clean;
 use crate::error::{Error, ExitCode};
 use crate::plan::Plan;
 
@@ -41,6 +42,8 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                     "env": a.env.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
                     "shell": a.shell,
                     "dir": a.dir,
+                    "when": a.when,
+                    "clean": a.clean.map(|c| if c == Clean::All { "all" } else { "untracked" }),
                 })
             })
             .collect();

@@ -123,11 +123,12 @@ fn table(
             let end = run.finished_at.unwrap_or(now);
             let duration = end.duration_since(run.started_at).unwrap_or_default();
             let mut notes = Vec::new();
-            if run.dirty {
-                notes.push("snapshot of changes".to_string());
-            }
-            if run.workspace.is_none() && run.tree.is_none() {
-                notes.push("in place".to_string());
+            let in_place = run.tree.is_none();
+            match (in_place, run.dirty) {
+                (true, true) => notes.push("in place, with changes".to_string()),
+                (true, false) => notes.push("in place".to_string()),
+                (false, true) => notes.push("snapshot of changes".to_string()),
+                (false, false) => {}
             }
             let flaky: Vec<&str> = stages[index]
                 .iter()

@@ -131,6 +131,14 @@ impl Context {
             let gzlfile = self.load()?;
             return Ok((self.project.source(request)?, gzlfile));
         };
+        if self.project.explicit_file() {
+            return Err(Error::usage(
+                format!(
+                    "--at {rev} runs the Gzlfile of that commit; it cannot be combined with --file"
+                ),
+                Some("drop --file, or run the working tree with --file".into()),
+            ));
+        }
         if self.project.repo.is_none() {
             return Err(Error::usage(
                 format!(

@@ -6,7 +6,7 @@ mod snapshot;
 
 use std::path::{Path, PathBuf};
 
-pub use command::{LOCATION_VARIABLES, git, output};
+pub use command::{LOCATION_VARIABLES, git, output, output_with_input};
 pub use snapshot::SourceState;
 
 /// A git repository gzl was started in.
@@ -89,6 +89,15 @@ impl Repo {
         self.repo.head_id().ok().map(|id| id.to_string())
     }
 
+    /// Whether `name` is a local branch.
+    pub fn is_branch(&self, name: &str) -> bool {
+        self.repo
+            .try_find_reference(format!("refs/heads/{name}").as_str())
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
     /// The checked-out branch, `None` when HEAD is detached.
     pub fn branch(&self) -> Option<String> {
         self.repo
@@ -119,14 +128,35 @@ impl Repo {
     /// Whether the working tree differs from HEAD in any way a snapshot would capture:
     /// staged, modified, deleted, or untracked files that are not ignored.
     pub fn has_changes(&self) -> Result<bool, GitError> {
-        let status = output(git(&self.root).args([
+        Ok(!self.status()?.is_empty())
+    }
+
+    /// `git status` as NUL-separated `XY PATH` entries.
+    fn status(&self) -> Result<String, GitError> {
+        output(git(&self.root).args([
             "status",
             "--porcelain=v1",
             "-z",
             "--untracked-files=normal",
             "--no-renames",
-        ]))?;
-        Ok(!status.is_empty())
+        ]))
+    }
+
+    /// The tracked paths `git status` finds changed (staged or not), NUL-terminated; empty
+    /// when nothing changed at all, `None` when only untracked files did.
+    fn changed_paths(&self) -> Result<Option<Vec<u8>>, GitError> {
+        let status = self.status()?;
+        if status.is_empty() {
+            return Ok(None);
+        }
+        let mut paths = Vec::new();
+        for entry in status.split('\0').filter(|e| e.len() > 3) {
+            if !entry.starts_with("??") {
+                paths.extend_from_slice(entry[3..].as_bytes());
+                paths.push(0);
+            }
+        }
+        Ok(Some(paths))
     }
 
     /// The full id of the commit `rev` names: anything git accepts (`HEAD~3`, a tag, a short

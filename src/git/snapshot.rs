@@ -1,7 +1,7 @@
 //! Source states: what a run is about. A commit, or a snapshot of the working tree made as
 //! a git tree without touching the user's index, files, stash or HEAD.
 
-use super::{GitError, Repo, git, output};
+use super::{GitError, Repo, git, output, output_with_input};
 
 /// The source a run executes: a commit, or a snapshot of the working tree on top of one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,9 @@ pub struct SourceState {
     pub dirty: bool,
     /// The commit a workspace checks out: `commit`, or a commit gzl made for the snapshot.
     pub checkout: String,
+    /// The branch the state belongs to: the checked-out one for the working tree; for a
+    /// commit, the branch it was named by, if any.
+    pub branch: Option<String>,
 }
 
 /// Refs under this prefix keep snapshots from git's garbage collection until `gzl gc`.
@@ -24,6 +27,7 @@ impl Repo {
     pub fn commit_state(&self, rev: &str) -> Result<SourceState, GitError> {
         let commit = self.resolve_commit(rev)?;
         Ok(SourceState {
+            branch: self.is_branch(rev).then(|| rev.to_string()),
             tree: self.tree_of(&commit)?,
             checkout: commit.clone(),
             commit: Some(commit),
@@ -41,10 +45,12 @@ impl Repo {
     pub fn working_tree_state(&self) -> Result<SourceState, GitError> {
         let head = self.head_commit();
         let head_tree = head.as_deref().map(|c| self.tree_of(c)).transpose()?;
-        if !self.has_changes()?
+        let changed = self.changed_paths()?;
+        if changed.is_none()
             && let (Some(commit), Some(tree)) = (&head, &head_tree)
         {
             return Ok(SourceState {
+                branch: self.branch(),
                 checkout: commit.clone(),
                 commit: Some(commit.clone()),
                 tree: tree.clone(),
@@ -52,6 +58,20 @@ impl Repo {
             });
         }
         let index = TemporaryIndex::beside(&self.index_path())?;
+        // The copy's file is newer than the real index, so git would trust stat data it
+        // must not (a file rewritten in the same second as the index, with the same size):
+        // drop what status found changed, and `add` hashes those paths afresh.
+        if let Some(paths) = changed.filter(|p| !p.is_empty()) {
+            output_with_input(
+                git(&self.root).env("GIT_INDEX_FILE", &index.path).args([
+                    "update-index",
+                    "--force-remove",
+                    "-z",
+                    "--stdin",
+                ]),
+                &paths,
+            )?;
+        }
         output(git(&self.root).env("GIT_INDEX_FILE", &index.path).args([
             "-c",
             "advice.addEmbeddedRepo=false",
@@ -73,6 +93,7 @@ impl Repo {
         {
             // Only file times changed, or a change was undone: this is HEAD.
             return Ok(SourceState {
+                branch: self.branch(),
                 checkout: commit.clone(),
                 commit: Some(commit.clone()),
                 tree,
@@ -81,6 +102,7 @@ impl Repo {
         }
         let checkout = self.snapshot_commit(head.as_deref(), &tree)?;
         Ok(SourceState {
+            branch: self.branch(),
             commit: head,
             dirty: true,
             tree,

@@ -76,7 +76,6 @@ pub fn run(
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
         })
     });
-    let branch = project.repo.as_ref().and_then(Repo::branch);
     let (inputs, reused) = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if !options.no_cache => {
             let inputs = cache::inputs(&plan, repo, &state.tree)?;
@@ -106,9 +105,19 @@ pub fn run(
     let root = workspace
         .as_ref()
         .map_or_else(|| project.root.clone(), |w| w.path.clone());
-    let (commit, tree, dirty) = match source {
-        Source::Isolated(state) => (state.commit.clone(), Some(state.tree.clone()), state.dirty),
-        Source::InPlace { commit, dirty } => (commit.clone(), None, *dirty),
+    let (commit, tree, dirty, branch) = match source {
+        Source::Isolated(state) => (
+            state.commit.clone(),
+            Some(state.tree.clone()),
+            state.dirty,
+            state.branch.clone(),
+        ),
+        Source::InPlace { commit, dirty } => (
+            commit.clone(),
+            None,
+            *dirty,
+            project.repo.as_ref().and_then(Repo::branch),
+        ),
     };
     let stages: Vec<NewStage> = plan
         .nodes()

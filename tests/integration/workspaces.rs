@@ -438,3 +438,18 @@ fn gc_removes_workspaces_snapshots_and_logs_beyond_retention_but_keeps_results()
         .status(0)
         .stderr_has("reuses run 3");
 }
+
+#[test]
+fn a_commit_run_records_the_branch_only_when_named_by_it() {
+    let test = Test::with_gzlfile("a:\n    true\n");
+    test.commit("first");
+    test.commit("second");
+    test.gzl(&["run", "--at", "HEAD~1"]).status(0);
+    test.gzl(&["run", "--at", "main"]).status(0);
+    let runs = test.runs();
+    assert_eq!(runs[1]["branch"], serde_json::Value::Null);
+    assert_eq!(runs[0]["branch"], "main");
+    test.gzl(&["run", "--at", "HEAD", "--file", "Gzlfile"])
+        .status(2)
+        .stderr_has("cannot be combined with --file");
+}
