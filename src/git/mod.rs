@@ -152,7 +152,7 @@ impl Repo {
         let mut paths = Vec::new();
         for entry in status.split('\0').filter(|e| e.len() > 3) {
             if !entry.starts_with("??") {
-                paths.extend_from_slice(entry[3..].as_bytes());
+                paths.extend_from_slice(&entry.as_bytes()[3..]);
                 paths.push(0);
             }
         }

@@ -205,8 +205,7 @@ impl History {
         let mut conn = Connection::open(&path).map_err(db_error)?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(db_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_error)?;
+        use_wal(&conn).map_err(db_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_error)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -698,6 +697,27 @@ impl History {
                 (name, Duration::from_millis(values[values.len() / 2]))
             })
             .collect())
+    }
+}
+
+/// Switches the database to WAL. Switching takes an exclusive lock for which SQLite does not
+/// wait (no busy handler), so two gzl opening a new database at once would fail: retry,
+/// as the busy timeout would. Once in WAL, nothing needs switching.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0));
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(error) => return Err(error),
+        }
     }
 }
 
