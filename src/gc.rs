@@ -4,6 +4,7 @@
 //!   workspaces of failed runs older than `[workspaces] keep_failed`;
 //! - snapshots: the refs under `refs/gzl/snapshots/` of trees no run since `[history] keep`
 //!   used (git's own gc then deletes the objects);
+//! - the workspaces of repositories that no longer exist (moved or deleted);
 //! - logs of runs that ended more than `[history] keep` ago. The runs stay listed and their
 //!   results are still reused: a result is a row, not a log.
 
@@ -24,6 +25,8 @@ pub struct Report {
     pub busy: usize,
     pub snapshots: usize,
     pub logs: usize,
+    /// Pools of repositories that no longer exist.
+    pub orphaned_pools: Vec<std::path::PathBuf>,
 }
 
 /// Collects the garbage of `project`'s repository.
@@ -68,6 +71,8 @@ pub fn collect(project: &Project, history: &mut History) -> Result<Report, Error
             }
         }
     }
+
+    report.orphaned_pools = Pool::remove_orphans(history.home())?;
 
     let cutoff = now.checked_sub(config.history.keep).unwrap_or(now);
     for run in history.runs_with_logs_before(&identity, cutoff)? {

@@ -26,7 +26,13 @@ use crate::home::Home;
 pub struct Pool {
     dir: PathBuf,
     size: usize,
+    /// The repository's git directory, written into the pool so `gzl gc` can tell when the
+    /// repository is gone.
+    repository: PathBuf,
 }
+
+/// The file in a pool naming the repository it belongs to.
+const REPOSITORY_FILE: &str = "repository";
 
 /// A workspace leased by this process; the lease ends when it is dropped.
 pub struct Workspace {
@@ -83,17 +89,64 @@ impl Pool {
         Pool {
             dir: home.cache().join("workspaces").join(pool_name(repo)),
             size: settings.pool,
+            repository: repo.common_dir(),
         }
+    }
+
+    /// Removes the pools of repositories that no longer exist (moved or deleted), unless a
+    /// run holds one of their workspaces. Returns the directories removed.
+    pub fn remove_orphans(home: &Home) -> Result<Vec<PathBuf>, WorkspaceError> {
+        let root = home.cache().join("workspaces");
+        let entries = match std::fs::read_dir(&root) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(WorkspaceError::Io { path: root, source }),
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let Ok(repository) = std::fs::read_to_string(dir.join(REPOSITORY_FILE)) else {
+                continue;
+            };
+            if Path::new(repository.trim_end()).is_dir() {
+                continue;
+            }
+            let pool = Pool {
+                dir: dir.clone(),
+                size: 0,
+                repository: PathBuf::from(repository.trim_end()),
+            };
+            let leases: Vec<File> = pool
+                .slots()?
+                .iter()
+                .filter_map(|slot| pool.try_lock(slot.slot).transpose())
+                .collect::<Result<_, _>>()?;
+            if leases.len() < pool.slots()?.len() {
+                continue;
+            }
+            std::fs::remove_dir_all(&dir).map_err(|source| WorkspaceError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            removed.push(dir);
+        }
+        Ok(removed)
     }
 
     /// Leases a workspace: a free one that is not kept, the warmest first; else a new one
     /// while the pool has room; else the oldest kept one (`note` says so); else a new one
     /// beyond the pool's size, which `gzl gc` removes later.
     pub fn lease(&self, note: &mut dyn FnMut(String)) -> Result<Workspace, WorkspaceError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| WorkspaceError::Io {
+        let io = |source| WorkspaceError::Io {
             path: self.dir.clone(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        std::fs::write(
+            self.dir.join(REPOSITORY_FILE),
+            format!("{}\n", self.repository.display()),
+        )
+        .map_err(io)?;
         let slots = self.slots()?;
         let mut free: Vec<&Slot> = slots.iter().filter(|s| !s.leased).collect();
         free.sort_by_key(|s| std::cmp::Reverse(s.state.used_at));

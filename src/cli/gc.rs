@@ -12,6 +12,12 @@ pub fn run(context: &Context, _args: &Args) -> Result<ExitCode, Error> {
     for (slot, reason) in &report.workspaces {
         out.push_str(&format!("removed workspace {slot}: {reason}\n"));
     }
+    for pool in &report.orphaned_pools {
+        out.push_str(&format!(
+            "removed {}: its repository is gone\n",
+            pool.display()
+        ));
+    }
     if report.busy > 0 {
         out.push_str(&format!(
             "left {} workspace{} in use by a running run\n",

@@ -454,3 +454,24 @@ fn a_commit_run_records_the_branch_only_when_named_by_it() {
         .status(2)
         .stderr_has("cannot be combined with --file");
 }
+
+#[test]
+fn gc_removes_the_workspaces_of_a_repository_that_is_gone() {
+    let test = Test::with_gzlfile("a:\n    true\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let old = workspace_of(&test, 1);
+    // The repository moves: its old pool belongs to nothing now.
+    let moved = test.outside("moved");
+    std::fs::rename(test.repo(), &moved).expect("move the repository");
+    std::fs::create_dir(test.repo()).expect("an empty directory where it was");
+    let run = crate::harness::Run::from(
+        test.command(&["gc"])
+            .current_dir(&moved)
+            .output()
+            .expect("gzl runs"),
+    )
+    .status(0)
+    .stdout_has("its repository is gone");
+    assert!(!std::path::Path::new(&old).exists(), "{}", run.stdout);
+}
