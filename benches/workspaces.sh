@@ -6,35 +6,43 @@
 # in nested directories (pkgNN/modN/partN/), with COMMITS commits of history, packed by
 # `git gc` as a cloned repository would be. Its Gzlfile is
 #
-#   first:                               check: first
-#       date +%s%N > "$MARK"                 git add --all && git write-tree > "$TREE_OUT"
+#   first:
+#       date +%s%N > "$MARK"
+#   check: first
+#       (git add --all into a copy of the workspace's index; git write-tree > "$TREE_OUT")
 #
 # "start -> first stage" is the time from just before gzl is launched to the `date` of the
 # first stage (so it includes the shell start of that stage, ~1-2 ms). `check` records the
-# tree the workspace held, which must be the tree of the source state gzl was asked to run.
+# tree the workspace held, which must be the tree of the source state gzl was asked to run;
+# it stages into a copy of the index so that the workspace's own index stays as gzl left it.
 #
 #   (a) clean commit, new workspace: `gzl run` on a clean tree with an empty GZL_HOME each
 #       repetition, so the workspace is created (git init + checkout of every file)
-#   (b) warm workspace, one commit forward: a commit changing one file, then `gzl run`
+#   (b) warm workspace, one commit forward: a commit changing one file, then `gzl run`,
+#       in a workspace that has moved forward before (the steady state)
+#   (b') the same in each workspace (a) made, whose first move forward this is: git
+#       re-reads the files the creating checkout wrote just before its index ("racily
+#       clean" entries), so this move pays once what (b) does not
 #   (c) warm workspace, dirty tree: DIRTY (default 10) files modified, uncommitted; gzl
 #       makes a snapshot and checks it out
 #   (d) fully cached: a Gzlfile of STAGES (default 100) stages `true` in layers of 10, each
 #       needing two stages of the layer before; the wall time of `gzl run` when nothing
 #       changed since the last run (every stage must be reported `cached`)
+#   (d') the same with DIRTY files modified: the snapshot is made again every time
 #   references: `git worktree add --detach DIR COMMIT`, and
 #       `git clone --local --no-checkout` + `git checkout --detach COMMIT` (wall time each)
 #
 # Medians of R repetitions (default 5) are printed as a Markdown table on stdout, with the
 # goals; progress goes to stderr. (a) and the references interleave (worktree, clone, gzl,
 # worktree, ...) so that drift on the machine hits them alike; each of them, and gzl in
-# (b)-(d), gets one untimed warm-up first.
+# (b), (c), (d) and (d'), gets one untimed warm-up first ((b') is a first run by design).
 #
 # Environment:
 #   R=5           timed repetitions
 #   FILES=5000    files in the generated repository
 #   SIZE_MB=50    their total size, about
 #   COMMITS=4     commits of history (the first adds everything, the others change 1% of files)
-#   DIRTY=10      files modified for (c)
+#   DIRTY=10      files modified for (c) and (d')
 #   STAGES=100    stages of the pipeline of (d) (a multiple of 10)
 #   SYNC=1        `sync` before each timed command, so none pays for the last one's writeback
 #   TRACE=0       1: run gzl with GZL_LOG=gzl=debug (timestamps of what it does in
@@ -46,7 +54,8 @@
 # ext4: creating thousands of files shortly after deleting thousands is ~10x slower for
 # minutes (shared PERF-NOTES.md, "Workspaces"). Nothing is deleted while measuring: every
 # workspace, worktree and clone gets a directory of its own, made fresh, and all of it is
-# removed only on exit. So leave a few minutes between two runs of this script.
+# removed only on exit (~20 trees of 5,000 files: that takes minutes on ext4). So leave a
+# few minutes between two runs of this script, or between it and another benchmark.
 set -euo pipefail
 
 R=${R:-5}
@@ -144,7 +153,9 @@ first:
     date +%s%N > "$MARK"
 
 check: first
-    git add --all && git write-tree > "$TREE_OUT"
+    cp .git/index "$TREE_OUT.index"
+    GIT_INDEX_FILE="$TREE_OUT.index" git add --all
+    GIT_INDEX_FILE="$TREE_OUT.index" git write-tree > "$TREE_OUT"
 EOF
 }
 
@@ -228,7 +239,7 @@ clone_checkout() {
 }
 
 head_tree=$(git_in rev-parse 'HEAD^{tree}')
-declare -a s_wt s_clone s_a s_a_wall s_b s_b_wall s_c s_c_wall s_d
+declare -a s_wt s_clone s_a s_a_wall s_b1 s_b1_wall s_b s_b_wall s_c s_c_wall s_d s_ddirty
 
 # (a) and the references, interleaved; the warm-up gzl run makes the workspace (b) uses.
 say "== (a) new workspace, and the references: warm-up"
@@ -244,7 +255,20 @@ for (( rep = 1; rep <= R; rep++ )); do
     say "   rep $rep/$R: worktree add $(( s_wt[-1] / 1000 )) ms, clone+checkout $(( s_clone[-1] / 1000 )) ms, gzl $(( first / 1000 )) ms to first stage ($(( wall / 1000 )) ms in all)"
 done
 
-# (b) one commit forward, one file changed each time, in the warm workspace.
+# (b') one commit forward in each workspace (a) made, the first time it is reused.
+say "== (b') one commit forward, first reuse of the workspaces (a) made"
+printf 'first-forward\n' >>"$repo/${paths[FILES / 2]}"
+git_in commit -q -a -m "first forward"
+forward_tree=$(git_in rev-parse 'HEAD^{tree}')
+for (( rep = 1; rep <= R; rep++ )); do
+    result=$(probe_run "$homes/a$rep" "bfirst$rep" "$forward_tree")
+    read -r first wall <<<"$result"
+    s_b1+=("$first") s_b1_wall+=("$wall")
+    say "   rep $rep/$R: $(( first / 1000 )) ms to first stage ($(( wall / 1000 )) ms in all)"
+done
+
+# (b) one commit forward, one file changed each time, in the warm workspace; its first
+# move forward is the warm-up.
 say "== (b) warm workspace, one commit forward"
 for (( rep = 0; rep <= R; rep++ )); do   # rep 0 is the warm-up
     file=${paths[(rep * 997 + 13) % FILES]}
@@ -281,23 +305,35 @@ for (( rep = 0; rep <= R; rep++ )); do
 done
 git_in checkout -q -- .
 
-# (d) STAGES stages, all cached: one run executes them, the next ones must reuse them all.
+# (d) STAGES stages, all cached: one run executes them, the next ones must reuse them all;
+# on the clean tree, then (d') with DIRTY files modified (a snapshot run again).
+declare -A d_misses=()
+cached_runs() { # cached_runs NAME: the warm-up run, then R timed ones into s_NAME
+    local name=$1 line
+    local -n samples=s_$name
+    gzl_run "$homes/warm" "${name}0"
+    summary "${name}0" | grep -q ": $STAGES passed" || die "${name}0: unexpected summary: $(summary "${name}0")"
+    d_misses[$name]=0
+    for (( rep = 1; rep <= R; rep++ )); do
+        gzl_run "$homes/warm" "$name$rep"
+        samples+=("$wall_us")
+        line=$(summary "$name$rep")
+        if ! grep -q ": $STAGES cached in" <<<"$line"; then
+            d_misses[$name]=$(( d_misses[$name] + 1 ))
+            say "   NOT ALL CACHED: $line"
+        fi
+        say "   rep $rep/$R: $(( wall_us / 1000 )) ms ($line)"
+    done
+}
 say "== (d) $STAGES stages, nothing changed"
 write_cached_gzlfile
 git_in commit -q -a -m "$STAGES stages"
-gzl_run "$homes/warm" d0
-summary d0 | grep -q ": $STAGES passed" || die "d0: unexpected summary: $(summary d0)"
-d_misses=0
-for (( rep = 1; rep <= R; rep++ )); do
-    gzl_run "$homes/warm" "d$rep"
-    s_d+=("$wall_us")
-    line=$(summary "d$rep")
-    if ! grep -q ": $STAGES cached in" <<<"$line"; then
-        d_misses=$(( d_misses + 1 ))
-        say "   NOT ALL CACHED: $line"
-    fi
-    say "   rep $rep/$R: $(( wall_us / 1000 )) ms ($line)"
+cached_runs d
+say "== (d') $STAGES stages, nothing changed, $DIRTY modified files"
+for (( i = 0; i < DIRTY; i++ )); do
+    printf 'dirty again\n' >>"$repo/${paths[(i * FILES / DIRTY + 7) % FILES]}"
 done
+cached_runs ddirty
 
 # --- report --------------------------------------------------------------------------------
 ms() { awk -v us="$1" 'BEGIN { v = us / 1000; if (v < 10) printf "%.1f", v; else printf "%.0f", v }'; }
@@ -305,8 +341,9 @@ m_wt=$(median "${s_wt[@]}")
 m_clone=$(median "${s_clone[@]}")
 m_a=$(median "${s_a[@]}") m_a_wall=$(median "${s_a_wall[@]}")
 m_b=$(median "${s_b[@]}") m_b_wall=$(median "${s_b_wall[@]}")
+m_b1=$(median "${s_b1[@]}") m_b1_wall=$(median "${s_b1_wall[@]}")
 m_c=$(median "${s_c[@]}") m_c_wall=$(median "${s_c_wall[@]}")
-m_d=$(median "${s_d[@]}")
+m_d=$(median "${s_d[@]}") m_ddirty=$(median "${s_ddirty[@]}")
 goal_a=$(( m_wt * 3 / 2 )) goal_b=$(( m_wt / 5 )) goal_c=500000 goal_d=100000
 verdict() { if (( $1 <= $2 )); then echo yes; else echo "**no**"; fi; }
 
@@ -322,9 +359,12 @@ printf '| (a) clean commit, new workspace | %s | %s | ≤ 1.5 × worktree add = 
     "$(ms "$m_a")" "$(ms "$m_a_wall")" "$(ms "$goal_a")" "$(verdict "$m_a" "$goal_a")"
 printf '| (b) warm workspace, one commit forward | %s | %s | < 20%% of worktree add = %s | %s |\n' \
     "$(ms "$m_b")" "$(ms "$m_b_wall")" "$(ms "$goal_b")" "$(verdict "$m_b" "$goal_b")"
+printf '| (b'"'"') one commit forward, first reuse after (a) | %s | %s | < 20%% of worktree add = %s | %s |\n' \
+    "$(ms "$m_b1")" "$(ms "$m_b1_wall")" "$(ms "$goal_b")" "$(verdict "$m_b1" "$goal_b")"
 printf '| (c) warm workspace, %d files modified | %s | %s | < 500 | %s |\n' \
     "$DIRTY" "$(ms "$m_c")" "$(ms "$m_c_wall")" "$(verdict "$m_c" "$goal_c")"
-d_note=''
-(( d_misses == 0 )) || d_note=" ($d_misses of $R runs not all cached)"
-printf '| (d) %d stages, all cached%s | | %s | < 100 | %s |\n' \
-    "$STAGES" "$d_note" "$(ms "$m_d")" "$(verdict "$m_d" "$goal_d")"
+not_cached() { (( d_misses[$1] == 0 )) || printf ' (%d of %d runs not all cached)' "${d_misses[$1]}" "$R"; }
+printf '| (d) %d stages, all cached, clean tree%s | | %s | < 100 | %s |\n' \
+    "$STAGES" "$(not_cached d)" "$(ms "$m_d")" "$(verdict "$m_d" "$goal_d")"
+printf '| (d'"'"') %d stages, all cached, %d files modified%s | | %s | < 100 | %s |\n' \
+    "$STAGES" "$DIRTY" "$(not_cached ddirty)" "$(ms "$m_ddirty")" "$(verdict "$m_ddirty" "$goal_d")"
