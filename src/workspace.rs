@@ -40,6 +40,8 @@ pub struct Workspace {
     /// The top of the checkout: stages run here.
     pub path: PathBuf,
     pool: PathBuf,
+    /// When this lease checked the workspace out afresh.
+    created: std::cell::Cell<Option<std::time::Instant>>,
     /// Held for the lease's life; the lock ends with the file.
     _lock: File,
 }
@@ -273,6 +275,7 @@ impl Pool {
             slot,
             path: self.dir.join(slot.to_string()),
             pool: self.dir.clone(),
+            created: std::cell::Cell::new(None),
             _lock: lock,
         };
         let mut state = workspace.state();
@@ -354,7 +357,9 @@ impl Workspace {
             git::git(&self.path).args(["checkout", "--quiet", "--force", "--detach", commit]),
         )
         .map_err(git_error)?;
-        if !fresh {
+        if fresh {
+            self.created.set(Some(std::time::Instant::now()));
+        } else {
             let mut command = git::git(&self.path);
             command.args(["clean", "-ffdq"]);
             if clean == Clean::All {
@@ -513,7 +518,19 @@ impl Workspace {
     }
 
     /// Ends the lease. A workspace whose run did not pass is kept as the run left it.
+    ///
+    /// After a fresh checkout, git's index holds files written in the same second as the
+    /// index itself ("racily clean"), which the next checkout would hash again: about as
+    /// slow as checking out anew. Once that second is past, refreshing the index here, at the
+    /// end of a run, makes the next lease fast.
     pub fn release(self, passed: bool) -> Result<(), WorkspaceError> {
+        if self
+            .created
+            .get()
+            .is_some_and(|at| at.elapsed() >= std::time::Duration::from_secs(1))
+        {
+            let _ = git::output(git::git(&self.path).args(["update-index", "-q", "--refresh"]));
+        }
         let mut state = self.state();
         state.active = false;
         state.kept = !passed;

@@ -12,8 +12,9 @@ pub struct SourceState {
     pub tree: String,
     /// Whether the state is a snapshot that differs from `commit`.
     pub dirty: bool,
-    /// The commit a workspace checks out: `commit`, or a commit gzl made for the snapshot.
-    pub checkout: String,
+    /// The commit a workspace checks out: `commit`; `None` for a snapshot, whose commit
+    /// [`Repo::checkout_commit`] makes only when a workspace needs it.
+    pub checkout: Option<String>,
     /// The branch the state belongs to: the checked-out one for the working tree; for a
     /// commit, the branch it was named by, if any.
     pub branch: Option<String>,
@@ -29,7 +30,7 @@ impl Repo {
         Ok(SourceState {
             branch: self.is_branch(rev).then(|| rev.to_string()),
             tree: self.tree_of(&commit)?,
-            checkout: commit.clone(),
+            checkout: Some(commit.clone()),
             commit: Some(commit),
             dirty: false,
         })
@@ -51,7 +52,7 @@ impl Repo {
         {
             return Ok(SourceState {
                 branch: self.branch(),
-                checkout: commit.clone(),
+                checkout: Some(commit.clone()),
                 commit: Some(commit.clone()),
                 tree: tree.clone(),
                 dirty: false,
@@ -94,33 +95,36 @@ impl Repo {
             // Only file times changed, or a change was undone: this is HEAD.
             return Ok(SourceState {
                 branch: self.branch(),
-                checkout: commit.clone(),
+                checkout: Some(commit.clone()),
                 commit: Some(commit.clone()),
                 tree,
                 dirty: false,
             });
         }
-        let checkout = self.snapshot_commit(head.as_deref(), &tree)?;
         Ok(SourceState {
             branch: self.branch(),
             commit: head,
             dirty: true,
             tree,
-            checkout,
+            checkout: None,
         })
+    }
+
+    /// The commit to check out for `state`: its own, or for a snapshot a commit of its tree
+    /// on top of the base, kept by a ref under `refs/gzl/snapshots/`.
+    pub fn checkout_commit(&self, state: &SourceState) -> Result<String, GitError> {
+        match &state.checkout {
+            Some(commit) => Ok(commit.clone()),
+            None => self.snapshot_commit(state.commit.as_deref(), &state.tree),
+        }
     }
 
     /// Commits `tree` on top of `parent` for workspaces to check out, and keeps it with a
     /// ref. The author, committer and date are fixed (the date is the parent's), so the same
     /// snapshot gets the same commit id every time.
     fn snapshot_commit(&self, parent: Option<&str>, tree: &str) -> Result<String, GitError> {
-        let date = match parent {
-            Some(parent) => output(git(&self.root).args(["show", "-s", "--format=%ct", parent]))?
-                .trim()
-                .to_string(),
-            None => "0".to_string(),
-        };
-        let date = format!("@{date} +0000");
+        let seconds = parent.and_then(|p| self.commit_time(p)).unwrap_or(0);
+        let date = format!("@{seconds} +0000");
         let mut command = git(&self.root);
         command
             .args(["-c", "commit.gpgSign=false", "commit-tree", tree])
@@ -141,6 +145,17 @@ impl Repo {
 }
 
 impl Repo {
+    /// The committer time of `commit`, in seconds since the Unix epoch.
+    fn commit_time(&self, commit: &str) -> Option<i64> {
+        let id = gix::ObjectId::from_hex(commit.as_bytes()).ok()?;
+        self.repo
+            .find_commit(id)
+            .ok()?
+            .time()
+            .ok()
+            .map(|t| t.seconds)
+    }
+
     /// The trees that `refs/gzl/snapshots/` keeps.
     pub fn snapshot_trees(&self) -> Result<Vec<String>, GitError> {
         let refs =

@@ -97,7 +97,7 @@ pub fn run(
             } else {
                 config.workspaces.clean
             };
-            workspace.prepare(repo, &state.checkout, clean)?;
+            workspace.prepare(repo, &repo.checkout_commit(state)?, clean)?;
             Some(workspace)
         }
         _ => None,

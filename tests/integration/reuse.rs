@@ -245,6 +245,8 @@ fn why_names_the_run_it_reuses_or_the_input_that_differs() {
         .status(0)
         .stdout_has("compared with run 1")
         .stdout_has("files it reads changed: tests/t.rs\n");
+    // Explaining a snapshot makes no commit and no ref: only a run's workspace needs one.
+    assert_eq!(test.git(&["for-each-ref", "refs/gzl/"]), "");
     test.write("src/lib.rs", "2\n");
     test.gzl(&["why", "test"])
         .status(0)
