@@ -39,31 +39,8 @@ pub fn git(dir: &Path) -> Command {
 
 /// Runs `command` and returns its stdout, or an error with what git printed on stderr.
 pub fn output(command: &mut Command) -> Result<String, GitError> {
-    output_with_input(command, &[])
-}
-
-/// Like [`output`], writing `input` to the command's stdin.
-pub fn output_with_input(command: &mut Command, input: &[u8]) -> Result<String, GitError> {
-    use std::io::Write as _;
     let shown = describe(command);
-    let run = |command: &mut Command| -> std::io::Result<std::process::Output> {
-        if input.is_empty() {
-            return command.output();
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        // Small inputs (paths) fit the pipe; git reads all of stdin before writing much.
-        child
-            .stdin
-            .take()
-            .map(|mut stdin| stdin.write_all(input))
-            .transpose()?;
-        child.wait_with_output()
-    };
-    let output = run(command).map_err(|source| {
+    let output = command.output().map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             GitError::NoGit
         } else {

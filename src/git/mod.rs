@@ -6,7 +6,7 @@ mod snapshot;
 
 use std::path::{Path, PathBuf};
 
-pub use command::{LOCATION_VARIABLES, git, output, output_with_input};
+pub use command::{LOCATION_VARIABLES, git, output};
 pub use snapshot::SourceState;
 
 /// A git repository gzl was started in.
@@ -140,23 +140,6 @@ impl Repo {
             "--untracked-files=normal",
             "--no-renames",
         ]))
-    }
-
-    /// The tracked paths `git status` finds changed (staged or not), NUL-terminated; empty
-    /// when nothing changed at all, `None` when only untracked files did.
-    fn changed_paths(&self) -> Result<Option<Vec<u8>>, GitError> {
-        let status = self.status()?;
-        if status.is_empty() {
-            return Ok(None);
-        }
-        let mut paths = Vec::new();
-        for entry in status.split('\0').filter(|e| e.len() > 3) {
-            if !entry.starts_with("??") {
-                paths.extend_from_slice(&entry.as_bytes()[3..]);
-                paths.push(0);
-            }
-        }
-        Ok(Some(paths))
     }
 
     /// The full id of the commit `rev` names: anything git accepts (`HEAD~3`, a tag, a short

@@ -1,7 +1,7 @@
 //! Source states: what a run is about. A commit, or a snapshot of the working tree made as
 //! a git tree without touching the user's index, files, stash or HEAD.
 
-use super::{GitError, Repo, git, output, output_with_input};
+use super::{GitError, Repo, git, output};
 
 /// The source a run executes: a commit, or a snapshot of the working tree on top of one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +46,7 @@ impl Repo {
     pub fn working_tree_state(&self) -> Result<SourceState, GitError> {
         let head = self.head_commit();
         let head_tree = head.as_deref().map(|c| self.tree_of(c)).transpose()?;
-        let changed = self.changed_paths()?;
-        if changed.is_none()
+        if !self.has_changes()?
             && let (Some(commit), Some(tree)) = (&head, &head_tree)
         {
             return Ok(SourceState {
@@ -59,20 +58,6 @@ impl Repo {
             });
         }
         let index = TemporaryIndex::beside(&self.index_path())?;
-        // The copy's file is newer than the real index, so git would trust stat data it
-        // must not (a file rewritten in the same second as the index, with the same size):
-        // drop what status found changed, and `add` hashes those paths afresh.
-        if let Some(paths) = changed.filter(|p| !p.is_empty()) {
-            output_with_input(
-                git(&self.root).env("GIT_INDEX_FILE", &index.path).args([
-                    "update-index",
-                    "--force-remove",
-                    "-z",
-                    "--stdin",
-                ]),
-                &paths,
-            )?;
-        }
         output(git(&self.root).env("GIT_INDEX_FILE", &index.path).args([
             "-c",
             "advice.addEmbeddedRepo=false",
@@ -183,8 +168,17 @@ impl TemporaryIndex {
     fn beside(index: &std::path::Path) -> Result<Self, GitError> {
         let dir = index.parent().unwrap_or(index);
         let path = dir.join(format!("gzl-index-{}", std::process::id()));
-        let copied = match std::fs::copy(index, &path) {
-            Ok(_) => Ok(()),
+        // The copy keeps the index's modification time: git trusts an entry's stat data
+        // only when the file is older than the index, and a newer copy would make it trust
+        // files rewritten in the same second as the real index (same size, same second).
+        let copied = match std::fs::copy(index, &path).and_then(|_| {
+            let modified = std::fs::metadata(index)?.modified()?;
+            std::fs::File::options()
+                .write(true)
+                .open(&path)?
+                .set_modified(modified)
+        }) {
+            Ok(()) => Ok(()),
             // No index yet: `git add` starts an empty one.
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(error),
