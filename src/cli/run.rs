@@ -35,7 +35,7 @@ pub struct Args {
     in_place: bool,
 
     /// Run even what history has a result for: every stage, or STAGE and what needs it
-    #[arg(long, value_name = "STAGE", num_args = 0..=1, action = clap::ArgAction::Append, help_heading = "Reuse")]
+    #[arg(long, value_name = "STAGE", num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append, help_heading = "Reuse")]
     force: Option<Vec<String>>,
 
     /// Neither reuse results nor record this run's for reuse
@@ -83,7 +83,8 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
         grace: args.grace,
         force: match args.force {
             None => Force::Nothing,
-            Some(stages) if stages.is_empty() => Force::Everything,
+            // A bare `--force` (given as "") forces everything, whatever else is named.
+            Some(stages) if stages.iter().any(String::is_empty) => Force::Everything,
             Some(stages) => Force::Stages(stages),
         },
         no_cache: args.no_cache,

@@ -124,7 +124,16 @@ impl Repo {
             command.args(["-p", parent]);
         }
         let commit = output(&mut command)?.trim().to_string();
-        output(git(&self.root).args(["update-ref", &format!("{SNAPSHOT_REFS}{tree}"), &commit]))?;
+        let name = format!("{SNAPSHOT_REFS}{tree}");
+        if let Err(error) = output(git(&self.root).args(["update-ref", &name, &commit])) {
+            // Another gzl snapshotting the same state at once holds the ref's lock; it
+            // writes the same commit (the same tree on the same parent, fixed author and
+            // date), and that is all this needs.
+            let now = output(git(&self.root).args(["rev-parse", "--verify", "--quiet", &name]));
+            if !now.is_ok_and(|id| id.trim() == commit) {
+                return Err(error);
+            }
+        }
         Ok(commit)
     }
 }
@@ -167,6 +176,7 @@ struct TemporaryIndex {
 impl TemporaryIndex {
     fn beside(index: &std::path::Path) -> Result<Self, GitError> {
         let dir = index.parent().unwrap_or(index);
+        remove_abandoned_copies(dir);
         let path = dir.join(format!("gzl-index-{}", std::process::id()));
         // The copy keeps the index's modification time: git trusts an entry's stat data
         // only when the file is older than the index, and a newer copy would make it trust
@@ -188,6 +198,31 @@ impl TemporaryIndex {
             message: format!("cannot copy the index: {error}"),
         })?;
         Ok(TemporaryIndex { path })
+    }
+}
+
+/// Removes the index copies of gzl processes that died before removing them (killed while
+/// making a snapshot).
+fn remove_abandoned_copies(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("gzl-index-"))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // Only "no such process" means dead: another user's live gzl answers EPERM.
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

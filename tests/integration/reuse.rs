@@ -155,6 +155,9 @@ fn force_runs_everything_or_a_stage_and_what_needs_it() {
     assert_eq!(&test.outside_lines("executed")[4..], ["build", "test"]);
     test.gzl(&["run", "-j", "1", "--force"]).status(0);
     assert_eq!(test.outside_lines("executed").len(), 9);
+    test.gzl(&["run", "-j", "1", "--force", "lint", "--force"])
+        .status(0);
+    assert_eq!(test.outside_lines("executed").len(), 12);
     test.gzl(&["run", "--force", "nope"])
         .status(2)
         .stderr_has("--force nope: no stage `nope` in this run");

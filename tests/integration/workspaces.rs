@@ -475,3 +475,20 @@ fn gc_removes_the_workspaces_of_a_repository_that_is_gone() {
     .stdout_has("its repository is gone");
     assert!(!std::path::Path::new(&old).exists(), "{}", run.stdout);
 }
+
+#[test]
+fn concurrent_runs_of_the_same_snapshot_both_run() {
+    let test = Test::with_gzlfile("slow:\n    sleep 0.5\n");
+    test.commit("first");
+    test.write("changed.txt", "the same change for both\n");
+    // A copy of the index left by a gzl killed while making a snapshot.
+    test.write(".git/gzl-index-999999999", "stale");
+    let first = test.spawn(&["run", "--no-cache"]);
+    let second = test.spawn(&["run", "--no-cache"]);
+    for child in [first, second] {
+        Run::from(child.wait_with_output().expect("gzl ends")).status(0);
+    }
+    assert!(!test.path(".git/gzl-index-999999999").exists());
+    let runs = test.runs();
+    assert_eq!(runs[0]["tree"], runs[1]["tree"]);
+}
