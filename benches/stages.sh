@@ -59,8 +59,10 @@ LOG=${LOG:-0}
 GRAPHS=${GRAPHS:-independent chain layers}
 TOOLS=${TOOLS:-gzl ninja make}
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "stages.sh: $*"; exit 1; }
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bench=stages.sh
+# shellcheck source=benches/common.sh
+source "$script_dir/common.sh"
 
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, not '$N'"
 [[ $R =~ ^[1-9][0-9]*$ ]] || die "R must be a positive integer, not '$R'"
@@ -69,7 +71,6 @@ die() { say "stages.sh: $*"; exit 1; }
 (( N % LAYERS == 0 )) || die "N ($N) must be a multiple of LAYERS ($LAYERS)"
 [[ $LOG == 0 || $LOG == 1 ]] || die "LOG must be 0 or 1"
 
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 
 # --- tools -------------------------------------------------------------------------------
@@ -85,38 +86,11 @@ fi
 command -v make >/dev/null 2>&1 || die "make is missing"
 command -v git >/dev/null 2>&1 || die "git is missing (gzl runs inside a git repository)"
 
-if [[ -n ${GZL:-} ]]; then
-    [[ -x $GZL ]] || die "GZL=$GZL is not an executable"
-    gzl=$(cd "$(dirname "$GZL")" && pwd)/$(basename "$GZL")
-else
-    say "building gzl (cargo build --release) in $repo_root"
-    (cd "$repo_root" && cargo build --release --quiet >&2) || die "cargo build --release failed"
-    gzl=$repo_root/target/release/gzl
-fi
+find_gzl "$repo_root"
 
 # --- scratch -----------------------------------------------------------------------------
-scratch=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/gzl-stages.XXXXXX")
-cleanup() {
-    if [[ ${KEEP:-0} == 1 ]]; then say "kept $scratch"; else rm -rf -- "$scratch"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_scratch "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}" gzl-stages
 
-# Microseconds since the epoch, without forking where bash can tell.
-now_us() {
-    if [[ -n ${EPOCHREALTIME:-} ]]; then
-        local t=${EPOCHREALTIME/[.,]/}
-        printf '%s' "$t"
-    else
-        echo $(( $(date +%s%N) / 1000 ))
-    fi
-}
-
-median() { # numbers on the arguments -> the median (the mean of the middle two when even)
-    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
-        if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
 
 # --- graphs ------------------------------------------------------------------------------
 # needs_of GRAPH I: sets `needs` to the names stage I needs, space separated.
@@ -192,7 +166,9 @@ run_tool() {
     case $tool in
         gzl)
             t0=$(now_us)
-            (cd "$dir/gzl" && GZL_HOME="$dir/home" "$gzl" run -j"$JOBS" --quiet \
+            # In place, as make and ninja run, and so never reusing a result: this times the
+            # executor, not workspaces or reuse (benches/workspaces.sh times those).
+            (cd "$dir/gzl" && GZL_HOME="$dir/home" "$gzl" run --in-place -j"$JOBS" --quiet \
                 >"$dir/gzl.out" 2>"$dir/gzl.err") || status=$?
             t1=$(now_us)
             (( status == 0 )) || { cat "$dir/gzl.err" >&2; die "gzl run failed with status $status in $dir/gzl"; }

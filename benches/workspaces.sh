@@ -67,8 +67,10 @@ STAGES=${STAGES:-100}
 SYNC=${SYNC:-1}
 TRACE=${TRACE:-0}
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "workspaces.sh: $*"; exit 1; }
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bench=workspaces.sh
+# shellcheck source=benches/common.sh
+source "$script_dir/common.sh"
 
 for var in R FILES SIZE_MB COMMITS DIRTY STAGES; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "$var must be a positive integer, not '${!var}'"
@@ -76,29 +78,15 @@ done
 (( STAGES % 10 == 0 )) || die "STAGES ($STAGES) must be a multiple of 10"
 (( DIRTY <= FILES )) || die "DIRTY ($DIRTY) must not exceed FILES ($FILES)"
 
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 
 command -v git >/dev/null 2>&1 || die "git is missing"
 command -v perl >/dev/null 2>&1 || die "perl is missing (it generates the repository)"
-if [[ -n ${GZL:-} ]]; then
-    [[ -x $GZL ]] || die "GZL=$GZL is not an executable"
-    gzl=$(cd "$(dirname "$GZL")" && pwd)/$(basename "$GZL")
-else
-    say "building gzl (cargo build --release) in $repo_root"
-    (cd "$repo_root" && cargo build --release --quiet >&2) || die "cargo build --release failed"
-    gzl=$repo_root/target/release/gzl
-fi
+find_gzl "$repo_root"
 
 # --- scratch -----------------------------------------------------------------------------
 # Everything lives in one directory made here, and only it is removed on exit.
-scratch=$(mktemp -d "${TMP:-${TMPDIR:-/tmp}}/gzl-workspaces.XXXXXX")
-cleanup() {
-    if [[ ${KEEP:-0} == 1 ]]; then say "kept $scratch"; else rm -rf -- "$scratch"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_scratch "${TMP:-${TMPDIR:-/tmp}}" gzl-workspaces
 
 repo=$scratch/repo      # the generated repository
 homes=$scratch/homes    # one GZL_HOME per (a) repetition, plus `warm` for (b)-(d)
@@ -107,12 +95,6 @@ marks=$scratch/marks    # what the stages write: start stamps and trees
 out=$scratch/out        # gzl's output, one file per run
 mkdir -p "$homes" "$refs" "$marks" "$out"
 
-now_us() { local t=${EPOCHREALTIME/[.,]/}; printf '%s' "$t"; }
-
-median() { # numbers on the arguments -> the median (the mean of the middle two when even)
-    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
-        if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
 
 settle() { if (( SYNC )); then sync; fi; }
 
