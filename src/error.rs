@@ -1,5 +1,6 @@
 //! The library's error, and the exit code each kind of failure gives.
 
+use crate::bisect::BisectError;
 use crate::config::ConfigError;
 use crate::git::GitError;
 use crate::history::HistoryError;
@@ -44,6 +45,10 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Bisect(#[from] BisectError),
+    #[error("interrupted")]
+    Interrupted,
     #[error("{message}")]
     Usage {
         message: String,
@@ -70,6 +75,11 @@ impl Error {
             Error::Stagefile(StagefileError::Read { .. }) => ExitCode::Internal,
             Error::Stagefile(_) | Error::Plan(_) | Error::Usage { .. } => ExitCode::Usage,
             Error::Config(ConfigError::Invalid { .. }) => ExitCode::Usage,
+            Error::Bisect(BisectError::NoGood { .. } | BisectError::NotAncestor { .. }) => {
+                ExitCode::Usage
+            }
+            Error::Bisect(_) => ExitCode::Failure,
+            Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)
             | Error::Git(_)

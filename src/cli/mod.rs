@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command, and how errors are shown.
 //! Commands parse their arguments and call the library; they hold no behaviour of their own.
 
+mod bisect;
 mod check;
 mod gc;
 mod init;
@@ -54,6 +55,8 @@ enum Command {
     Why(why::Args),
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
+    /// Find the first commit where a stage fails, reusing known results
+    Bisect(bisect::Args),
     /// Write a Gzlfile for this project from a template
     Init(init::Args),
     /// Print a shell completion script
@@ -80,6 +83,7 @@ pub fn main() -> std::process::ExitCode {
                 Command::Logs(args) => logs::run(&context, &args),
                 Command::Why(args) => why::run(&context, &args),
                 Command::Gc(args) => gc::run(&context, &args),
+                Command::Bisect(args) => bisect::run(&context, &args),
                 Command::Init(args) => init::run(&context, &args),
                 Command::Completions { .. } => unreachable!("handled above"),
             },

@@ -55,7 +55,7 @@ pub struct Args {
     json: bool,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse_duration(text)
         .ok_or_else(|| format!("`{text}` is not a duration such as `500ms`, `10s` or `1m30s`"))
 }

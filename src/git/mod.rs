@@ -227,6 +227,69 @@ impl Repo {
         message.lines().next().map(|line| line.trim().to_string())
     }
 
+    /// The commits reachable from `tip` and not from `hidden`, newest first, each with its
+    /// parents (only the first with `first_parent`).
+    pub fn commits_between(
+        &self,
+        tip: &str,
+        hidden: &str,
+        first_parent: bool,
+    ) -> Result<Vec<(String, Vec<String>)>, GitError> {
+        let mut command = git(&self.root);
+        command.args(["rev-list", "--parents", "--topo-order"]);
+        if first_parent {
+            command.arg("--first-parent");
+        }
+        command.args([tip, &format!("^{hidden}"), "--"]);
+        Ok(output(&mut command)?
+            .lines()
+            .filter_map(|line| {
+                let mut ids = line.split_whitespace().map(str::to_string);
+                let commit = ids.next()?;
+                let parents = if first_parent {
+                    ids.take(1).collect()
+                } else {
+                    ids.collect()
+                };
+                Some((commit, parents))
+            })
+            .collect())
+    }
+
+    /// Up to `limit` ancestors of `tip`, itself first, newest first.
+    pub fn ancestors(
+        &self,
+        tip: &str,
+        first_parent: bool,
+        limit: usize,
+    ) -> Result<Vec<String>, GitError> {
+        let mut command = git(&self.root);
+        command.args(["rev-list", "--topo-order", &format!("--max-count={limit}")]);
+        if first_parent {
+            command.arg("--first-parent");
+        }
+        command.args([tip, "--"]);
+        Ok(output(&mut command)?.lines().map(str::to_string).collect())
+    }
+
+    /// A commit's subject, author (`Name <email>`) and date (ISO 8601).
+    pub fn commit_summary(&self, commit: &str) -> Result<(String, String, String), GitError> {
+        let text = output(git(&self.root).args([
+            "show",
+            "-s",
+            "--date=iso-strict",
+            "--format=%s%x00%an <%ae>%x00%ad",
+            commit,
+            "--",
+        ]))?;
+        let mut parts = text.trim_end().splitn(3, '\0').map(str::to_string);
+        Ok((
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        ))
+    }
+
     /// Whether the object `id` is in the repository.
     pub fn has_object(&self, id: &str) -> bool {
         object_id(id).is_ok_and(|id| self.repo.has_object(id))

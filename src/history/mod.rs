@@ -15,7 +15,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::home::Home;
 use crate::status::{RunStatus, StageStatus};
@@ -578,6 +578,56 @@ impl History {
             .prepare_cached("SELECT MAX(run_id) FROM stages WHERE key = ?1 AND status = 'passed'")
             .and_then(|mut statement| statement.query_row(params![key], |row| row.get(0)))
             .map_err(|e| self.error(e))
+    }
+
+    /// How the newest execution with input key `key` ended (passed, failed or timed out),
+    /// with its run and exit code.
+    pub fn result_with_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<(i64, StageStatus, Option<i32>)>, HistoryError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, status, exit_code FROM stages
+                 WHERE key = ?1 AND status IN ('passed', 'failed', 'timed-out')
+                 ORDER BY run_id DESC LIMIT 1",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![key], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?))
+                    })
+                    .optional()
+            })
+            .map_err(|e| self.error(e))?;
+        Ok(row.map(|(run, status, code)| {
+            (
+                run,
+                StageStatus::parse(&status).unwrap_or(StageStatus::Failed),
+                code,
+            )
+        }))
+    }
+
+    /// The commits (of clean trees) at which stage `name` passed in a repository.
+    pub fn commits_where_passed(
+        &self,
+        repo_identity: &str,
+        name: &str,
+    ) -> Result<std::collections::HashSet<String>, HistoryError> {
+        let result = (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT DISTINCT runs.commit_id FROM stages
+                 JOIN runs ON runs.id = stages.run_id JOIN repos ON repos.id = runs.repo_id
+                 WHERE repos.identity = ?1 AND stages.name = ?2
+                   AND stages.status IN ('passed', 'cached')
+                   AND runs.dirty = 0 AND runs.commit_id IS NOT NULL",
+            )?;
+            let rows = statement.query_map(params![repo_identity, name], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<std::collections::HashSet<String>>>()
+        })();
+        result.map_err(|e| self.error(e))
     }
 
     /// The newest recorded execution of stage `name` in a repository that has inputs (it

@@ -48,6 +48,8 @@ pub enum Force {
 pub struct RunResult {
     pub id: i64,
     pub status: RunStatus,
+    /// How each planned stage ended, by name, in plan order.
+    pub outcomes: Vec<(String, Outcome)>,
 }
 
 /// Events queued between the executor and the subscribers before stages must wait.
@@ -229,7 +231,17 @@ pub fn run(
         workspace.release(status == RunStatus::Passed)?;
     }
     recorded?;
-    Ok(RunResult { id: run_id, status })
+    let outcomes = plan
+        .nodes()
+        .iter()
+        .map(|node| node.stage.name.clone())
+        .zip(outcomes)
+        .collect();
+    Ok(RunResult {
+        id: run_id,
+        status,
+        outcomes,
+    })
 }
 
 /// For each stage, whether `--force` makes it run: named, or needing one that is.

@@ -14,6 +14,8 @@ use crate::exec::Event;
 pub enum View {
     Terminal(Terminal),
     Json(Json),
+    /// Nothing shown: the caller reports the run its own way (`gzl bisect`'s probes).
+    Silent,
 }
 
 impl View {
@@ -21,6 +23,7 @@ impl View {
         match self {
             View::Terminal(view) => view.event(event),
             View::Json(view) => view.event(event),
+            View::Silent => {}
         }
     }
 
@@ -28,6 +31,7 @@ impl View {
         match self {
             View::Terminal(view) => view.flush(),
             View::Json(view) => view.flush(),
+            View::Silent => {}
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests: the built `gzl` against temp git repositories.
 
+mod bisect;
 mod commands;
 mod gzlfile_errors;
 mod harness;

@@ -1,0 +1,396 @@
+//! `gzl bisect`: the first commit where a stage fails, found with runs in workspaces (never
+//! in the user's checkout, never with `git bisect`'s state) and with the results history
+//! already holds instead of running them again.
+//!
+//! The search is git's: of the commits still in question (reachable from the known bad one
+//! and not from a good one), probe the one whose ancestors in question are closest to half of
+//! them, so each probe halves the question in any shape of history, merges included. A
+//! probe's verdict comes from history when a result with the stage's input key is there, else
+//! from a run of the stage (with what it needs) at that commit. Exit code 125, a Gzlfile that
+//! is missing or does not parse, or one without the stage means "cannot test": the commit is
+//! skipped, as `git bisect run` does.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use crate::cache;
+use crate::error::Error;
+use crate::exec::Outcome;
+use crate::git::Repo;
+use crate::history::History;
+use crate::pipeline::{self, Force, RunOptions};
+use crate::plan::{Plan, PlanError};
+use crate::project::{Project, Source};
+use crate::report::View;
+use crate::status::StageStatus;
+
+/// What `gzl bisect` was asked.
+pub struct Options {
+    pub stage: String,
+    pub good: Option<String>,
+    pub bad: Option<String>,
+    pub first_parent: bool,
+    /// How many stages each probe runs at once.
+    pub jobs: usize,
+    pub grace: Duration,
+    /// Run again the commits history says failed, instead of trusting that.
+    pub recheck_failures: bool,
+}
+
+/// What one commit says about the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Good,
+    Bad,
+    /// Cannot be tested there.
+    Skip,
+}
+
+/// One commit looked at.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Probe {
+    pub commit: String,
+    pub verdict: Verdict,
+    /// Whether the stage ran for this probe (else history said).
+    pub ran: bool,
+    /// The run holding the result, when there is one.
+    pub run: Option<i64>,
+    #[serde(serialize_with = "serialize_millis")]
+    pub duration: Option<Duration>,
+    /// Why a commit was skipped.
+    pub reason: Option<String>,
+}
+
+/// How a bisection ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Bisection {
+    /// The first bad commit, when it could be told.
+    pub first_bad: Option<String>,
+    /// The newest good commit that is a parent of the first bad one, or the good end.
+    pub last_good: String,
+    /// When skipped commits leave it open: the commits one of which is the first bad one.
+    pub candidates: Vec<String>,
+    pub probes: Vec<Probe>,
+}
+
+/// Why a bisection cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BisectError {
+    #[error(
+        "no known good commit for `{stage}`: history has no passed run of it in the ancestry of {bad}"
+    )]
+    NoGood { stage: String, bad: String },
+    #[error("{good} is not an ancestor of {bad}")]
+    NotAncestor { good: String, bad: String },
+    #[error("`{stage}` passes at {bad}: there is no failure to look for")]
+    BadPasses { stage: String, bad: String },
+    #[error("`{stage}` cannot be tested at {bad}: {reason}")]
+    BadUntestable {
+        stage: String,
+        bad: String,
+        reason: String,
+    },
+}
+
+/// How far back `gzl bisect` looks in history for a good commit.
+const GOOD_SEARCH: usize = 10_000;
+
+/// What `gzl bisect` reports as it goes.
+pub enum Progress<'a> {
+    /// A probe starts at this commit.
+    Probing(&'a str),
+    Decided(&'a Probe),
+}
+
+/// Finds the first commit where `options.stage` fails. `progress` hears of each probe.
+pub fn bisect(
+    project: &Project,
+    repo: &Repo,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Bisection, Error> {
+    let mut history = pipeline::open_history()?;
+    let bad = repo.resolve_commit(options.bad.as_deref().unwrap_or("HEAD"))?;
+    let good = match &options.good {
+        Some(good) => repo.resolve_commit(good)?,
+        None => newest_good(project, repo, &history, options, &bad)?,
+    };
+    let range = repo.commits_between(&bad, &good, options.first_parent)?;
+    if range.is_empty() {
+        return Err(BisectError::NotAncestor { good, bad }.into());
+    }
+    let mut prober = Prober {
+        project,
+        repo,
+        options,
+        probes: Vec::new(),
+    };
+
+    progress(Progress::Probing(&bad));
+    let first = prober.probe(&mut history, &bad)?;
+    progress(Progress::Decided(&first));
+    match first.verdict {
+        Verdict::Bad => {}
+        Verdict::Good => {
+            return Err(BisectError::BadPasses {
+                stage: options.stage.clone(),
+                bad,
+            }
+            .into());
+        }
+        Verdict::Skip => {
+            return Err(BisectError::BadUntestable {
+                stage: options.stage.clone(),
+                bad,
+                reason: first.reason.unwrap_or_default(),
+            }
+            .into());
+        }
+    }
+
+    let parents: HashMap<&str, &[String]> = range
+        .iter()
+        .map(|(commit, parents)| (commit.as_str(), parents.as_slice()))
+        .collect();
+    // Commits in question: ancestors of the current bad one that no good one reaches.
+    let mut open: HashSet<&str> = parents.keys().copied().collect();
+    let mut bad_now: &str = &bad;
+    let mut skipped: HashSet<&str> = HashSet::new();
+    loop {
+        open = ancestors_within(bad_now, &parents, &open);
+        let testable: Vec<&str> = open
+            .iter()
+            .copied()
+            .filter(|c| *c != bad_now && !skipped.contains(c))
+            .collect();
+        let Some(next) = midpoint(&testable, &open, &parents, open.len()) else {
+            break;
+        };
+        progress(Progress::Probing(next));
+        let probe = prober.probe(&mut history, next)?;
+        progress(Progress::Decided(&probe));
+        match probe.verdict {
+            Verdict::Bad => bad_now = next,
+            Verdict::Good => {
+                let reached = ancestors_within(next, &parents, &open);
+                open.retain(|c| !reached.contains(c));
+            }
+            Verdict::Skip => {
+                skipped.insert(next);
+            }
+        }
+    }
+    // Left in question: the bad commit and skipped ones that may come before it.
+    let mut candidates: Vec<String> = range
+        .iter()
+        .map(|(commit, _)| commit.clone())
+        .filter(|c| open.contains(c.as_str()))
+        .collect();
+    let first_bad = (candidates.len() == 1).then(|| candidates[0].clone());
+    if first_bad.is_some() {
+        candidates.clear();
+    }
+    let last_good = first_bad
+        .as_deref()
+        .and_then(|bad| {
+            parents.get(bad).and_then(|ps| {
+                ps.iter()
+                    .find(|p| {
+                        prober
+                            .probes
+                            .iter()
+                            .any(|probe| probe.commit == **p && probe.verdict == Verdict::Good)
+                    })
+                    .cloned()
+            })
+        })
+        .unwrap_or(good);
+    Ok(Bisection {
+        first_bad,
+        last_good,
+        candidates,
+        probes: prober.probes,
+    })
+}
+
+/// The newest ancestor of `bad` at which the stage passed in history.
+fn newest_good(
+    project: &Project,
+    repo: &Repo,
+    history: &History,
+    options: &Options,
+    bad: &str,
+) -> Result<String, Error> {
+    let passed = history.commits_where_passed(&project.identity(), &options.stage)?;
+    repo.ancestors(bad, options.first_parent, GOOD_SEARCH)?
+        .into_iter()
+        .skip(1)
+        .find(|commit| passed.contains(commit))
+        .ok_or_else(|| {
+            BisectError::NoGood {
+                stage: options.stage.clone(),
+                bad: bad.to_string(),
+            }
+            .into()
+        })
+}
+
+/// `commit` and its ancestors, as far as they are in `within`.
+fn ancestors_within<'a>(
+    commit: &'a str,
+    parents: &HashMap<&'a str, &'a [String]>,
+    within: &HashSet<&'a str>,
+) -> HashSet<&'a str> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut stack = vec![commit];
+    while let Some(next) = stack.pop() {
+        if !within.contains(next) || !seen.insert(next) {
+            continue;
+        }
+        if let Some(ps) = parents.get(next) {
+            stack.extend(ps.iter().map(String::as_str));
+        }
+    }
+    seen
+}
+
+/// The commit of `testable` whose ancestors in `open` number closest to half of `total`: a
+/// verdict there halves the question whichever it is.
+fn midpoint<'a>(
+    testable: &[&'a str],
+    open: &HashSet<&'a str>,
+    parents: &HashMap<&'a str, &'a [String]>,
+    total: usize,
+) -> Option<&'a str> {
+    testable
+        .iter()
+        .map(|&c| {
+            let below = ancestors_within(c, parents, open).len();
+            (below.min(total - below), c)
+        })
+        // Ties go to the smallest id, so the search is the same every time.
+        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, c)| c)
+}
+
+struct Prober<'a> {
+    project: &'a Project,
+    repo: &'a Repo,
+    options: &'a Options,
+    probes: Vec<Probe>,
+}
+
+impl Prober<'_> {
+    /// Decides `commit`: from history when it holds a result with the stage's key, else by
+    /// running the stage there.
+    fn probe(&mut self, history: &mut History, commit: &str) -> Result<Probe, Error> {
+        let probe = self.decide(history, commit)?;
+        self.probes.push(probe.clone());
+        Ok(probe)
+    }
+
+    fn decide(&self, history: &mut History, commit: &str) -> Result<Probe, Error> {
+        let stage = &self.options.stage;
+        let skip = |reason: String| Probe {
+            commit: commit.to_string(),
+            verdict: Verdict::Skip,
+            ran: false,
+            run: None,
+            duration: None,
+            reason: Some(reason),
+        };
+        let state = self.repo.commit_state(commit)?;
+        let gzlfile = match self.project.load_at(&state, commit) {
+            Ok(gzlfile) => gzlfile,
+            Err(crate::stagefile::StagefileError::NotFound { .. }) => {
+                return Ok(skip("no Gzlfile".into()));
+            }
+            Err(crate::stagefile::StagefileError::Invalid { .. }) => {
+                return Ok(skip("its Gzlfile has errors".into()));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let plan = match Plan::new(&gzlfile, std::slice::from_ref(stage)) {
+            Ok(plan) => plan,
+            Err(PlanError::UnknownStage { .. } | PlanError::Empty { .. }) => {
+                return Ok(skip(format!("its Gzlfile has no stage `{stage}`")));
+            }
+        };
+        let inputs = cache::inputs(&plan, self.repo, &state.tree)?;
+        let index = plan
+            .nodes()
+            .iter()
+            .position(|node| node.stage.name == *stage)
+            .unwrap_or(plan.len() - 1);
+        if let Some((run, status, exit_code)) = history.result_with_key(&inputs[index].key())? {
+            let verdict = match status {
+                StageStatus::Passed => Some(Verdict::Good),
+                _ if exit_code == Some(125) => Some(Verdict::Skip),
+                _ if self.options.recheck_failures => None,
+                _ => Some(Verdict::Bad),
+            };
+            if let Some(verdict) = verdict {
+                return Ok(Probe {
+                    commit: commit.to_string(),
+                    verdict,
+                    ran: false,
+                    run: Some(run),
+                    duration: None,
+                    reason: (verdict == Verdict::Skip).then(|| "it exited 125".into()),
+                });
+            }
+        }
+        let options = RunOptions {
+            targets: vec![stage.clone()],
+            jobs: self.options.jobs,
+            fail_fast: false,
+            grace: self.options.grace,
+            force: if self.options.recheck_failures {
+                Force::Stages(vec![stage.clone()])
+            } else {
+                Force::Nothing
+            },
+            no_cache: false,
+        };
+        let started = std::time::Instant::now();
+        let result = pipeline::run(
+            self.project,
+            &gzlfile,
+            &Source::Isolated(state),
+            &options,
+            View::Silent,
+            &mut |line| tracing::info!("{line}"),
+        )?;
+        let outcome = result
+            .outcomes
+            .iter()
+            .find(|(name, _)| name == stage)
+            .map(|(_, outcome)| *outcome);
+        let verdict = match outcome {
+            Some(outcome) if outcome.is_pass() => Verdict::Good,
+            Some(Outcome::Failed {
+                exit_code: Some(125),
+                ..
+            }) => Verdict::Skip,
+            Some(Outcome::Cancelled) | None => return Err(Error::Interrupted),
+            // Failed, timed out, or skipped because what it needs failed.
+            Some(_) => Verdict::Bad,
+        };
+        Ok(Probe {
+            commit: commit.to_string(),
+            verdict,
+            ran: true,
+            run: Some(result.id),
+            duration: Some(started.elapsed()),
+            reason: (verdict == Verdict::Skip).then(|| "it exited 125".into()),
+        })
+    }
+}
+
+fn serialize_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        None => s.serialize_none(),
+    }
+}

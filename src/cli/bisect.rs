@@ -1,0 +1,139 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::Context;
+use crate::bisect::{self, Options, Progress, Verdict};
+use crate::duration::format_duration;
+use crate::error::{Error, ExitCode};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The stage to bisect: the first commit where it fails is wanted
+    stage: String,
+
+    /// A commit where the stage passes [default: the newest ancestor of --bad where it passed in history]
+    #[arg(long, value_name = "REV")]
+    good: Option<String>,
+
+    /// A commit where the stage fails [default: HEAD]
+    #[arg(long, value_name = "REV")]
+    bad: Option<String>,
+
+    /// Follow only the first parent of merges
+    #[arg(long)]
+    first_parent: bool,
+
+    /// Run again commits history says failed, instead of trusting those results
+    #[arg(long)]
+    recheck_failures: bool,
+
+    /// Time stopped stages get between SIGTERM and SIGKILL
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::run::parse_duration)]
+    grace: Duration,
+
+    /// Print the result as JSON (see docs/json.md)
+    #[arg(long)]
+    json: bool,
+}
+
+/// The version of `gzl bisect --json`'s output.
+const SCHEMA: u32 = 1;
+
+pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
+    let Some(repo) = &context.project.repo else {
+        return Err(Error::usage("gzl bisect needs a git repository", None));
+    };
+    let options = Options {
+        stage: args.stage.clone(),
+        good: args.good.clone(),
+        bad: args.bad.clone(),
+        first_parent: args.first_parent,
+        jobs: std::thread::available_parallelism().map_or(1, usize::from),
+        grace: args.grace,
+        recheck_failures: args.recheck_failures,
+    };
+    let short = |commit: &str| commit[..commit.len().min(10)].to_string();
+    let quiet = args.json;
+    let result = bisect::bisect(&context.project, repo, &options, &mut |progress| {
+        if quiet {
+            return;
+        }
+        match progress {
+            Progress::Probing(commit) => {
+                let subject = repo.subject(commit).unwrap_or_default();
+                super::note(&format!("probing {}  {subject}", short(commit)));
+            }
+            Progress::Decided(probe) => {
+                let verdict = match probe.verdict {
+                    Verdict::Good => "good",
+                    Verdict::Bad => "bad",
+                    Verdict::Skip => "skip",
+                };
+                let how = if probe.ran { "ran" } else { "reused" };
+                let took = probe.duration.map(format_duration).unwrap_or_default();
+                let mut line = format!("  {verdict:<4}  {how:<6}  {took:>7}");
+                if let Some(run) = probe.run {
+                    line.push_str(&format!("  run {run}"));
+                }
+                if let Some(reason) = &probe.reason {
+                    line.push_str(&format!("  ({reason})"));
+                }
+                super::note(line.trim_end());
+            }
+        }
+    })?;
+    let executed = result.probes.iter().filter(|p| p.ran).count();
+    if args.json {
+        super::print(&format!(
+            "{}\n",
+            json!({
+                "schema": SCHEMA,
+                "stage": args.stage,
+                "first_bad": result.first_bad,
+                "last_good": result.last_good,
+                "candidates": result.candidates,
+                "probes": result.probes,
+            })
+        ));
+    } else {
+        let mut out = String::new();
+        match &result.first_bad {
+            Some(bad) => {
+                let (subject, author, date) = repo.commit_summary(bad)?;
+                out.push_str(&format!(
+                    "first bad commit: {bad}\n  {subject}\n  author: {author}\n  date:   {date}\n"
+                ));
+                out.push_str(&format!("last good commit: {}\n", result.last_good));
+                let failing = result
+                    .probes
+                    .iter()
+                    .find(|p| p.commit == *bad && p.verdict == Verdict::Bad)
+                    .and_then(|p| p.run);
+                if let Some(run) = failing {
+                    out.push_str(&format!("see its log: gzl logs {run} {}\n", args.stage));
+                }
+            }
+            None => {
+                out.push_str(
+                    "the first bad commit is one of these (the others could not be tested):\n",
+                );
+                for commit in &result.candidates {
+                    let subject = repo.subject(commit).unwrap_or_default();
+                    out.push_str(&format!("  {}  {subject}\n", short(commit)));
+                }
+            }
+        }
+        out.push_str(&format!(
+            "{} probes: {executed} ran, {} from history\n",
+            result.probes.len(),
+            result.probes.len() - executed
+        ));
+        super::print(&out);
+    }
+    Ok(if result.first_bad.is_some() {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
+}

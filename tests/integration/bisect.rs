@@ -1,0 +1,134 @@
+//! `gzl bisect`: the first failing commit, with probes in workspaces and known results reused.
+
+use crate::harness::Test;
+
+/// A repository of `commits` commits; commit i (1-based) holds `value` = i. The stage `test`
+/// appends to the `outside` file `executed` each time it runs and passes while value < `breaks`.
+fn history(commits: usize, breaks: usize) -> Test {
+    let test = Test::new();
+    let executed = test.outside("executed");
+    test.write(
+        "Gzlfile",
+        format!(
+            "test:\n    echo \"$(cat value)\" >> {}\n    test \"$(cat value)\" -lt {breaks}\n",
+            executed.display()
+        ),
+    );
+    for i in 1..=commits {
+        test.write("value", format!("{i}\n"));
+        test.commit(&format!("commit {i}"));
+    }
+    test
+}
+
+#[test]
+fn bisect_finds_the_first_bad_commit_in_few_probes_and_then_in_none() {
+    let test = history(64, 40);
+    let breaking = test.git(&["rev-parse", "HEAD~24"]);
+    let status = test.git(&["status", "--porcelain"]);
+    let head = test.git(&["rev-parse", "HEAD"]);
+
+    let run = test
+        .gzl(&["bisect", "test", "--good", "HEAD~63"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}\n  commit 40\n"));
+    let executed = test.outside_lines("executed").len();
+    // ceil(log2 64) + 1 (the bad end is checked too).
+    assert!(executed <= 7, "{executed} probes ran:\n{}", run.stderr);
+    assert!(run.stdout.contains("last good commit: "), "{}", run.stdout);
+
+    // Everything it needs is in history now: nothing runs.
+    test.gzl(&["bisect", "test", "--good", "HEAD~63"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}"))
+        .stdout_has("0 ran");
+    assert_eq!(test.outside_lines("executed").len(), executed);
+
+    // The user's checkout, index and git bisect state are untouched.
+    assert_eq!(test.git(&["status", "--porcelain"]), status);
+    assert_eq!(test.git(&["rev-parse", "HEAD"]), head);
+    assert!(!test.path(".git/BISECT_LOG").exists());
+    assert!(!test.path(".git/BISECT_START").exists());
+    assert_eq!(test.read("value"), "64\n");
+}
+
+#[test]
+fn bisect_starts_from_the_newest_commit_known_good() {
+    let test = history(16, 10);
+    test.gzl(&["bisect", "test"])
+        .status(2)
+        .stderr_has("no known good commit for `test`");
+    test.gzl(&["run", "--at", "HEAD~10"]).status(0);
+    let json = test.gzl(&["bisect", "test", "--json"]).status(0);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(value["first_bad"], test.git(&["rev-parse", "HEAD~6"]));
+    assert_eq!(value["stage"], "test");
+    let probes = value["probes"].as_array().expect("probes");
+    assert!(probes.iter().all(|p| p["verdict"] != "skip"));
+}
+
+#[test]
+fn bisect_says_so_when_the_bad_end_passes() {
+    let test = history(8, 100);
+    test.gzl(&["bisect", "test", "--good", "HEAD~7"])
+        .status(1)
+        .stderr_has("`test` passes at");
+}
+
+#[test]
+fn commits_that_cannot_be_tested_are_skipped() {
+    let test = Test::new();
+    let gzlfile = "test:\n    v=$(cat value)\n    if [ $v -ge 5 ] && [ $v -le 7 ]; then exit 125; fi\n    test $v -lt 6\n";
+    test.write("Gzlfile", gzlfile);
+    for i in 1..=12 {
+        test.write("value", format!("{i}\n"));
+        if i == 3 {
+            // A commit whose Gzlfile lacks the stage cannot be tested either.
+            test.write("Gzlfile", "other:\n    true\n");
+        } else {
+            test.write("Gzlfile", gzlfile);
+        }
+        test.commit(&format!("commit {i}"));
+    }
+    // It breaks at 6, inside the untestable 5..7: the answer is one of them or 8.
+    let run = test
+        .gzl(&["bisect", "test", "--good", "HEAD~11"])
+        .status(1)
+        .stdout_has("the first bad commit is one of these");
+    for i in [5, 6, 7, 8] {
+        assert!(
+            run.stdout.contains(&format!("commit {i}\n")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(run.stderr.contains("(it exited 125)"), "{}", run.stderr);
+}
+
+#[test]
+fn bisect_follows_merges() {
+    let test = Test::with_gzlfile("test:\n    test ! -e broken\n");
+    test.write("a", "1");
+    let base = test.commit("base");
+    test.git(&["checkout", "-q", "-b", "side"]);
+    test.write("b", "1");
+    test.commit("side 1");
+    test.write("broken", "");
+    let culprit = test.commit("side 2 breaks it");
+    test.write("c", "1");
+    test.commit("side 3");
+    test.git(&["checkout", "-q", "main"]);
+    test.write("d", "1");
+    test.commit("main 1");
+    test.git(&["merge", "-q", "--no-edit", "side"]);
+    test.write("e", "1");
+    test.commit("after the merge");
+    test.gzl(&["bisect", "test", "--good", &base])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {culprit}"));
+    // Along first parents only, the merge itself is where it broke.
+    let merge = test.git(&["rev-parse", "HEAD~1"]);
+    test.gzl(&["bisect", "test", "--good", &base, "--first-parent"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {merge}"));
+}
