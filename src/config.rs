@@ -19,6 +19,30 @@ pub const FILE_NAME: &str = "gzl.toml";
 pub struct Config {
     pub workspaces: Workspaces,
     pub history: HistorySettings,
+    pub hooks: Hooks,
+}
+
+/// `[hooks]`: the stages each git hook runs; every stage when a hook is not listed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Hooks {
+    pub post_commit: Vec<String>,
+    pub post_merge: Vec<String>,
+    pub post_checkout: Vec<String>,
+    pub pre_push: Vec<String>,
+}
+
+impl Hooks {
+    /// The stages hook `name` runs; empty for all.
+    pub fn stages(&self, name: &str) -> &[String] {
+        match name {
+            "post-commit" => &self.post_commit,
+            "post-merge" => &self.post_merge,
+            "post-checkout" => &self.post_checkout,
+            "pre-push" => &self.pre_push,
+            _ => &[],
+        }
+    }
 }
 
 /// `[workspaces]`: the pool of checkouts runs execute in.

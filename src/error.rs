@@ -4,6 +4,7 @@ use crate::bisect::BisectError;
 use crate::config::ConfigError;
 use crate::git::GitError;
 use crate::history::HistoryError;
+use crate::hooks::HookError;
 use crate::plan::PlanError;
 use crate::stagefile::StagefileError;
 use crate::workspace::WorkspaceError;
@@ -47,6 +48,8 @@ pub enum Error {
     Workspace(#[from] WorkspaceError),
     #[error(transparent)]
     Bisect(#[from] BisectError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
@@ -79,6 +82,8 @@ impl Error {
                 ExitCode::Usage
             }
             Error::Bisect(_) => ExitCode::Failure,
+            Error::Hook(HookError::Unknown { .. }) => ExitCode::Usage,
+            Error::Hook(_) => ExitCode::Internal,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)

@@ -12,6 +12,7 @@ pub mod gc;
 pub mod git;
 pub mod history;
 pub mod home;
+pub mod hooks;
 pub mod pipeline;
 pub mod plan;
 pub mod project;

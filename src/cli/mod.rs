@@ -4,6 +4,7 @@
 mod bisect;
 mod check;
 mod gc;
+mod hook;
 mod init;
 mod logs;
 mod ls;
@@ -57,6 +58,9 @@ enum Command {
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
     Bisect(bisect::Args),
+    /// Run gzl from git hooks: after each commit, or before a push
+    #[command(subcommand)]
+    Hook(hook::Command),
     /// Write a Gzlfile for this project from a template
     Init(init::Args),
     /// Print a shell completion script
@@ -84,6 +88,7 @@ pub fn main() -> std::process::ExitCode {
                 Command::Why(args) => why::run(&context, &args),
                 Command::Gc(args) => gc::run(&context, &args),
                 Command::Bisect(args) => bisect::run(&context, &args),
+                Command::Hook(command) => hook::run(&context, &command),
                 Command::Init(args) => init::run(&context, &args),
                 Command::Completions { .. } => unreachable!("handled above"),
             },

@@ -23,6 +23,14 @@ pub const LOCATION_VARIABLES: &[&str] = &[
 
 /// A git command run in `dir`, with hooks off and no prompts.
 pub fn git(dir: &Path) -> Command {
+    let mut command = git_as_configured(dir);
+    command.args(["-c", "core.hooksPath=/dev/null"]);
+    command
+}
+
+/// A git command run in `dir` with the repository's own settings, hooks included: for
+/// asking git where it looks for things.
+pub fn git_as_configured(dir: &Path) -> Command {
     let mut command = Command::new("git");
     command.current_dir(dir);
     for name in LOCATION_VARIABLES {
@@ -32,7 +40,6 @@ pub fn git(dir: &Path) -> Command {
         .env("GIT_TERMINAL_PROMPT", "0")
         // Reading commands must not refresh the user's index behind their back.
         .env("GIT_OPTIONAL_LOCKS", "0")
-        .args(["-c", "core.hooksPath=/dev/null"])
         .stdin(Stdio::null());
     command
 }

@@ -6,7 +6,7 @@ mod snapshot;
 
 use std::path::{Path, PathBuf};
 
-pub use command::{LOCATION_VARIABLES, git, output};
+pub use command::{LOCATION_VARIABLES, git, git_as_configured, output};
 pub use snapshot::SourceState;
 
 /// A git repository gzl was started in.

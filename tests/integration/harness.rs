@@ -81,6 +81,8 @@ impl Test {
             .env("GIT_COMMITTER_EMAIL", "test@example.com")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            // Hooks gzl installs run gzl: it must use this test's home.
+            .env("GZL_HOME", self.home())
             .output()
             .expect("git runs");
         assert!(

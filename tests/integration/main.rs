@@ -5,6 +5,7 @@ mod commands;
 mod gzlfile_errors;
 mod harness;
 mod history;
+mod hooks;
 mod output;
 mod reuse;
 mod run;

@@ -1,0 +1,168 @@
+//! Git hooks: install and uninstall keep what was there, post-commit runs in the background,
+//! pre-push blocks a push whose stages fail.
+
+use crate::harness::{Run, Test};
+
+#[test]
+fn install_chains_an_existing_hook_and_uninstall_restores_it_exactly() {
+    let test = Test::with_gzlfile("a:\n    true\n");
+    test.commit("first");
+    let mine = "#!/bin/sh\necho my own hook\nexit 0\n";
+    test.write(".git/hooks/post-commit", mine);
+    make_executable(&test.path(".git/hooks/post-commit"));
+
+    test.gzl(&["hook", "install"])
+        .status(0)
+        .stdout_has("the hook that was there runs first");
+    let installed = test.read(".git/hooks/post-commit");
+    test.gzl(&["hook", "install"])
+        .status(0)
+        .stdout_has("already installed");
+    assert_eq!(test.read(".git/hooks/post-commit"), installed);
+    test.gzl(&["hook", "status"])
+        .status(0)
+        .stdout_has("post-commit    installed, chaining the hook that was there");
+
+    // Both run on a commit: the user's hook first.
+    test.write("x", "1");
+    test.git(&["add", "x"]);
+    let commit = Run::from(
+        std::process::Command::new("git")
+            .args(["commit", "-qam", "x"])
+            .current_dir(test.repo())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GZL_HOME", test.home())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .expect("git commit"),
+    );
+    // git shows what a hook prints on stderr.
+    let shown = format!("{}{}", commit.stdout, commit.stderr);
+    assert!(shown.contains("my own hook"), "{shown}");
+
+    test.gzl(&["hook", "uninstall"])
+        .status(0)
+        .stdout_has("the hook it chained is back");
+    assert_eq!(test.read(".git/hooks/post-commit"), mine);
+    assert!(!test.path(".git/hooks/post-commit.gzl-chained").exists());
+    test.gzl(&["hook", "uninstall"])
+        .status(0)
+        .stdout_has("not gzl's hook, left alone");
+    assert_eq!(test.read(".git/hooks/post-commit"), mine);
+}
+
+#[test]
+fn hooks_go_where_core_hooks_path_says() {
+    let test = Test::with_gzlfile("a:\n    true\n");
+    test.commit("first");
+    test.git(&["config", "core.hooksPath", ".husky"]);
+    test.gzl(&["hook", "install", "post-commit", "pre-push"])
+        .status(0);
+    assert!(test.path(".husky/post-commit").exists());
+    assert!(test.path(".husky/pre-push").exists());
+    assert!(!test.path(".git/hooks/post-commit").exists());
+    test.gzl(&["hook", "uninstall", "post-commit", "pre-push"])
+        .status(0);
+    assert!(!test.path(".husky/post-commit").exists());
+    test.gzl(&["hook", "install", "pre-commit"])
+        .status(2)
+        .stderr_has("gzl has no `pre-commit` hook");
+}
+
+#[test]
+fn post_commit_runs_the_new_commit_in_the_background() {
+    let test = Test::with_gzlfile("test:\n    sleep 0.2\n");
+    test.commit("first");
+    test.gzl(&["hook", "install"]).status(0);
+    test.write("x", "1");
+    let head = test.commit("second");
+    // The commit returned; the run lands in history on its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let runs = test.runs();
+        if runs
+            .first()
+            .is_some_and(|r| r["commit"] == head.as_str() && r["status"] == "passed")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run of {head}: {runs:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pre_push_blocks_a_push_whose_stages_fail() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        "lint:\n    true\ntest:\n    test ! -e broken\nslow:\n    sleep 30\n",
+    );
+    test.write("gzl.toml", "[hooks]\npre-push = [\"lint\", \"test\"]\n");
+    test.commit("first");
+    let remote = test.outside("remote.git");
+    std::process::Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&remote)
+        .status()
+        .expect("bare remote");
+    test.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    test.gzl(&["hook", "install", "pre-push"]).status(0);
+
+    test.git(&["push", "-q", "origin", "main"]);
+    test.write("broken", "");
+    let broken = test.commit("break it");
+    let push = Run::from(
+        std::process::Command::new("git")
+            .args(["push", "origin", "main"])
+            .current_dir(test.repo())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GZL_HOME", test.home())
+            .output()
+            .expect("git push"),
+    );
+    assert_ne!(
+        push.code,
+        Some(0),
+        "the push went through:\n{}",
+        push.stderr
+    );
+    assert!(
+        push.stderr.contains("the push is blocked"),
+        "{}",
+        push.stderr
+    );
+    assert!(push.stderr.contains("gzl logs"), "{}", push.stderr);
+    let remote_head = std::process::Command::new("git")
+        .args(["rev-parse", "main"])
+        .current_dir(&remote)
+        .output()
+        .expect("rev-parse");
+    assert_ne!(String::from_utf8_lossy(&remote_head.stdout).trim(), broken);
+    // What was tested and passed pushes without running again.
+    std::fs::remove_file(test.path("broken")).unwrap();
+    test.commit("fix it");
+    test.gzl(&["run", "lint", "test"]).status(0);
+    let push = Run::from(
+        std::process::Command::new("git")
+            .args(["push", "origin", "main"])
+            .current_dir(test.repo())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GZL_HOME", test.home())
+            .output()
+            .expect("git push"),
+    );
+    assert_eq!(push.code, Some(0), "{}", push.stderr);
+    assert!(push.stderr.contains("2 cached"), "{}", push.stderr);
+}
+
+fn make_executable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
