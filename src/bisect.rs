@@ -56,7 +56,7 @@ pub struct Probe {
     pub ran: bool,
     /// The run holding the result, when there is one.
     pub run: Option<i64>,
-    #[serde(serialize_with = "serialize_millis")]
+    #[serde(rename = "duration_ms", serialize_with = "serialize_millis")]
     pub duration: Option<Duration>,
     /// Why a commit was skipped.
     pub reason: Option<String>,
@@ -81,7 +81,7 @@ pub enum BisectError {
         "no known good commit for `{stage}`: history has no passed run of it in the ancestry of {bad}"
     )]
     NoGood { stage: String, bad: String },
-    #[error("{good} is not an ancestor of {bad}")]
+    #[error("--good {good} is not an ancestor of --bad {bad}")]
     NotAncestor { good: String, bad: String },
     #[error("`{stage}` passes at {bad}: there is no failure to look for")]
     BadPasses { stage: String, bad: String },
@@ -116,10 +116,15 @@ pub fn bisect(
         Some(good) => repo.resolve_commit(good)?,
         None => newest_good(project, repo, &history, options, &bad)?,
     };
-    let range = repo.commits_between(&bad, &good, options.first_parent)?;
-    if range.is_empty() {
+    if good == bad || !repo.is_ancestor(&good, &bad)? {
         return Err(BisectError::NotAncestor { good, bad }.into());
     }
+    // A stage the bad end does not have is a typo, not a commit to skip.
+    let bad_state = repo.commit_state(&bad)?;
+    if let Ok(gzlfile) = project.load_at(&bad_state, &bad) {
+        Plan::new(&gzlfile, std::slice::from_ref(&options.stage))?;
+    }
+    let range = repo.commits_between(&bad, &good, options.first_parent)?;
     let mut prober = Prober {
         project,
         repo,
@@ -157,6 +162,8 @@ pub fn bisect(
     let mut open: HashSet<&str> = parents.keys().copied().collect();
     let mut bad_now: &str = &bad;
     let mut skipped: HashSet<&str> = HashSet::new();
+    // Commits a good probe vouches for: it and its ancestors.
+    let mut known_good: HashSet<&str> = HashSet::new();
     loop {
         open = ancestors_within(bad_now, &parents, &open);
         let testable: Vec<&str> = open
@@ -175,6 +182,7 @@ pub fn bisect(
             Verdict::Good => {
                 let reached = ancestors_within(next, &parents, &open);
                 open.retain(|c| !reached.contains(c));
+                known_good.extend(reached);
             }
             Verdict::Skip => {
                 skipped.insert(next);
@@ -191,17 +199,14 @@ pub fn bisect(
     if first_bad.is_some() {
         candidates.clear();
     }
+    // A parent of the first bad commit that is good: one a good probe vouches for, or one
+    // outside the range (the good end reaches it).
     let last_good = first_bad
         .as_deref()
         .and_then(|bad| {
             parents.get(bad).and_then(|ps| {
                 ps.iter()
-                    .find(|p| {
-                        prober
-                            .probes
-                            .iter()
-                            .any(|probe| probe.commit == **p && probe.verdict == Verdict::Good)
-                    })
+                    .find(|p| !parents.contains_key(p.as_str()) || known_good.contains(p.as_str()))
                     .cloned()
             })
         })

@@ -6,6 +6,7 @@ use super::Context;
 use crate::bisect::{self, Options, Progress, Verdict};
 use crate::duration::format_duration;
 use crate::error::{Error, ExitCode};
+use crate::status::StageStatus;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,6 +45,12 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let Some(repo) = &context.project.repo else {
         return Err(Error::usage("gzl bisect needs a git repository", None));
     };
+    if context.project.explicit_file() {
+        return Err(Error::usage(
+            "gzl bisect runs the Gzlfile of each commit; it cannot be combined with --file",
+            None,
+        ));
+    }
     let options = Options {
         stage: args.stage.clone(),
         good: args.good.clone(),
@@ -70,7 +77,11 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                     Verdict::Bad => "bad",
                     Verdict::Skip => "skip",
                 };
-                let how = if probe.ran { "ran" } else { "reused" };
+                let how = match (probe.ran, probe.run) {
+                    (true, _) => "ran",
+                    (false, Some(_)) => "reused",
+                    (false, None) => "-",
+                };
                 let took = probe.duration.map(format_duration).unwrap_or_default();
                 let mut line = format!("  {verdict:<4}  {how:<6}  {took:>7}");
                 if let Some(run) = probe.run {
@@ -84,6 +95,11 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         }
     })?;
     let executed = result.probes.iter().filter(|p| p.ran).count();
+    let reused = result
+        .probes
+        .iter()
+        .filter(|p| !p.ran && p.run.is_some())
+        .count();
     if args.json {
         super::print(&format!(
             "{}\n",
@@ -111,7 +127,14 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                     .find(|p| p.commit == *bad && p.verdict == Verdict::Bad)
                     .and_then(|p| p.run);
                 if let Some(run) = failing {
-                    out.push_str(&format!("see its log: gzl logs {run} {}\n", args.stage));
+                    // The stage that failed: the one asked for, or one it needs.
+                    let history = crate::pipeline::open_history()?;
+                    let stage = history
+                        .stages(run)?
+                        .into_iter()
+                        .find(|s| matches!(s.status, StageStatus::Failed | StageStatus::TimedOut))
+                        .map_or_else(|| args.stage.clone(), |s| s.name);
+                    out.push_str(&format!("see its log: gzl logs {run} {stage}\n"));
                 }
             }
             None => {
@@ -125,9 +148,8 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             }
         }
         out.push_str(&format!(
-            "{} probes: {executed} ran, {} from history\n",
+            "{} probes: {executed} ran, {reused} from history\n",
             result.probes.len(),
-            result.probes.len() - executed
         ));
         super::print(&out);
     }

@@ -64,6 +64,9 @@ fn help(error: &Error) -> Option<String> {
     match error {
         Error::Plan(PlanError::UnknownStage { .. }) => Some("`gzl check` lists the stages".into()),
         Error::Usage { help, .. } => help.clone(),
+        Error::Bisect(crate::bisect::BisectError::NoGood { stage, .. }) => Some(format!(
+            "name one with `--good REV`, or run the stage at an older commit first: `gzl run --at REV {stage}`"
+        )),
         _ => None,
     }
 }

@@ -256,6 +256,18 @@ impl Repo {
             .collect())
     }
 
+    /// Whether `ancestor` is `commit` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: &str, commit: &str) -> Result<bool, GitError> {
+        match output(git(&self.root).args(["merge-base", "--is-ancestor", ancestor, commit])) {
+            Ok(_) => Ok(true),
+            // Exit 1 means no; anything else is an error, with a message.
+            Err(GitError::Command { message, .. }) if message.starts_with("exited with") => {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Up to `limit` ancestors of `tip`, itself first, newest first.
     pub fn ancestors(
         &self,

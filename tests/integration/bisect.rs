@@ -132,3 +132,23 @@ fn bisect_follows_merges() {
         .status(0)
         .stdout_has(&format!("first bad commit: {merge}"));
 }
+
+#[test]
+fn bisect_refuses_what_cannot_be_bisected() {
+    let test = history(8, 5);
+    test.gzl(&["bisect", "tset", "--good", "HEAD~7"])
+        .status(2)
+        .stderr_has("did you mean `test`?");
+    test.gzl(&["bisect", "test", "--good", "HEAD", "--bad", "HEAD~2"])
+        .status(2)
+        .stderr_has("is not an ancestor of --bad");
+    test.git(&["checkout", "-q", "-b", "other", "HEAD~4"]);
+    test.write("elsewhere", "1");
+    test.commit("on another branch");
+    test.gzl(&["bisect", "test", "--good", "other", "--bad", "main"])
+        .status(2)
+        .stderr_has("is not an ancestor");
+    test.gzl(&["bisect", "test", "--file", "Gzlfile"])
+        .status(2)
+        .stderr_has("cannot be combined with --file");
+}
