@@ -21,4 +21,5 @@ pub mod stagefile;
 pub mod status;
 pub mod style;
 pub mod templates;
+pub mod watch;
 pub mod workspace;

@@ -10,6 +10,7 @@ mod logs;
 mod ls;
 mod render;
 mod run;
+mod watch;
 mod why;
 
 use std::io::IsTerminal as _;
@@ -58,6 +59,8 @@ enum Command {
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
     Bisect(bisect::Args),
+    /// Run every new commit on the watched branches, as they come
+    Watch(watch::Args),
     /// Run gzl from git hooks: after each commit, or before a push
     #[command(subcommand)]
     Hook(hook::Command),
@@ -89,6 +92,7 @@ pub fn main() -> std::process::ExitCode {
                 Command::Gc(args) => gc::run(&context, &args),
                 Command::Bisect(args) => bisect::run(&context, &args),
                 Command::Hook(command) => hook::run(&context, &command),
+                Command::Watch(args) => watch::run(&context, &args),
                 Command::Init(args) => init::run(&context, &args),
                 Command::Completions { .. } => unreachable!("handled above"),
             },

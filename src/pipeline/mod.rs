@@ -266,6 +266,41 @@ fn forced_stages(plan: &Plan, force: &Force) -> Result<Vec<bool>, Error> {
     Ok(forced)
 }
 
+/// Records a run of `state` that could not start (its Gzlfile is missing or has errors) as
+/// failed, without stages, so history shows the commit failed. Returns its id.
+pub fn record_unusable(
+    project: &Project,
+    state: &crate::git::SourceState,
+    gzlfile_id: String,
+    targets: &[String],
+) -> Result<i64, Error> {
+    let mut history = open_history()?;
+    let now = SystemTime::now();
+    let lease = history.begin_run(
+        &NewRun {
+            repo_identity: project.identity(),
+            repo_path: project.root.display().to_string(),
+            commit: state.commit.clone(),
+            tree: Some(state.tree.clone()),
+            branch: state.branch.clone(),
+            dirty: state.dirty,
+            workspace: None,
+            gzlfile_id,
+            targets: targets.to_vec(),
+            stages: Vec::new(),
+        },
+        now,
+    )?;
+    let id = lease.id;
+    history.apply(&[crate::history::Update::RunFinished {
+        run: id,
+        status: RunStatus::Failed,
+        at: now,
+    }])?;
+    History::end_lease(lease);
+    Ok(id)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -10,4 +10,5 @@ mod output;
 mod reuse;
 mod run;
 mod signals;
+mod watch;
 mod workspaces;

@@ -1,0 +1,298 @@
+//! `gzl watch`: a run for every new commit on the watched branches, in workspaces, while the
+//! user keeps working.
+//!
+//! notify watches the repository's git directory (HEAD, packed-refs, reflogs) and `refs/`,
+//! which every commit, amend, rebase, merge, pull and branch switch writes. On each batch of
+//! changes gzl reads the branch tips again and queues what moved. Runs go one at a time; by
+//! default only the newest pending commit of a branch runs (`--every-commit` runs each one),
+//! a branch deleted drops its pending commits, and a commit already run is all cached.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use notify::Watcher as _;
+
+use crate::error::Error;
+use crate::git::{self, Repo};
+use crate::pipeline::{self, Force, RunOptions};
+use crate::project::{Project, Source, SourceRequest};
+use crate::report::View;
+use crate::status::RunStatus;
+
+/// What `gzl watch` was asked.
+pub struct Options {
+    pub stages: Vec<String>,
+    /// Glob patterns of branch names; empty for the checked-out branch.
+    pub branches: Vec<String>,
+    pub all_branches: bool,
+    pub every_commit: bool,
+    pub jobs: usize,
+    pub grace: Duration,
+}
+
+/// What the watch reports as it goes.
+pub enum Report<'a> {
+    Started {
+        commit: &'a str,
+        branch: &'a str,
+    },
+    Finished {
+        commit: &'a str,
+        branch: &'a str,
+        run: Option<i64>,
+        status: RunStatus,
+        duration: Duration,
+        /// Why a commit could not run (its Gzlfile), when so.
+        error: Option<String>,
+    },
+    /// A line for people: a workspace taken over, …
+    Note(String),
+}
+
+/// How long changes to the repository are gathered before its refs are read again.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// Watches until interrupted; returns the status that ends it (`Cancelled` on Ctrl-C).
+pub fn watch(
+    project: &Project,
+    repo: &Repo,
+    options: &Options,
+    report: &mut dyn FnMut(Report<'_>),
+) -> Result<RunStatus, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            message: "cannot start gzl's runtime".into(),
+            source,
+        })?;
+    let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reads of HEAD and refs (gzl's own among them) are no change.
+        if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+            let _ = sender.send(());
+        }
+    })
+    .map_err(|error| watch_error(&error))?;
+    let common = repo.common_dir();
+    let mut paths = vec![
+        (common.clone(), notify::RecursiveMode::NonRecursive),
+        (common.join("refs"), notify::RecursiveMode::Recursive),
+    ];
+    if repo.git_dir() != common.as_path() {
+        // A linked worktree keeps its own HEAD.
+        paths.push((
+            repo.git_dir().to_path_buf(),
+            notify::RecursiveMode::NonRecursive,
+        ));
+    }
+    for (path, mode) in &paths {
+        watcher
+            .watch(path, *mode)
+            .map_err(|error| watch_error(&error))?;
+    }
+
+    let mut queue = Queue::default();
+    queue.refresh(repo, options)?;
+    loop {
+        while let Some((branch, commit)) = queue.pending.pop_front() {
+            let status = run_commit(project, options, &branch, &commit, report)?;
+            if status == RunStatus::Cancelled {
+                return Ok(RunStatus::Cancelled);
+            }
+            // Commits that came during the run are queued now, coalesced.
+            while changes.try_recv().is_ok() {}
+            queue.refresh(repo, options)?;
+        }
+        let interrupted = runtime.block_on(async {
+            tokio::select! {
+                _ = changes.recv() => {
+                    let settle = tokio::time::sleep(SETTLE);
+                    tokio::pin!(settle);
+                    loop {
+                        tokio::select! {
+                            () = &mut settle => break,
+                            _ = changes.recv() => {}
+                        }
+                    }
+                    false
+                }
+                _ = tokio::signal::ctrl_c() => true,
+            }
+        });
+        if interrupted {
+            return Ok(RunStatus::Cancelled);
+        }
+        queue.refresh(repo, options)?;
+    }
+}
+
+fn watch_error(error: &notify::Error) -> Error {
+    Error::Io {
+        message: "cannot watch the repository for commits".into(),
+        source: std::io::Error::other(error.to_string()),
+    }
+}
+
+/// The commits waiting to run, and the tip each watched branch had when last read.
+#[derive(Default)]
+struct Queue {
+    seen: HashMap<String, String>,
+    pending: VecDeque<(String, String)>,
+}
+
+impl Queue {
+    /// Reads the watched branches' tips and queues what moved.
+    fn refresh(&mut self, repo: &Repo, options: &Options) -> Result<(), Error> {
+        let tips = watched_tips(repo, options)?;
+        // A branch gone (deleted, or no longer checked out) takes its pending commits along.
+        self.seen.retain(|branch, _| tips.contains_key(branch));
+        self.pending.retain(|(branch, _)| tips.contains_key(branch));
+        let mut branches: Vec<&String> = tips.keys().collect();
+        branches.sort();
+        for branch in branches {
+            let tip = &tips[branch];
+            let previous = self.seen.insert(branch.clone(), tip.clone());
+            if previous.as_ref() == Some(tip) {
+                continue;
+            }
+            let commits = match previous {
+                Some(previous) if options.every_commit => {
+                    // The new commits, oldest first; a branch moved back: its tip.
+                    let range = repo.commits_between(tip, &previous, false)?;
+                    if range.is_empty() {
+                        vec![tip.clone()]
+                    } else {
+                        range.into_iter().rev().map(|(c, _)| c).collect()
+                    }
+                }
+                _ => {
+                    // Only the newest pending commit of a branch runs.
+                    self.pending.retain(|(b, _)| b != branch);
+                    vec![tip.clone()]
+                }
+            };
+            for commit in commits {
+                self.pending.push_back((branch.clone(), commit));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tips of the watched branches, by name: the checked-out branch (or `HEAD` when
+/// detached) by default, else the branches matching the patterns, or all.
+fn watched_tips(repo: &Repo, options: &Options) -> Result<HashMap<String, String>, Error> {
+    if options.branches.is_empty() && !options.all_branches {
+        let mut tips = HashMap::new();
+        if let Some(head) = repo.head_commit() {
+            tips.insert(repo.branch().unwrap_or_else(|| "HEAD".into()), head);
+        }
+        return Ok(tips);
+    }
+    let refs = git::output(git::git(repo.root()).args([
+        "for-each-ref",
+        "--format=%(refname:short) %(objectname)",
+        "refs/heads",
+    ]))?;
+    let patterns: Vec<gix::glob::Pattern> = options
+        .branches
+        .iter()
+        .filter_map(|p| gix::glob::Pattern::from_bytes(p.as_bytes()))
+        .collect();
+    Ok(refs
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(name, _)| {
+            options.all_branches
+                || patterns.iter().any(|p| {
+                    p.matches(
+                        gix::bstr::BStr::new(name.as_bytes()),
+                        gix::glob::wildmatch::Mode::NO_MATCH_SLASH_LITERAL,
+                    )
+                })
+        })
+        .map(|(name, id)| (name.to_string(), id.to_string()))
+        .collect())
+}
+
+/// Runs `commit` as `gzl run --at COMMIT` would, quietly, reporting its start and end. A
+/// commit whose Gzlfile cannot be used is reported, and watching goes on.
+fn run_commit(
+    project: &Project,
+    options: &Options,
+    branch: &str,
+    commit: &str,
+    report: &mut dyn FnMut(Report<'_>),
+) -> Result<RunStatus, Error> {
+    report(Report::Started { commit, branch });
+    let started = Instant::now();
+    let finished = |report: &mut dyn FnMut(Report<'_>), run, status, error| {
+        report(Report::Finished {
+            commit,
+            branch,
+            run,
+            status,
+            duration: started.elapsed(),
+            error,
+        });
+    };
+    let source = project.source(SourceRequest::At(commit))?;
+    let Source::Isolated(state) = &source else {
+        return Ok(RunStatus::Failed);
+    };
+    let gzlfile = match project.load_at(state, commit) {
+        Ok(gzlfile) => gzlfile,
+        Err(error) => {
+            let gzlfile_id = match &error {
+                crate::stagefile::StagefileError::Invalid { source_text, .. } => {
+                    crate::home::blob_id(source_text.as_bytes())
+                }
+                _ => String::new(),
+            };
+            let run = pipeline::record_unusable(project, state, gzlfile_id, &options.stages)?;
+            let message = match &error {
+                crate::stagefile::StagefileError::Invalid { diagnostics, .. } => {
+                    let first = diagnostics.first().map(|d| d.message.clone());
+                    format!(
+                        "its Gzlfile has {} error(s){}",
+                        diagnostics.len(),
+                        first.map(|m| format!(", first: {m}")).unwrap_or_default()
+                    )
+                }
+                crate::stagefile::StagefileError::NotFound { .. } => "it has no Gzlfile".into(),
+                other => other.to_string(),
+            };
+            finished(report, Some(run), RunStatus::Failed, Some(message));
+            return Ok(RunStatus::Failed);
+        }
+    };
+    let run_options = RunOptions {
+        targets: options.stages.clone(),
+        jobs: options.jobs,
+        fail_fast: false,
+        grace: options.grace,
+        force: Force::Nothing,
+        no_cache: false,
+    };
+    let result = pipeline::run(
+        project,
+        &gzlfile,
+        &source,
+        &run_options,
+        View::Silent,
+        &mut |line| report(Report::Note(line)),
+    );
+    match result {
+        Ok(result) => {
+            finished(report, Some(result.id), result.status, None);
+            Ok(result.status)
+        }
+        // A stage the watch names that this commit lacks: the commit fails, watching goes on.
+        Err(Error::Plan(error)) => {
+            finished(report, None, RunStatus::Failed, Some(error.to_string()));
+            Ok(RunStatus::Failed)
+        }
+        Err(error) => Err(error),
+    }
+}

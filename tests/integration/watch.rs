@@ -1,0 +1,163 @@
+//! `gzl watch`: a run for each new commit, coalesced while runs go on; Ctrl-C stops it.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::{Run, Test, process_alive, read_pid};
+
+/// Waits until history has a finished run of each commit, up to 30 s.
+fn wait_for_runs(test: &Test, commits: &[&str]) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let runs = test.runs();
+        let done = commits.iter().all(|commit| {
+            runs.iter()
+                .any(|r| r["commit"] == *commit && r["status"] != "running")
+        });
+        if done {
+            return runs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no finished runs of {commits:?}: {runs:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn stop(child: std::process::Child) -> Run {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("signal gzl");
+    Run::from(child.wait_with_output().expect("gzl ends"))
+}
+
+#[test]
+fn commits_amends_and_branch_switches_each_start_a_run() {
+    let test = Test::with_gzlfile("test:\n    test ! -e broken\n");
+    let first = test.commit("first");
+    let watch = test.spawn(&["watch"]);
+    wait_for_runs(&test, &[&first]);
+
+    test.write("a", "1");
+    let second = test.commit("second");
+    wait_for_runs(&test, &[&second]);
+    test.write("broken", "");
+    test.git(&["add", "broken"]);
+    test.git(&["commit", "-q", "--amend", "-m", "second, amended"]);
+    let amended = test.git(&["rev-parse", "HEAD"]);
+    let runs = wait_for_runs(&test, &[&amended]);
+    let amended_run = runs
+        .iter()
+        .find(|r| r["commit"] == amended.as_str())
+        .unwrap();
+    assert_eq!(amended_run["status"], "failed");
+    test.git(&["checkout", "-q", "-b", "other", &first]);
+    test.write("b", "1");
+    let on_other = test.commit("on other");
+    wait_for_runs(&test, &[&on_other]);
+
+    let run = stop(watch).status(130);
+    assert!(
+        run.stderr.contains("second, amended  (main)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("on other  (other)"), "{}", run.stderr);
+    assert!(run.stderr.contains("failed"), "{}", run.stderr);
+}
+
+#[test]
+fn commits_that_come_during_a_run_are_coalesced_or_each_run() {
+    for every_commit in [false, true] {
+        let test = Test::new();
+        let started = test.outside("started");
+        test.write(
+            "Gzlfile",
+            format!("slow:\n    cat n >> {}\n    sleep 1\n", started.display()),
+        );
+        test.write("n", "0\n");
+        test.commit("first");
+        let args: &[&str] = if every_commit {
+            &["watch", "--every-commit"]
+        } else {
+            &["watch"]
+        };
+        let watch = test.spawn(args);
+        test.wait_for_outside("started");
+        let mut commits = Vec::new();
+        for i in 1..=3 {
+            test.write("n", format!("{i}\n"));
+            commits.push(test.commit(&format!("commit {i}")));
+        }
+        wait_for_runs(&test, &[commits.last().unwrap()]);
+        stop(watch).status(130);
+        let ran = test.outside_lines("started");
+        if every_commit {
+            assert_eq!(ran, ["0", "1", "2", "3"]);
+        } else {
+            assert_eq!(ran, ["0", "3"], "only the newest pending commit runs");
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_run_in_progress_and_leaves_no_process() {
+    let test = Test::new();
+    let pid = test.outside("stage.pid");
+    test.write(
+        "Gzlfile",
+        format!("slow:\n    echo $$ > {}\n    sleep 1000\n", pid.display()),
+    );
+    test.commit("first");
+    let watch = test.spawn(&["watch"]);
+    test.wait_for_outside("stage.pid");
+    let stage = read_pid(&pid);
+    stop(watch).status(130);
+    assert!(!process_alive(stage));
+    assert_eq!(test.runs()[0]["status"], "cancelled");
+}
+
+#[test]
+fn a_commit_with_a_broken_gzlfile_fails_and_watching_goes_on() {
+    let test = Test::with_gzlfile("test:\n    true\n");
+    test.commit("first");
+    let watch = test.spawn(&["watch", "test"]);
+    test.write("Gzlfile", "test:\n    @timout 1s\n    true\n");
+    let broken = test.commit("broken Gzlfile");
+    let runs = wait_for_runs(&test, &[&broken]);
+    let failed = runs
+        .iter()
+        .find(|r| r["commit"] == broken.as_str())
+        .unwrap();
+    assert_eq!(failed["status"], "failed");
+    test.write("Gzlfile", "test:\n    true\n");
+    let fixed = test.commit("fixed");
+    let runs = wait_for_runs(&test, &[&fixed]);
+    let passed = runs.iter().find(|r| r["commit"] == fixed.as_str()).unwrap();
+    assert_eq!(passed["status"], "passed");
+    stop(watch)
+        .status(130)
+        .stderr_has("its Gzlfile has 1 error(s), first: unknown attribute `@timout`");
+}
+
+#[test]
+fn branch_patterns_choose_what_is_watched() {
+    let test = Test::with_gzlfile("test:\n    true\n");
+    let first = test.commit("first");
+    test.git(&["branch", "feature/a"]);
+    let watch = test.spawn(&["watch", "--branch", "feature/*"]);
+    wait_for_runs(&test, &[&first]);
+    test.git(&["checkout", "-q", "feature/a"]);
+    test.write("x", "1");
+    let feature = test.commit("on feature");
+    wait_for_runs(&test, &[&feature]);
+    test.git(&["checkout", "-q", "main"]);
+    test.write("y", "1");
+    let main = test.commit("on main");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let run = stop(watch).status(130);
+    assert!(
+        !test.runs().iter().any(|r| r["commit"] == main.as_str()),
+        "main is not watched: {}",
+        run.stderr
+    );
+}
