@@ -357,6 +357,7 @@ impl Prober<'_> {
                 Force::Nothing
             },
             no_cache: false,
+            stop: None,
         };
         let started = std::time::Instant::now();
         let result = pipeline::run(

@@ -274,6 +274,7 @@ fn run_commit(
         grace: options.grace,
         force: Force::Nothing,
         no_cache: false,
+        stop: None,
     };
     let result = pipeline::run(
         project,
@@ -295,4 +296,187 @@ fn run_commit(
         }
         Err(error) => Err(error),
     }
+}
+
+/// The tree the current run executes, and how to stop it: the change thread reads both.
+type Current = (Option<String>, Option<tokio::sync::watch::Sender<bool>>);
+
+/// How long saved changes to the working tree are gathered before gzl looks at them: editors
+/// write a file in several steps.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// `gzl watch --worktree`: a run of the working tree's snapshot now, and again after every
+/// saved change to what git tracks or would track. A change while a run goes on stops that
+/// run (its process groups terminated, as Ctrl-C does) and starts one of the new state.
+/// Changes git ignores (build output) change no snapshot, so they start nothing.
+pub fn watch_worktree(
+    project: &Project,
+    repo: &Repo,
+    options: &Options,
+    report: &mut dyn FnMut(Report<'_>),
+) -> Result<RunStatus, Error> {
+    use std::sync::{Arc, Mutex};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            message: "cannot start gzl's runtime".into(),
+            source,
+        })?;
+    let current: Arc<Mutex<Current>> = Arc::new(Mutex::new((None, None)));
+    let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (events_tx, events) = std::sync::mpsc::channel::<()>();
+    let git_dir = repo.git_dir().to_path_buf();
+    let dot_git = repo.root().join(".git");
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        // git's own files are not the working tree.
+        if event
+            .paths
+            .iter()
+            .all(|p| p.starts_with(&git_dir) || p.starts_with(&dot_git))
+        {
+            return;
+        }
+        let _ = events_tx.send(());
+    })
+    .map_err(|error| watch_error(&error))?;
+    watcher
+        .watch(repo.root(), notify::RecursiveMode::Recursive)
+        .map_err(|error| watch_error(&error))?;
+
+    // The change thread makes a snapshot after each batch of changes, with a repository of
+    // its own, and stops the run when the tree moved on.
+    let root = repo.root().to_path_buf();
+    let shared = Arc::clone(&current);
+    std::thread::spawn(move || {
+        let Ok(Some(repo)) = Repo::discover(&root) else {
+            return;
+        };
+        while events.recv().is_ok() {
+            while events.recv_timeout(DEBOUNCE).is_ok() {}
+            let Ok(state) = repo.working_tree_state() else {
+                continue;
+            };
+            let mut guard = shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if guard.0.as_deref() == Some(state.tree.as_str()) {
+                continue;
+            }
+            if let Some(stop) = &guard.1 {
+                let _ = stop.send(true);
+            }
+            guard.0 = Some(state.tree);
+            drop(guard);
+            if changed_tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+
+    loop {
+        let state = repo.working_tree_state()?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        {
+            let mut guard = current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *guard = (Some(state.tree.clone()), Some(stop_tx));
+        }
+        let label = if state.dirty {
+            "working tree"
+        } else {
+            "HEAD, no changes"
+        };
+        let status = run_state(project, options, state, label, stop_rx, report)?;
+        current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1 = None;
+        // Stopped for a change: the next run starts at once. Stopped by Ctrl-C: the end.
+        let stopped_for_change = changed.try_recv().is_ok();
+        while changed.try_recv().is_ok() {}
+        if status == RunStatus::Cancelled && !stopped_for_change {
+            return Ok(RunStatus::Cancelled);
+        }
+        if stopped_for_change {
+            continue;
+        }
+        let interrupted = runtime.block_on(async {
+            tokio::select! {
+                _ = changed.recv() => false,
+                _ = tokio::signal::ctrl_c() => true,
+            }
+        });
+        if interrupted {
+            return Ok(RunStatus::Cancelled);
+        }
+    }
+}
+
+/// Runs a snapshot of the working tree, reporting its start and end.
+fn run_state(
+    project: &Project,
+    options: &Options,
+    state: crate::git::SourceState,
+    label: &str,
+    stop: tokio::sync::watch::Receiver<bool>,
+    report: &mut dyn FnMut(Report<'_>),
+) -> Result<RunStatus, Error> {
+    let tree = state.tree.clone();
+    report(Report::Started {
+        commit: &tree,
+        branch: label,
+    });
+    let started = Instant::now();
+    let gzlfile = match project.load() {
+        Ok(gzlfile) => gzlfile,
+        Err(error) => {
+            report(Report::Finished {
+                commit: &tree,
+                branch: label,
+                run: None,
+                status: RunStatus::Failed,
+                duration: started.elapsed(),
+                error: Some(error.to_string()),
+            });
+            return Ok(RunStatus::Failed);
+        }
+    };
+    let run_options = RunOptions {
+        targets: options.stages.clone(),
+        jobs: options.jobs,
+        fail_fast: false,
+        grace: options.grace,
+        force: Force::Nothing,
+        no_cache: false,
+        stop: Some(stop),
+    };
+    let result = pipeline::run(
+        project,
+        &gzlfile,
+        &Source::Isolated(state),
+        &run_options,
+        View::Silent,
+        &mut |line| report(Report::Note(line)),
+    );
+    let (run, status, error) = match result {
+        Ok(result) => (Some(result.id), result.status, None),
+        Err(Error::Plan(error)) => (None, RunStatus::Failed, Some(error.to_string())),
+        Err(error) => return Err(error),
+    };
+    report(Report::Finished {
+        commit: &tree,
+        branch: label,
+        run,
+        status,
+        duration: started.elapsed(),
+        error,
+    });
+    Ok(status)
 }

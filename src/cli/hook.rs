@@ -171,6 +171,7 @@ fn pre_push(context: &Context, stages: &[String]) -> Result<ExitCode, Error> {
             grace: std::time::Duration::from_secs(10),
             force: Force::Nothing,
             no_cache: false,
+            stop: None,
         };
         let result = pipeline::run(
             &context.project,

@@ -88,6 +88,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
             Some(stages) => Force::Stages(stages),
         },
         no_cache: args.no_cache,
+        stop: None,
     };
     let result = pipeline::run(
         &context.project,

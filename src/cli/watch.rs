@@ -25,6 +25,11 @@ pub struct Args {
     #[arg(long)]
     every_commit: bool,
 
+    /// Watch the working tree instead: run its snapshot after every saved change, stopping
+    /// a run the change makes stale
+    #[arg(long, conflicts_with_all = ["branch", "all_branches", "every_commit"])]
+    worktree: bool,
+
     /// How many stages may run at once [default: the number of CPUs]
     #[arg(short, long, value_name = "N", env = "GZL_JOBS", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
@@ -50,63 +55,63 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         grace: args.grace,
     };
     let style = Style::for_stderr();
-    let watched = if args.all_branches {
+    let watched = if args.worktree {
+        "the working tree".to_string()
+    } else if args.all_branches {
         "every branch".to_string()
     } else if args.branch.is_empty() {
         "the checked-out branch".to_string()
     } else {
         format!("branches {}", args.branch.join(", "))
     };
-    super::note(&format!(
-        "gzl: watching {watched} for commits; Ctrl-C stops"
-    ));
+    super::note(&format!("gzl: watching {watched}; Ctrl-C stops"));
     let short = |commit: &str| commit[..commit.len().min(10)].to_string();
-    let status = watch::watch(
-        &context.project,
-        repo,
-        &options,
-        &mut |report| match report {
-            Report::Started { commit, branch } => {
-                let subject = repo.subject(commit).unwrap_or_default();
-                super::note(&format!(
-                    "{} {}  {subject}  ({branch})",
-                    style.bold("run"),
-                    short(commit)
-                ));
-            }
-            Report::Finished {
-                commit,
-                run,
-                status,
-                duration,
-                error,
-                ..
-            } => {
-                let code = if status == RunStatus::Passed {
-                    "32"
-                } else {
-                    "1;31"
-                };
-                let mut line = format!(
-                    "  {} {}  {}",
-                    style.paint(code, status.as_str()),
-                    short(commit),
-                    format_duration(duration)
-                );
-                if let Some(run) = run {
-                    line.push_str(&format!("  run {run}"));
-                    if status == RunStatus::Failed {
-                        line.push_str(&format!("  (gzl logs {run})"));
-                    }
+    let mut report = |report: Report<'_>| match report {
+        Report::Started { commit, branch } => {
+            let subject = repo.subject(commit).unwrap_or_default();
+            super::note(&format!(
+                "{} {}  {subject}  ({branch})",
+                style.bold("run"),
+                short(commit)
+            ));
+        }
+        Report::Finished {
+            commit,
+            run,
+            status,
+            duration,
+            error,
+            ..
+        } => {
+            let code = if status == RunStatus::Passed {
+                "32"
+            } else {
+                "1;31"
+            };
+            let mut line = format!(
+                "  {} {}  {}",
+                style.paint(code, status.as_str()),
+                short(commit),
+                format_duration(duration)
+            );
+            if let Some(run) = run {
+                line.push_str(&format!("  run {run}"));
+                if status == RunStatus::Failed {
+                    line.push_str(&format!("  (gzl logs {run})"));
                 }
-                if let Some(error) = error {
-                    line.push_str(&format!("  {error}"));
-                }
-                super::note(&line);
             }
-            Report::Note(line) => super::note(&line),
-        },
-    )?;
+            if let Some(error) = error {
+                line.push_str(&format!("  {error}"));
+            }
+            super::note(&line);
+        }
+        Report::Note(line) => super::note(&line),
+    };
+    let status = if args.worktree {
+        watch::watch_worktree(&context.project, repo, &options, &mut report)?
+    } else {
+        watch::watch(&context.project, repo, &options, &mut report)?
+    };
     Ok(match status {
         RunStatus::Cancelled | RunStatus::Interrupted => ExitCode::Interrupted,
         _ => ExitCode::Success,

@@ -177,7 +177,10 @@ impl TemporaryIndex {
     fn beside(index: &std::path::Path) -> Result<Self, GitError> {
         let dir = index.parent().unwrap_or(index);
         remove_abandoned_copies(dir);
-        let path = dir.join(format!("gzl-index-{}", std::process::id()));
+        // Threads of one gzl (`gzl watch --worktree`) may snapshot at once.
+        static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let copy = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("gzl-index-{}.{copy}", std::process::id()));
         // The copy keeps the index's modification time: git trusts an entry's stat data
         // only when the file is older than the index, and a newer copy would make it trust
         // files rewritten in the same second as the real index (same size, same second).

@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub force: Force,
     /// Neither reuse results nor offer this run's for reuse.
     pub no_cache: bool,
+    /// Set to true by the caller to stop the run as Ctrl-C would (`gzl watch --worktree`
+    /// when files change).
+    pub stop: Option<watch::Receiver<bool>>,
 }
 
 /// Which stages run although history holds a result they could reuse.
@@ -347,7 +350,11 @@ fn execute(
     runtime.block_on(async {
         let (cancel, _) = watch::channel(Cancel::None);
         let (interrupted_tx, interrupted_rx) = watch::channel(false);
-        let signals = tokio::spawn(forward_signals(cancel.clone(), interrupted_tx));
+        let signals = tokio::spawn(forward_signals(
+            cancel.clone(),
+            interrupted_tx,
+            options.stop.clone(),
+        ));
         let _ = events.send(Event::RunStarted(info)).await;
         let outcomes = exec::execute(plan, jobs, priorities, &exec_options, events, cancel).await;
         signals.abort();
@@ -356,7 +363,13 @@ fn execute(
     })
 }
 
-async fn forward_signals(cancel: watch::Sender<Cancel>, interrupted: watch::Sender<bool>) {
+/// Turns SIGINT, SIGTERM and the caller's stop request into a cancellation: graceful the
+/// first time, at once the next.
+async fn forward_signals(
+    cancel: watch::Sender<Cancel>,
+    interrupted: watch::Sender<bool>,
+    stop: Option<watch::Receiver<bool>>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -364,11 +377,23 @@ async fn forward_signals(cancel: watch::Sender<Cancel>, interrupted: watch::Send
     ) else {
         return;
     };
+    let (mut stop, mut stopping) = match stop {
+        Some(stop) => (stop, true),
+        // Never fires: a receiver whose sender lives as long as this task.
+        None => (watch::channel(false).1, false),
+    };
     let mut level = Cancel::Graceful;
     loop {
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
+            changed = stop.wait_for(|stop| *stop), if stopping => {
+                // One stop request is enough; a dropped sender is none.
+                stopping = false;
+                if changed.is_err() {
+                    continue;
+                }
+            }
         }
         interrupted.send_replace(true);
         cancel.send_replace(level);

@@ -161,3 +161,42 @@ fn branch_patterns_choose_what_is_watched() {
         run.stderr
     );
 }
+
+#[test]
+fn worktree_mode_reruns_on_saved_changes_and_stops_a_stale_run() {
+    let test = Test::new();
+    let seen = test.outside("seen");
+    let child = test.outside("child.pid");
+    test.write(".gitignore", "target/\n");
+    test.write(
+        "Gzlfile",
+        format!(
+            "serve:\n    cat src.txt >> {}\n    sleep 1000 &\n    echo $! > {}\n    wait\n",
+            seen.display(),
+            child.display()
+        ),
+    );
+    test.write("src.txt", "one\n");
+    test.commit("first");
+    let watch = test.spawn(&["watch", "--worktree"]);
+    test.wait_for_outside("child.pid");
+    let first_child = read_pid(&child);
+    std::fs::remove_file(&child).unwrap();
+
+    // Build output git ignores changes nothing; a saved source file stops the stale run.
+    test.write("target/out", "ignored");
+    test.write("src.txt", "two\n");
+    test.wait_for_outside("child.pid");
+    assert!(
+        !process_alive(first_child),
+        "the stale run's process is gone"
+    );
+    assert_eq!(test.outside_lines("seen"), ["one", "two"]);
+
+    let second_child = read_pid(&child);
+    let run = stop(watch).status(130);
+    assert!(!process_alive(second_child));
+    let runs = test.runs();
+    assert_eq!(runs.len(), 2, "{}", run.stderr);
+    assert!(runs.iter().all(|r| r["status"] == "cancelled"));
+}
