@@ -32,6 +32,8 @@ pub struct Options {
     pub first_parent: bool,
     /// How many stages each probe runs at once.
     pub jobs: usize,
+    /// How many commits are probed at once.
+    pub parallel: usize,
     pub grace: Duration,
     /// Run again the commits history says failed, instead of trusting that.
     pub recheck_failures: bool,
@@ -125,16 +127,12 @@ pub fn bisect(
         Plan::new(&gzlfile, std::slice::from_ref(&options.stage))?;
     }
     let range = repo.commits_between(&bad, &good, options.first_parent)?;
-    let mut prober = Prober {
-        project,
-        repo,
-        options,
-        probes: Vec::new(),
-    };
+    let mut probes: Vec<Probe> = Vec::new();
 
     progress(Progress::Probing(&bad));
-    let first = prober.probe(&mut history, &bad)?;
+    let first = decide(project, repo, options, &mut history, &bad)?;
     progress(Progress::Decided(&first));
+    probes.push(first.clone());
     match first.verdict {
         Verdict::Bad => {}
         Verdict::Good => {
@@ -171,22 +169,43 @@ pub fn bisect(
             .copied()
             .filter(|c| *c != bad_now && !skipped.contains(c))
             .collect();
-        let Some(next) = midpoint(&testable, &open, &parents, open.len()) else {
+        let next = split_points(&testable, &open, &parents, options.parallel.max(1));
+        if next.is_empty() {
             break;
+        }
+        for commit in &next {
+            progress(Progress::Probing(commit));
+        }
+        let decided = if next.len() == 1 {
+            vec![decide(project, repo, options, &mut history, next[0])?]
+        } else {
+            decide_at_once(project, options, &next)?
         };
-        progress(Progress::Probing(next));
-        let probe = prober.probe(&mut history, next)?;
-        progress(Progress::Decided(&probe));
-        match probe.verdict {
-            Verdict::Bad => bad_now = next,
-            Verdict::Good => {
-                let reached = ancestors_within(next, &parents, &open);
-                open.retain(|c| !reached.contains(c));
-                known_good.extend(reached);
+        // Goods first (they only remove), then the lowest bad, so verdicts agree whatever
+        // order they came in.
+        let mut bads: Vec<&str> = Vec::new();
+        for (commit, probe) in next.iter().zip(&decided) {
+            progress(Progress::Decided(probe));
+            probes.push(probe.clone());
+            match probe.verdict {
+                Verdict::Bad => bads.push(commit),
+                Verdict::Good if open.contains(commit) => {
+                    let reached = ancestors_within(commit, &parents, &open);
+                    open.retain(|c| !reached.contains(c));
+                    known_good.extend(reached);
+                }
+                Verdict::Good => {}
+                Verdict::Skip => {
+                    skipped.insert(commit);
+                }
             }
-            Verdict::Skip => {
-                skipped.insert(next);
-            }
+        }
+        if let Some(lowest) = bads
+            .into_iter()
+            .filter(|c| open.contains(c))
+            .min_by_key(|c| ancestors_within(c, &parents, &open).len())
+        {
+            bad_now = lowest;
         }
     }
     // Left in question: the bad commit and skipped ones that may come before it.
@@ -215,7 +234,7 @@ pub fn bisect(
         first_bad,
         last_good,
         candidates,
-        probes: prober.probes,
+        probes,
     })
 }
 
@@ -260,138 +279,177 @@ fn ancestors_within<'a>(
     seen
 }
 
-/// The commit of `testable` whose ancestors in `open` number closest to half of `total`: a
-/// verdict there halves the question whichever it is.
-fn midpoint<'a>(
+/// Up to `count` commits of `testable` whose ancestors in `open` split it most evenly: for one,
+/// the commit closest to half (a verdict there halves the question whichever it is); for `n`,
+/// those closest to `k / (n + 1)` of it.
+fn split_points<'a>(
     testable: &[&'a str],
     open: &HashSet<&'a str>,
     parents: &HashMap<&'a str, &'a [String]>,
-    total: usize,
-) -> Option<&'a str> {
-    testable
+    count: usize,
+) -> Vec<&'a str> {
+    let total = open.len();
+    let mut below: Vec<(usize, &str)> = testable
         .iter()
-        .map(|&c| {
-            let below = ancestors_within(c, parents, open).len();
-            (below.min(total - below), c)
-        })
-        // Ties go to the smallest id, so the search is the same every time.
-        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)))
-        .map(|(_, c)| c)
-}
-
-struct Prober<'a> {
-    project: &'a Project,
-    repo: &'a Repo,
-    options: &'a Options,
-    probes: Vec<Probe>,
-}
-
-impl Prober<'_> {
-    /// Decides `commit`: from history when it holds a result with the stage's key, else by
-    /// running the stage there.
-    fn probe(&mut self, history: &mut History, commit: &str) -> Result<Probe, Error> {
-        let probe = self.decide(history, commit)?;
-        self.probes.push(probe.clone());
-        Ok(probe)
-    }
-
-    fn decide(&self, history: &mut History, commit: &str) -> Result<Probe, Error> {
-        let stage = &self.options.stage;
-        let skip = |reason: String| Probe {
-            commit: commit.to_string(),
-            verdict: Verdict::Skip,
-            ran: false,
-            run: None,
-            duration: None,
-            reason: Some(reason),
-        };
-        let state = self.repo.commit_state(commit)?;
-        let gzlfile = match self.project.load_at(&state, commit) {
-            Ok(gzlfile) => gzlfile,
-            Err(crate::stagefile::StagefileError::NotFound { .. }) => {
-                return Ok(skip("no Gzlfile".into()));
-            }
-            Err(crate::stagefile::StagefileError::Invalid { .. }) => {
-                return Ok(skip("its Gzlfile has errors".into()));
-            }
-            Err(error) => return Err(error.into()),
-        };
-        let plan = match Plan::new(&gzlfile, std::slice::from_ref(stage)) {
-            Ok(plan) => plan,
-            Err(PlanError::UnknownStage { .. } | PlanError::Empty { .. }) => {
-                return Ok(skip(format!("its Gzlfile has no stage `{stage}`")));
-            }
-        };
-        let inputs = cache::inputs(&plan, self.repo, &state.tree)?;
-        let index = plan
-            .nodes()
+        .map(|&c| (ancestors_within(c, parents, open).len(), c))
+        .collect();
+    // Ties go to the smallest id, so the search is the same every time.
+    below.sort();
+    let mut chosen: Vec<&str> = Vec::new();
+    for k in 1..=count.min(below.len()) {
+        let target = total * k / (count + 1);
+        let best = below
             .iter()
-            .position(|node| node.stage.name == *stage)
-            .unwrap_or(plan.len() - 1);
-        if let Some((run, status, exit_code)) = history.result_with_key(&inputs[index].key())? {
-            let verdict = match status {
-                StageStatus::Passed => Some(Verdict::Good),
-                _ if exit_code == Some(125) => Some(Verdict::Skip),
-                _ if self.options.recheck_failures => None,
-                _ => Some(Verdict::Bad),
-            };
-            if let Some(verdict) = verdict {
-                return Ok(Probe {
-                    commit: commit.to_string(),
-                    verdict,
-                    ran: false,
-                    run: Some(run),
-                    duration: None,
-                    reason: (verdict == Verdict::Skip).then(|| "it exited 125".into()),
-                });
-            }
+            .filter(|(_, c)| !chosen.contains(c))
+            .min_by_key(|(n, c)| (n.abs_diff(target), *c));
+        if let Some((_, c)) = best {
+            chosen.push(c);
         }
-        let options = RunOptions {
-            targets: vec![stage.clone()],
-            jobs: self.options.jobs,
-            fail_fast: false,
-            grace: self.options.grace,
-            force: if self.options.recheck_failures {
-                Force::Stages(vec![stage.clone()])
-            } else {
-                Force::Nothing
-            },
-            no_cache: false,
-            stop: None,
-        };
-        let started = std::time::Instant::now();
-        let result = pipeline::run(
-            self.project,
-            &gzlfile,
-            &Source::Isolated(state),
-            &options,
-            View::Silent,
-            &mut |line| tracing::info!("{line}"),
-        )?;
-        let outcome = result
-            .outcomes
-            .iter()
-            .find(|(name, _)| name == stage)
-            .map(|(_, outcome)| *outcome);
-        let verdict = match outcome {
-            Some(outcome) if outcome.is_pass() => Verdict::Good,
-            Some(Outcome::Failed {
-                exit_code: Some(125),
-                ..
-            }) => Verdict::Skip,
-            Some(Outcome::Cancelled) | None => return Err(Error::Interrupted),
-            // Failed, timed out, or skipped because what it needs failed.
-            Some(_) => Verdict::Bad,
-        };
-        Ok(Probe {
-            commit: commit.to_string(),
-            verdict,
-            ran: true,
-            run: Some(result.id),
-            duration: Some(started.elapsed()),
-            reason: (verdict == Verdict::Skip).then(|| "it exited 125".into()),
-        })
     }
+    chosen
+}
+
+/// Decides several commits at once, each probe in a thread of its own (with its own
+/// repository and history handles), in the order given.
+fn decide_at_once(
+    project: &Project,
+    options: &Options,
+    commits: &[&str],
+) -> Result<Vec<Probe>, Error> {
+    let root = project.root.clone();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = commits
+            .iter()
+            .map(|commit| {
+                let root = root.clone();
+                scope.spawn(move || -> Result<Probe, Error> {
+                    let project = Project::discover(&root, None)?;
+                    let Some(repo) = project.repo.as_ref() else {
+                        return Err(Error::usage("gzl bisect needs a git repository", None));
+                    };
+                    let mut history = pipeline::open_history()?;
+                    decide(&project, repo, options, &mut history, commit)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(Error::Io {
+                        message: "a probe failed".into(),
+                        source: std::io::Error::other("its thread panicked"),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+/// Decides `commit`: from history when it holds a result with the stage's key, else by
+/// running the stage there.
+fn decide(
+    project: &Project,
+    repo: &Repo,
+    options: &Options,
+    history: &mut History,
+    commit: &str,
+) -> Result<Probe, Error> {
+    let stage = &options.stage;
+    let skip = |reason: String| Probe {
+        commit: commit.to_string(),
+        verdict: Verdict::Skip,
+        ran: false,
+        run: None,
+        duration: None,
+        reason: Some(reason),
+    };
+    let state = repo.commit_state(commit)?;
+    let gzlfile = match project.load_at(&state, commit) {
+        Ok(gzlfile) => gzlfile,
+        Err(crate::stagefile::StagefileError::NotFound { .. }) => {
+            return Ok(skip("no Gzlfile".into()));
+        }
+        Err(crate::stagefile::StagefileError::Invalid { .. }) => {
+            return Ok(skip("its Gzlfile has errors".into()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let plan = match Plan::new(&gzlfile, std::slice::from_ref(stage)) {
+        Ok(plan) => plan,
+        Err(PlanError::UnknownStage { .. } | PlanError::Empty { .. }) => {
+            return Ok(skip(format!("its Gzlfile has no stage `{stage}`")));
+        }
+    };
+    let inputs = cache::inputs(&plan, repo, &state.tree)?;
+    let index = plan
+        .nodes()
+        .iter()
+        .position(|node| node.stage.name == *stage)
+        .unwrap_or(plan.len() - 1);
+    if let Some((run, status, exit_code)) = history.result_with_key(&inputs[index].key())? {
+        let verdict = match status {
+            StageStatus::Passed => Some(Verdict::Good),
+            _ if exit_code == Some(125) => Some(Verdict::Skip),
+            _ if options.recheck_failures => None,
+            _ => Some(Verdict::Bad),
+        };
+        if let Some(verdict) = verdict {
+            return Ok(Probe {
+                commit: commit.to_string(),
+                verdict,
+                ran: false,
+                run: Some(run),
+                duration: None,
+                reason: (verdict == Verdict::Skip).then(|| "it exited 125".into()),
+            });
+        }
+    }
+    let options = RunOptions {
+        targets: vec![stage.clone()],
+        jobs: options.jobs,
+        fail_fast: false,
+        grace: options.grace,
+        force: if options.recheck_failures {
+            Force::Stages(vec![stage.clone()])
+        } else {
+            Force::Nothing
+        },
+        no_cache: false,
+        stop: None,
+    };
+    let started = std::time::Instant::now();
+    let result = pipeline::run(
+        project,
+        &gzlfile,
+        &Source::Isolated(state),
+        &options,
+        View::Silent,
+        &mut |line| tracing::info!("{line}"),
+    )?;
+    let outcome = result
+        .outcomes
+        .iter()
+        .find(|(name, _)| name == stage)
+        .map(|(_, outcome)| *outcome);
+    let verdict = match outcome {
+        Some(outcome) if outcome.is_pass() => Verdict::Good,
+        Some(Outcome::Failed {
+            exit_code: Some(125),
+            ..
+        }) => Verdict::Skip,
+        Some(Outcome::Cancelled) | None => return Err(Error::Interrupted),
+        // Failed, timed out, or skipped because what it needs failed.
+        Some(_) => Verdict::Bad,
+    };
+    Ok(Probe {
+        commit: commit.to_string(),
+        verdict,
+        ran: true,
+        run: Some(result.id),
+        duration: Some(started.elapsed()),
+        reason: (verdict == Verdict::Skip).then(|| "it exited 125".into()),
+    })
 }
 
 fn serialize_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

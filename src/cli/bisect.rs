@@ -25,6 +25,10 @@ pub struct Args {
     #[arg(long)]
     first_parent: bool,
 
+    /// Probe N commits at once, splitting what is in question into N+1 parts
+    #[arg(short, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+
     /// Run again commits history says failed, instead of trusting those results
     #[arg(long)]
     recheck_failures: bool,
@@ -57,6 +61,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         bad: args.bad.clone(),
         first_parent: args.first_parent,
         jobs: std::thread::available_parallelism().map_or(1, usize::from),
+        parallel: usize::from(args.jobs),
         grace: args.grace,
         recheck_failures: args.recheck_failures,
     };

@@ -152,3 +152,19 @@ fn bisect_refuses_what_cannot_be_bisected() {
         .status(2)
         .stderr_has("cannot be combined with --file");
 }
+
+#[test]
+fn parallel_probes_find_the_same_commit() {
+    let test = history(32, 20);
+    let breaking = test.git(&["rev-parse", "HEAD~12"]);
+    test.gzl(&["bisect", "test", "--good", "HEAD~31", "-j", "3"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}"));
+    // Probes ran side by side, each in a workspace of its own.
+    let workspaces: std::collections::HashSet<String> = test
+        .runs()
+        .iter()
+        .filter_map(|r| r["workspace"].as_str().map(str::to_string))
+        .collect();
+    assert!(workspaces.len() >= 3, "{workspaces:?}");
+}
