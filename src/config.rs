@@ -29,6 +29,7 @@ pub struct Hooks {
     pub post_commit: Vec<String>,
     pub post_merge: Vec<String>,
     pub post_checkout: Vec<String>,
+    pub pre_commit: Vec<String>,
     pub pre_push: Vec<String>,
 }
 
@@ -39,6 +40,7 @@ impl Hooks {
             "post-commit" => &self.post_commit,
             "post-merge" => &self.post_merge,
             "post-checkout" => &self.post_checkout,
+            "pre-commit" => &self.pre_commit,
             "pre-push" => &self.pre_push,
             _ => &[],
         }

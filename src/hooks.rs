@@ -4,15 +4,21 @@
 //!
 //! The hook gzl writes is a small sh script that runs the chained hook, if any, then
 //! `exec`s `gzl hook run NAME`. Post-commit, post-merge and post-checkout start a run of the
-//! new HEAD in the background and return at once; pre-push runs the configured stages for
-//! every pushed commit and blocks the push when one fails.
+//! new HEAD in the background and return at once; pre-commit runs the configured stages on
+//! the staged tree and pre-push for every pushed commit, and either blocks when one fails.
 
 use std::path::{Path, PathBuf};
 
 use crate::git::{self, GitError, Repo};
 
 /// The hooks gzl can install.
-pub const HOOKS: &[&str] = &["post-commit", "post-merge", "post-checkout", "pre-push"];
+pub const HOOKS: &[&str] = &[
+    "post-commit",
+    "post-merge",
+    "post-checkout",
+    "pre-commit",
+    "pre-push",
+];
 
 /// Marks a hook file as gzl's.
 const MARKER: &str = "# gzl-hook:";

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::error::{Error, ExitCode};
 use crate::hooks::{self, HookState};
 use crate::pipeline::{self, Force, RunOptions};
-use crate::project::SourceRequest;
+use crate::project::{Source, SourceRequest};
 use crate::report::{Terminal, View};
 use crate::status::RunStatus;
 
@@ -132,11 +132,68 @@ fn run_hook(context: &Context, hook: &str, args: &[String]) -> Result<ExitCode, 
             Ok(ExitCode::Success)
         }
         "pre-push" => pre_push(context, &stages),
+        "pre-commit" => pre_commit(context, repo, &stages),
         _ => Err(Error::usage(
             format!("gzl has no `{hook}` hook"),
             Some(format!("its hooks: {}", hooks::HOOKS.join(", "))),
         )),
     }
+}
+
+/// Runs `stages` on the staged tree, as the commit will hold it; a failure blocks the commit.
+fn pre_commit(
+    context: &Context,
+    repo: &crate::git::Repo,
+    stages: &[String],
+) -> Result<ExitCode, Error> {
+    let index = std::env::var_os("GIT_INDEX_FILE");
+    let state = repo.staged_state(index.as_deref())?;
+    let gzlfile = context
+        .project
+        .load_at(&state, "INDEX")
+        .map_err(Error::from)?;
+    super::note(&format!(
+        "gzl pre-commit: checking the staged tree {}",
+        &state.tree[..state.tree.len().min(10)]
+    ));
+    let status = check(context, &gzlfile, Source::Isolated(state), stages)?;
+    match status {
+        RunStatus::Passed => Ok(ExitCode::Success),
+        RunStatus::Cancelled | RunStatus::Interrupted => Ok(ExitCode::Interrupted),
+        RunStatus::Failed | RunStatus::Running => {
+            super::note(
+                "gzl pre-commit: the commit is blocked (`git commit --no-verify` skips this check)",
+            );
+            Ok(ExitCode::Failure)
+        }
+    }
+}
+
+/// Runs `stages` of `source` for a hook that waits: quietly, stopping at the first failure.
+fn check(
+    context: &Context,
+    gzlfile: &crate::stagefile::Gzlfile,
+    source: Source,
+    stages: &[String],
+) -> Result<RunStatus, Error> {
+    let options = RunOptions {
+        targets: stages.to_vec(),
+        jobs: std::thread::available_parallelism().map_or(1, usize::from),
+        fail_fast: true,
+        grace: std::time::Duration::from_secs(10),
+        force: Force::Nothing,
+        no_cache: false,
+        stop: None,
+    };
+    let result = pipeline::run(
+        &context.project,
+        gzlfile,
+        &source,
+        &options,
+        View::Terminal(Terminal::new(true)),
+        &mut |line| super::note(&line),
+    )?;
+    Ok(result.status)
 }
 
 /// Runs `stages` for every pushed commit (the refs git gives on stdin); a failure blocks the
@@ -164,24 +221,8 @@ fn pre_push(context: &Context, stages: &[String]) -> Result<ExitCode, Error> {
             &sha[..sha.len().min(10)]
         ));
         let (source, gzlfile) = context.load_source(SourceRequest::At(sha))?;
-        let options = RunOptions {
-            targets: stages.to_vec(),
-            jobs: std::thread::available_parallelism().map_or(1, usize::from),
-            fail_fast: true,
-            grace: std::time::Duration::from_secs(10),
-            force: Force::Nothing,
-            no_cache: false,
-            stop: None,
-        };
-        let result = pipeline::run(
-            &context.project,
-            &gzlfile,
-            &source,
-            &options,
-            View::Terminal(Terminal::new(true)),
-            &mut |line| super::note(&line),
-        )?;
-        match result.status {
+        let status = check(context, &gzlfile, source, stages)?;
+        match status {
             RunStatus::Passed => {}
             RunStatus::Cancelled | RunStatus::Interrupted => return Ok(ExitCode::Interrupted),
             RunStatus::Failed | RunStatus::Running => blocked = true,

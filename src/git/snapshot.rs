@@ -104,6 +104,27 @@ impl Repo {
         }
     }
 
+    /// The state of the index `index` (the staged tree, as the next commit would hold it) on
+    /// top of HEAD: what a pre-commit hook checks. git gives hooks the index to use in
+    /// `GIT_INDEX_FILE` (a temporary one for `git commit -a` or `git commit PATH`).
+    pub fn staged_state(&self, index: Option<&std::ffi::OsStr>) -> Result<SourceState, GitError> {
+        let mut command = git(&self.root);
+        if let Some(index) = index {
+            command.env("GIT_INDEX_FILE", index);
+        }
+        let tree = output(command.arg("write-tree"))?.trim().to_string();
+        let head = self.head_commit();
+        let head_tree = head.as_deref().map(|c| self.tree_of(c)).transpose()?;
+        let dirty = head_tree.as_deref() != Some(tree.as_str());
+        Ok(SourceState {
+            branch: self.branch(),
+            checkout: if dirty { None } else { head.clone() },
+            commit: head,
+            tree,
+            dirty,
+        })
+    }
+
     /// Commits `tree` on top of `parent` for workspaces to check out, and keeps it with a
     /// ref. The author, committer and date are fixed (the date is the parent's), so the same
     /// snapshot gets the same commit id every time.

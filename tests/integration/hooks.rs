@@ -67,9 +67,9 @@ fn hooks_go_where_core_hooks_path_says() {
     test.gzl(&["hook", "uninstall", "post-commit", "pre-push"])
         .status(0);
     assert!(!test.path(".husky/post-commit").exists());
-    test.gzl(&["hook", "install", "pre-commit"])
+    test.gzl(&["hook", "install", "pre-rebase"])
         .status(2)
-        .stderr_has("gzl has no `pre-commit` hook");
+        .stderr_has("gzl has no `pre-rebase` hook");
 }
 
 #[test]
@@ -165,4 +165,44 @@ fn pre_push_blocks_a_push_whose_stages_fail() {
 fn make_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn pre_commit_checks_the_staged_tree_and_blocks_a_failing_commit() {
+    let test = Test::with_gzlfile("test:\n    test \"$(cat value)\" != bad\n");
+    test.write("gzl.toml", "[hooks]\npre-commit = [\"test\"]\n");
+    test.write("value", "good\n");
+    test.commit("first");
+    test.gzl(&["hook", "install", "pre-commit"]).status(0);
+    let commit = |test: &Test| {
+        Run::from(
+            std::process::Command::new("git")
+                .args(["commit", "-q", "-m", "change"])
+                .current_dir(test.repo())
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GZL_HOME", test.home())
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@t")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@t")
+                .output()
+                .expect("git commit"),
+        )
+    };
+    // Staged bad, fixed in the working tree but not staged: the staged tree is what counts.
+    test.write("value", "bad\n");
+    test.git(&["add", "value"]);
+    test.write("value", "good again\n");
+    let blocked = commit(&test);
+    assert_ne!(blocked.code, Some(0), "{}", blocked.stderr);
+    assert!(
+        blocked.stderr.contains("the commit is blocked"),
+        "{}",
+        blocked.stderr
+    );
+    assert_eq!(test.git(&["log", "--format=%s"]), "first");
+    // Staging the fix lets it through.
+    test.git(&["add", "value"]);
+    commit(&test).status(0);
+    assert_eq!(test.git(&["log", "-1", "--format=%s"]), "change");
 }
