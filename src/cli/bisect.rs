@@ -88,7 +88,10 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                     (false, None) => "-",
                 };
                 let took = probe.duration.map(format_duration).unwrap_or_default();
-                let mut line = format!("  {verdict:<4}  {how:<6}  {took:>7}");
+                let mut line = format!(
+                    "  {}  {verdict:<4}  {how:<6}  {took:>7}",
+                    short(&probe.commit)
+                );
                 if let Some(run) = probe.run {
                     line.push_str(&format!("  run {run}"));
                 }
