@@ -38,6 +38,10 @@ pub fn run(context: &Context, command: &Command) -> Result<ExitCode, Error> {
     let Some(repo) = &context.project.repo else {
         return Err(Error::usage("gzl hooks need a git repository", None));
     };
+    // What git runs must be quick: it asks git nothing it does not need.
+    if let Command::Run { hook, args } = command {
+        return run_hook(context, hook, args);
+    }
     let dir = hooks::directory(repo)?;
     match command {
         Command::Install { hooks: names } => {
@@ -93,7 +97,7 @@ pub fn run(context: &Context, command: &Command) -> Result<ExitCode, Error> {
             super::print(&out);
             Ok(ExitCode::Success)
         }
-        Command::Run { hook, args } => run_hook(context, hook, args),
+        Command::Run { .. } => unreachable!("handled above"),
     }
 }
 
@@ -118,7 +122,12 @@ fn run_hook(context: &Context, hook: &str, args: &[String]) -> Result<ExitCode, 
             if hook == "post-checkout" && args.len() >= 2 && args[0] == args[1] {
                 return Ok(ExitCode::Success);
             }
-            let Some(head) = repo.head_commit() else {
+            // A rebase or cherry-pick in progress commits many times over: its commits are
+            // not ones to run one by one.
+            let busy = ["rebase-merge", "rebase-apply", "sequencer"]
+                .iter()
+                .any(|dir| repo.git_dir().join(dir).exists());
+            let Some(head) = repo.head_commit().filter(|_| !busy) else {
                 return Ok(ExitCode::Success);
             };
             let mut run_args = vec!["run".to_string(), "--at".into(), head, "--quiet".into()];
