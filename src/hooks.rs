@@ -155,10 +155,18 @@ fn script(name: &str, gzl: &Path) -> String {
              fi\n\
              printf '%s\\n' \"$refs\" | exec {gzl} hook run {name} \"$@\"\n"
         )
-    } else {
+    } else if name == "pre-commit" {
         format!(
             "if [ -x {chained} ]; then\n    \
                  {chained} \"$@\" || exit $?\n\
+             fi\n\
+             exec {gzl} hook run {name} \"$@\"\n"
+        )
+    } else {
+        // git ignores what post-* hooks exit with: the chained one's failure stops nothing.
+        format!(
+            "if [ -x {chained} ]; then\n    \
+                 {chained} \"$@\"\n\
              fi\n\
              exec {gzl} hook run {name} \"$@\"\n"
         )

@@ -117,13 +117,30 @@ pub fn watch(
                     }
                     false
                 }
-                _ = tokio::signal::ctrl_c() => true,
+                () = terminated() => true,
             }
         });
         if interrupted {
             return Ok(RunStatus::Cancelled);
         }
         queue.refresh(repo, options)?;
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM, as a run treats them.
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
     }
 }
 
@@ -237,7 +254,12 @@ fn run_commit(
             error,
         });
     };
-    let source = project.source(SourceRequest::At(commit))?;
+    let mut source = project.source(SourceRequest::At(commit))?;
+    if let Source::Isolated(state) = &mut source
+        && branch != "HEAD"
+    {
+        state.branch = Some(branch.to_string());
+    }
     let Source::Isolated(state) = &source else {
         return Ok(RunStatus::Failed);
     };
@@ -291,7 +313,14 @@ fn run_commit(
         }
         // A stage the watch names that this commit lacks: the commit fails, watching goes on.
         Err(Error::Plan(error)) => {
-            finished(report, None, RunStatus::Failed, Some(error.to_string()));
+            let run =
+                pipeline::record_unusable(project, state, gzlfile.content_id(), &options.stages)?;
+            finished(
+                report,
+                Some(run),
+                RunStatus::Failed,
+                Some(error.to_string()),
+            );
             Ok(RunStatus::Failed)
         }
         Err(error) => Err(error),
@@ -410,7 +439,7 @@ pub fn watch_worktree(
         let interrupted = runtime.block_on(async {
             tokio::select! {
                 _ = changed.recv() => false,
-                _ = tokio::signal::ctrl_c() => true,
+                () = terminated() => true,
             }
         });
         if interrupted {

@@ -14,7 +14,7 @@ use crate::status::RunStatus;
 pub enum Command {
     /// Install gzl's hooks (default: post-commit), chaining hooks already there
     Install {
-        /// post-commit, post-merge, post-checkout or pre-push
+        /// post-commit, post-merge, post-checkout, pre-commit or pre-push
         #[arg(value_name = "HOOK")]
         hooks: Vec<String>,
     },
@@ -48,9 +48,13 @@ pub fn run(context: &Context, command: &Command) -> Result<ExitCode, Error> {
             let gzl = current_exe()?;
             for name in hooks::names(names)? {
                 let before = hooks::state(&dir, name);
+                let before_text = hook_text(&dir, name);
                 let after = hooks::install(&dir, name, &gzl)?;
                 let what = match (before, after) {
-                    (HookState::Installed { .. }, _) => "already installed".to_string(),
+                    (HookState::Installed { .. }, _) if before_text == hook_text(&dir, name) => {
+                        "already installed".to_string()
+                    }
+                    (HookState::Installed { .. }, _) => "updated".to_string(),
                     (HookState::Other, _) => {
                         format!(
                             "installed; the hook that was there runs first ({name}.gzl-chained)"
@@ -68,7 +72,10 @@ pub fn run(context: &Context, command: &Command) -> Result<ExitCode, Error> {
                     hooks::state(&dir, name),
                     HookState::Installed { chained: true }
                 );
-                let what = if hooks::uninstall(&dir, name)? {
+                let absent = hooks::state(&dir, name) == HookState::Absent;
+                let what = if absent {
+                    "not installed"
+                } else if hooks::uninstall(&dir, name)? {
                     if chained {
                         "removed; the hook it chained is back"
                     } else {
@@ -99,6 +106,11 @@ pub fn run(context: &Context, command: &Command) -> Result<ExitCode, Error> {
         }
         Command::Run { .. } => unreachable!("handled above"),
     }
+}
+
+/// The text of hook `name` in `dir`, to tell whether installing changed it.
+fn hook_text(dir: &std::path::Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(name)).ok()
 }
 
 fn current_exe() -> Result<PathBuf, Error> {

@@ -43,6 +43,12 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let Some(repo) = &context.project.repo else {
         return Err(Error::usage("gzl watch needs a git repository", None));
     };
+    if context.project.explicit_file() && !args.worktree {
+        return Err(Error::usage(
+            "gzl watch runs the Gzlfile of each commit; --file goes only with --worktree",
+            None,
+        ));
+    }
     let options = Options {
         stages: args.stages.clone(),
         branches: args.branch.clone(),
@@ -68,9 +74,12 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let short = |commit: &str| commit[..commit.len().min(10)].to_string();
     let mut report = |report: Report<'_>| match report {
         Report::Started { commit, branch } => {
-            let subject = repo.subject(commit).unwrap_or_default();
+            let subject = repo
+                .subject(commit)
+                .map(|s| format!("  {s}"))
+                .unwrap_or_default();
             super::note(&format!(
-                "{} {}  {subject}  ({branch})",
+                "{} {}{subject}  ({branch})",
                 style.bold("run"),
                 short(commit)
             ));
@@ -96,7 +105,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             );
             if let Some(run) = run {
                 line.push_str(&format!("  run {run}"));
-                if status == RunStatus::Failed {
+                if status == RunStatus::Failed && error.is_none() {
                     line.push_str(&format!("  (gzl logs {run})"));
                 }
             }

@@ -27,8 +27,17 @@ impl Repo {
     /// The state of commit `rev` (anything git accepts as a commit).
     pub fn commit_state(&self, rev: &str) -> Result<SourceState, GitError> {
         let commit = self.resolve_commit(rev)?;
+        // The branch it was named by; else the checked-out one, when this is its tip (a run
+        // a hook or `gzl watch` starts for the commit just made).
+        let branch = if self.is_branch(rev) {
+            Some(rev.to_string())
+        } else if self.head_commit().as_deref() == Some(commit.as_str()) {
+            self.branch()
+        } else {
+            None
+        };
         Ok(SourceState {
-            branch: self.is_branch(rev).then(|| rev.to_string()),
+            branch,
             tree: self.tree_of(&commit)?,
             checkout: Some(commit.clone()),
             commit: Some(commit),

@@ -83,10 +83,11 @@ fn post_commit_runs_the_new_commit_in_the_background() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let runs = test.runs();
-        if runs
+        if let Some(run) = runs
             .first()
-            .is_some_and(|r| r["commit"] == head.as_str() && r["status"] == "passed")
+            .filter(|r| r["commit"] == head.as_str() && r["status"] == "passed")
         {
+            assert_eq!(run["branch"], "main");
             break;
         }
         assert!(

@@ -50,6 +50,7 @@ fn commits_amends_and_branch_switches_each_start_a_run() {
         .find(|r| r["commit"] == amended.as_str())
         .unwrap();
     assert_eq!(amended_run["status"], "failed");
+    assert_eq!(amended_run["branch"], "main");
     test.git(&["checkout", "-q", "-b", "other", &first]);
     test.write("b", "1");
     let on_other = test.commit("on other");
@@ -160,6 +161,15 @@ fn branch_patterns_choose_what_is_watched() {
         "main is not watched: {}",
         run.stderr
     );
+    let runs = test.runs();
+    let on_feature = runs
+        .iter()
+        .find(|r| r["commit"] == feature.as_str())
+        .unwrap();
+    assert_eq!(on_feature["branch"], "feature/a");
+    test.gzl(&["watch", "--file", "Gzlfile"])
+        .status(2)
+        .stderr_has("--file goes only with --worktree");
 }
 
 #[test]
