@@ -59,13 +59,7 @@ pub fn watch(
     options: &Options,
     report: &mut dyn FnMut(Report<'_>),
 ) -> Result<RunStatus, Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            message: "cannot start gzl's runtime".into(),
-            source,
-        })?;
+    let runtime = pipeline::runtime()?;
     let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Reads of HEAD and refs (gzl's own among them) are no change.
@@ -346,13 +340,7 @@ pub fn watch_worktree(
 ) -> Result<RunStatus, Error> {
     use std::sync::{Arc, Mutex};
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            message: "cannot start gzl's runtime".into(),
-            source,
-        })?;
+    let runtime = pipeline::runtime()?;
     let current: Arc<Mutex<Current>> = Arc::new(Mutex::new((None, None)));
     let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel::<()>();
     let (events_tx, events) = std::sync::mpsc::channel::<()>();

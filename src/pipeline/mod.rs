@@ -304,7 +304,8 @@ pub fn record_unusable(
     Ok(id)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+/// A single-threaded tokio runtime with timers, I/O and signals.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

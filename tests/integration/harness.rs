@@ -93,6 +93,24 @@ impl Test {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
+    /// `git ARGS` as the user would type it, hooks and all, without requiring success.
+    pub fn git_run(&self, args: &[&str]) -> Run {
+        Run::from(
+            Command::new("git")
+                .args(args)
+                .current_dir(self.repo())
+                .env("GIT_AUTHOR_NAME", "gzl test")
+                .env("GIT_AUTHOR_EMAIL", "test@example.com")
+                .env("GIT_COMMITTER_NAME", "gzl test")
+                .env("GIT_COMMITTER_EMAIL", "test@example.com")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GZL_HOME", self.home())
+                .output()
+                .expect("git runs"),
+        )
+    }
+
     /// Commits everything in the repository; returns the commit id.
     pub fn commit(&self, message: &str) -> String {
         self.git(&["add", "-A"]);

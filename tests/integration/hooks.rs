@@ -1,7 +1,7 @@
 //! Git hooks: install and uninstall keep what was there, post-commit runs in the background,
 //! pre-push blocks a push whose stages fail.
 
-use crate::harness::{Run, Test};
+use crate::harness::Test;
 
 #[test]
 fn install_chains_an_existing_hook_and_uninstall_restores_it_exactly() {
@@ -26,19 +26,7 @@ fn install_chains_an_existing_hook_and_uninstall_restores_it_exactly() {
     // Both run on a commit: the user's hook first.
     test.write("x", "1");
     test.git(&["add", "x"]);
-    let commit = Run::from(
-        std::process::Command::new("git")
-            .args(["commit", "-qam", "x"])
-            .current_dir(test.repo())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GZL_HOME", test.home())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .output()
-            .expect("git commit"),
-    );
+    let commit = test.git_run(&["commit", "-qam", "x"]);
     // git shows what a hook prints on stderr.
     let shown = format!("{}{}", commit.stdout, commit.stderr);
     assert!(shown.contains("my own hook"), "{shown}");
@@ -119,15 +107,7 @@ fn pre_push_blocks_a_push_whose_stages_fail() {
     test.git(&["push", "-q", "origin", "main"]);
     test.write("broken", "");
     let broken = test.commit("break it");
-    let push = Run::from(
-        std::process::Command::new("git")
-            .args(["push", "origin", "main"])
-            .current_dir(test.repo())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GZL_HOME", test.home())
-            .output()
-            .expect("git push"),
-    );
+    let push = test.git_run(&["push", "origin", "main"]);
     assert_ne!(
         push.code,
         Some(0),
@@ -150,15 +130,7 @@ fn pre_push_blocks_a_push_whose_stages_fail() {
     std::fs::remove_file(test.path("broken")).unwrap();
     test.commit("fix it");
     test.gzl(&["run", "lint", "test"]).status(0);
-    let push = Run::from(
-        std::process::Command::new("git")
-            .args(["push", "origin", "main"])
-            .current_dir(test.repo())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GZL_HOME", test.home())
-            .output()
-            .expect("git push"),
-    );
+    let push = test.git_run(&["push", "origin", "main"]);
     assert_eq!(push.code, Some(0), "{}", push.stderr);
     assert!(push.stderr.contains("2 cached"), "{}", push.stderr);
 }
@@ -175,21 +147,7 @@ fn pre_commit_checks_the_staged_tree_and_blocks_a_failing_commit() {
     test.write("value", "good\n");
     test.commit("first");
     test.gzl(&["hook", "install", "pre-commit"]).status(0);
-    let commit = |test: &Test| {
-        Run::from(
-            std::process::Command::new("git")
-                .args(["commit", "-q", "-m", "change"])
-                .current_dir(test.repo())
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GZL_HOME", test.home())
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@t")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@t")
-                .output()
-                .expect("git commit"),
-        )
-    };
+    let commit = |test: &Test| test.git_run(&["commit", "-q", "-m", "change"]);
     // Staged bad, fixed in the working tree but not staged: the staged tree is what counts.
     test.write("value", "bad\n");
     test.git(&["add", "value"]);
