@@ -2,6 +2,7 @@
 
 use crate::bisect::BisectError;
 use crate::config::ConfigError;
+use crate::debug::DebugError;
 use crate::git::GitError;
 use crate::history::HistoryError;
 use crate::hooks::HookError;
@@ -50,6 +51,8 @@ pub enum Error {
     Bisect(#[from] BisectError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Debug(#[from] DebugError),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
@@ -84,6 +87,7 @@ impl Error {
             Error::Bisect(_) => ExitCode::Failure,
             Error::Hook(HookError::Unknown { .. }) => ExitCode::Usage,
             Error::Hook(_) => ExitCode::Internal,
+            Error::Debug(_) => ExitCode::Usage,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)

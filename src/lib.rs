@@ -5,6 +5,7 @@ pub mod bisect;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod debug;
 pub mod duration;
 pub mod error;
 pub mod exec;

@@ -63,6 +63,11 @@ pub enum WorkspaceError {
     },
 }
 
+/// A workspace kept from runs while someone looks at it (`gzl debug`).
+pub struct Hold {
+    _lock: File,
+}
+
 /// What a slot's state file remembers about the last run in it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SlotState {
@@ -220,6 +225,22 @@ impl Pool {
             .collect();
         slots.sort_by_key(|s| s.slot);
         Ok(slots)
+    }
+
+    /// Holds the workspace at `path` as run `run` left it, when no run uses it and no later
+    /// run has used it: the lease changes nothing in it. `None` otherwise.
+    pub fn hold(&self, path: &Path, run: i64) -> Result<Option<Hold>, WorkspaceError> {
+        let Some(slot) = self
+            .slots()?
+            .into_iter()
+            .find(|slot| slot.path == path && slot.state.run == Some(run))
+        else {
+            return Ok(None);
+        };
+        if !slot.path.join(".git").exists() {
+            return Ok(None);
+        }
+        Ok(self.try_lock(slot.slot)?.map(|lock| Hold { _lock: lock }))
     }
 
     /// Deletes a free slot's workspace and files. Returns false when a run holds it.

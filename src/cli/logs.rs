@@ -29,19 +29,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let run = find_run(context, &history, &args.run)?;
     let stages = history.stages(run.id)?;
     let selected: Vec<&StageRecord> = match &args.stage {
-        Some(name) => match stages.iter().find(|s| &s.name == name) {
-            Some(stage) => vec![stage],
-            None => {
-                let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
-                let help = crate::stagefile::suggest(name, names.iter().copied())
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("its stages: {}", names.join(", ")));
-                return Err(Error::usage(
-                    format!("run {} has no stage `{name}`", run.id),
-                    Some(help),
-                ));
-            }
-        },
+        Some(name) => vec![find_stage(&run, &stages, name)?],
         None => stages.iter().collect(),
     };
     let mut out = LineTracker {
@@ -90,8 +78,27 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     Ok(ExitCode::Success)
 }
 
+/// The stage called `name` of `run`, or an error that suggests one.
+pub(super) fn find_stage<'a>(
+    run: &RunRecord,
+    stages: &'a [StageRecord],
+    name: &str,
+) -> Result<&'a StageRecord, Error> {
+    stages.iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+        let help = crate::stagefile::suggest(name, names.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| format!("its stages: {}", names.join(", ")));
+        Error::usage(format!("run {} has no stage `{name}`", run.id), Some(help))
+    })
+}
+
 /// Resolves `last`, a run id, or a commit-ish to a run of this repository.
-fn find_run(context: &Context, history: &History, selector: &str) -> Result<RunRecord, Error> {
+pub(super) fn find_run(
+    context: &Context,
+    history: &History,
+    selector: &str,
+) -> Result<RunRecord, Error> {
     let identity = context.project.identity();
     let not_found = |what: String| Error::usage(what, Some("`gzl ls` lists the runs".into()));
     if selector == "last" {

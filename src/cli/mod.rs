@@ -3,6 +3,7 @@
 
 mod bisect;
 mod check;
+mod debug;
 mod gc;
 mod hook;
 mod init;
@@ -55,6 +56,8 @@ enum Command {
     Logs(logs::Args),
     /// Say why a stage would run, or which run's result it would reuse
     Why(why::Args),
+    /// Open a shell where a stage ran, as it left it, with its environment
+    Debug(debug::Args),
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
@@ -89,6 +92,7 @@ pub fn main() -> std::process::ExitCode {
                 Command::Ls(args) => ls::run(&context, &args),
                 Command::Logs(args) => logs::run(&context, &args),
                 Command::Why(args) => why::run(&context, &args),
+                Command::Debug(args) => debug::run(&context, &args),
                 Command::Gc(args) => gc::run(&context, &args),
                 Command::Bisect(args) => bisect::run(&context, &args),
                 Command::Hook(command) => hook::run(&context, &command),

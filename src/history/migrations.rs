@@ -62,6 +62,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE stages ADD COLUMN flaky INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX stages_by_key ON stages(key, status) WHERE key IS NOT NULL;
     ",
+    // 5: where each stage ran and what gzl added to its environment, for `gzl debug`.
+    "
+    ALTER TABLE stages ADD COLUMN cwd TEXT;
+    ALTER TABLE stages ADD COLUMN env TEXT;
+    ",
 ];
 
 /// Brings the database to the newest schema version.

@@ -186,6 +186,10 @@ pub struct StageRecord {
     pub cached_from: Option<i64>,
     /// It passed, and history holds a failed execution with the same key.
     pub flaky: bool,
+    /// Its working directory.
+    pub cwd: Option<PathBuf>,
+    /// What gzl added to its environment, in order.
+    pub env: Vec<(String, String)>,
 }
 
 impl History {
@@ -539,7 +543,7 @@ impl History {
         let result = (|| {
             let mut statement = self.conn.prepare_cached(
                 "SELECT position, name, needs, status, exit_code, started_at, finished_at, duration_ms,
-                        log_path, log_size, key, inputs, cached_from, flaky
+                        log_path, log_size, key, inputs, cached_from, flaky, cwd, env
                  FROM stages WHERE run_id = ?1 ORDER BY position",
             )?;
             let rows = statement.query_map(params![run], |row| {
@@ -564,9 +568,40 @@ impl History {
                     inputs: row.get(11)?,
                     cached_from: row.get(12)?,
                     flaky: row.get(13)?,
+                    cwd: row.get::<_, Option<String>>(14)?.map(PathBuf::from),
+                    env: row
+                        .get::<_, Option<String>>(15)?
+                        .and_then(|json| serde_json::from_str(&json).ok())
+                        .unwrap_or_default(),
                 })
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
+    /// Records where each stage of run `run` works and what gzl adds to its environment.
+    pub fn record_environments(
+        &mut self,
+        run: i64,
+        stages: &[(PathBuf, Vec<(String, String)>)],
+    ) -> Result<(), HistoryError> {
+        let result = (|| {
+            let tx = self.conn.transaction()?;
+            {
+                let mut update = tx.prepare_cached(
+                    "UPDATE stages SET cwd = ?3, env = ?4 WHERE run_id = ?1 AND position = ?2",
+                )?;
+                for (position, (cwd, env)) in stages.iter().enumerate() {
+                    update.execute(params![
+                        run,
+                        sql_int(position),
+                        cwd.to_string_lossy(),
+                        serde_json::to_string(env).unwrap_or_default()
+                    ])?;
+                }
+            }
+            tx.commit()
         })();
         result.map_err(|e| self.error(e))
     }

@@ -182,6 +182,13 @@ pub fn run(
         .zip(&reused)
         .map(|((node, command), reused)| jobs::job(&node.stage, command, *reused, &context))
         .collect();
+    history.record_environments(
+        run_id,
+        &jobs
+            .iter()
+            .map(|job| (job.cwd.clone(), job.env.clone()))
+            .collect::<Vec<_>>(),
+    )?;
     let info = Arc::new(RunInfo {
         id: run_id,
         dir: lease.dir.clone(),

@@ -2,6 +2,7 @@
 
 mod bisect;
 mod commands;
+mod debug;
 mod gzlfile_errors;
 mod harness;
 mod history;

@@ -1,0 +1,113 @@
+//! `gzl debug`: a shell where a stage ran, as it left it, with the environment it had.
+
+use std::io::Write as _;
+use std::process::Stdio;
+
+use crate::harness::{Run, Test};
+
+/// `gzl debug ARGS` with `script` as the shell's input.
+fn debug_shell(test: &Test, args: &[&str], script: &str) -> Run {
+    let mut child = test
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gzl starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write the script");
+    Run::from(child.wait_with_output().expect("gzl ends"))
+}
+
+#[test]
+fn print_env_matches_the_environment_the_stage_had() {
+    let test = Test::new();
+    let seen = test.outside("env");
+    test.write(
+        "Gzlfile",
+        format!(
+            "test:\n    @env MODE=strict\n    @dir sub\n    env | grep -E '^(GZL_|MODE=|PWD=|CI=)' | grep -v '^GZL_HOME=' | sort > {}\n    exit 1\n",
+            seen.display()
+        ),
+    );
+    test.write("sub/.keep", "");
+    test.commit("first");
+    test.gzl(&["run"]).status(1);
+    let printed = test
+        .gzl(&["debug", "last", "test", "--print-env"])
+        .status(0);
+    let mut printed: Vec<&str> = printed.stdout.lines().collect();
+    printed.retain(|l| {
+        l.starts_with("GZL_")
+            || l.starts_with("MODE=")
+            || l.starts_with("PWD=")
+            || l.starts_with("CI=")
+    });
+    printed.sort_unstable();
+    assert_eq!(printed, test.outside_lines("env"));
+}
+
+#[test]
+fn the_shell_opens_where_the_stage_ran_as_it_left_it() {
+    let test = Test::with_gzlfile(
+        "test:\n    @env MODE=strict\n    @dir sub\n    echo left > debris\n    exit 3\n",
+    );
+    test.write("sub/.keep", "");
+    test.commit("first");
+    test.gzl(&["run"]).status(1);
+    let run = debug_shell(
+        &test,
+        &["debug", "1", "test", "--shell", "/bin/sh"],
+        "pwd\ncat debris\necho \"$GZL_STAGE $MODE $GZL_DEBUG\"\n",
+    )
+    .status(0)
+    .stderr_has("gzl debug: run 1, stage `test` (failed)");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].ends_with("/sub"), "{}", run.stdout);
+    assert_eq!(&lines[1..], ["left", "test strict 1"]);
+    test.gzl(&["debug", "1", "tset"])
+        .status(2)
+        .stderr_has("did you mean `test`?");
+}
+
+#[test]
+fn a_workspace_used_since_is_checked_out_again_at_the_runs_source() {
+    let test = Test::with_gzlfile("test:\n    echo left > debris\n    exit 1\n");
+    test.write("gzl.toml", "[workspaces]\npool = 1\n");
+    test.write("version", "one\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(1);
+    test.write("version", "two\n");
+    test.commit("second");
+    // The pool of one gives run 1's workspace to run 2.
+    test.gzl(&["run"]).status(1);
+    let run = debug_shell(
+        &test,
+        &["debug", "1", "test", "--shell", "/bin/sh"],
+        "cat version\nls debris 2>/dev/null || echo no debris\n",
+    )
+    .status(0)
+    .stderr_has("checked out again");
+    assert_eq!(run.stdout, "one\nno debris\n");
+}
+
+#[test]
+fn a_run_in_place_opens_in_the_repository() {
+    let test = Test::with_gzlfile("test:\n    exit 1\n");
+    test.commit("first");
+    test.gzl(&["run", "--in-place"]).status(1);
+    let run = debug_shell(
+        &test,
+        &["debug", "1", "test", "--shell", "/bin/sh"],
+        "pwd\n",
+    )
+    .status(0);
+    assert_eq!(
+        run.stdout.trim(),
+        test.repo().canonicalize().unwrap().to_str().unwrap()
+    );
+}
