@@ -8,6 +8,7 @@ use crate::history::HistoryError;
 use crate::hooks::HookError;
 use crate::plan::PlanError;
 use crate::stagefile::StagefileError;
+use crate::stop::StopError;
 use crate::workspace::WorkspaceError;
 
 /// gzl's exit codes; docs/cli.md lists them.
@@ -53,6 +54,8 @@ pub enum Error {
     Hook(#[from] HookError),
     #[error(transparent)]
     Debug(#[from] DebugError),
+    #[error(transparent)]
+    Stop(#[from] StopError),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
@@ -88,6 +91,7 @@ impl Error {
             Error::Hook(HookError::Unknown { .. }) => ExitCode::Usage,
             Error::Hook(_) => ExitCode::Internal,
             Error::Debug(_) => ExitCode::Usage,
+            Error::Stop(_) => ExitCode::Failure,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)

@@ -20,6 +20,7 @@ pub mod project;
 pub mod report;
 pub mod stagefile;
 pub mod status;
+pub mod stop;
 pub mod style;
 pub mod templates;
 pub mod watch;

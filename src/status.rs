@@ -11,6 +11,8 @@ pub enum RunStatus {
     Failed,
     /// Stopped by Ctrl-C or SIGTERM.
     Cancelled,
+    /// Stopped, or one of its stages stopped, by `gzl stop`.
+    Stopped,
     /// Its gzl process died before it could finish the run.
     Interrupted,
 }
@@ -30,6 +32,8 @@ pub enum StageStatus {
     Skipped,
     /// Stopped, or never started, because the run was cancelled.
     Cancelled,
+    /// Stopped by `gzl stop`.
+    Stopped,
     Interrupted,
 }
 
@@ -60,6 +64,7 @@ string_forms!(RunStatus {
     Passed => "passed",
     Failed => "failed",
     Cancelled => "cancelled",
+    Stopped => "stopped",
     Interrupted => "interrupted",
 });
 
@@ -72,6 +77,7 @@ string_forms!(StageStatus {
     TimedOut => "timed-out",
     Skipped => "skipped",
     Cancelled => "cancelled",
+    Stopped => "stopped",
     Interrupted => "interrupted",
 });
 

@@ -181,7 +181,7 @@ fn pre_commit(
     match status {
         RunStatus::Passed => Ok(ExitCode::Success),
         RunStatus::Cancelled | RunStatus::Interrupted => Ok(ExitCode::Interrupted),
-        RunStatus::Failed | RunStatus::Running => {
+        RunStatus::Failed | RunStatus::Stopped | RunStatus::Running => {
             super::note(
                 "gzl pre-commit: the commit is blocked (`git commit --no-verify` skips this check)",
             );
@@ -246,7 +246,7 @@ fn pre_push(context: &Context, stages: &[String]) -> Result<ExitCode, Error> {
         match status {
             RunStatus::Passed => {}
             RunStatus::Cancelled | RunStatus::Interrupted => return Ok(ExitCode::Interrupted),
-            RunStatus::Failed | RunStatus::Running => blocked = true,
+            RunStatus::Failed | RunStatus::Stopped | RunStatus::Running => blocked = true,
         }
     }
     if blocked {

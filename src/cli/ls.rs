@@ -187,6 +187,7 @@ fn counts(counts: &StageCounts) -> String {
         (counts.failed + counts.timed_out, "failed"),
         (counts.skipped, "skipped"),
         (counts.cancelled, "cancelled"),
+        (counts.stopped, "stopped"),
         (counts.interrupted, "interrupted"),
         (counts.running, "running"),
         (counts.pending, "pending"),

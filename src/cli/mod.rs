@@ -11,6 +11,7 @@ mod logs;
 mod ls;
 mod render;
 mod run;
+mod stop;
 mod watch;
 mod why;
 
@@ -58,6 +59,8 @@ enum Command {
     Why(why::Args),
     /// Open a shell where a stage ran, as it left it, with its environment
     Debug(debug::Args),
+    /// Stop a running run, or one stage of it, from any terminal
+    Stop(stop::Args),
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
@@ -93,6 +96,7 @@ pub fn main() -> std::process::ExitCode {
                 Command::Logs(args) => logs::run(&context, &args),
                 Command::Why(args) => why::run(&context, &args),
                 Command::Debug(args) => debug::run(&context, &args),
+                Command::Stop(args) => stop::run(&context, &args),
                 Command::Gc(args) => gc::run(&context, &args),
                 Command::Bisect(args) => bisect::run(&context, &args),
                 Command::Hook(command) => hook::run(&context, &command),

@@ -101,6 +101,6 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
     Ok(match result.status {
         RunStatus::Passed => ExitCode::Success,
         RunStatus::Cancelled | RunStatus::Interrupted => ExitCode::Interrupted,
-        RunStatus::Failed | RunStatus::Running => ExitCode::Failure,
+        RunStatus::Failed | RunStatus::Stopped | RunStatus::Running => ExitCode::Failure,
     })
 }

@@ -79,6 +79,8 @@ pub enum Outcome {
     },
     /// Stopped, or never started, because the run was cancelled.
     Cancelled,
+    /// Stopped by `gzl stop` from another process.
+    Stopped,
 }
 
 impl Outcome {
@@ -90,6 +92,7 @@ impl Outcome {
             Outcome::TimedOut { .. } => StageStatus::TimedOut,
             Outcome::Skipped { .. } => StageStatus::Skipped,
             Outcome::Cancelled => StageStatus::Cancelled,
+            Outcome::Stopped => StageStatus::Stopped,
         }
     }
 

@@ -142,6 +142,9 @@ pub struct RunRecord {
     pub pid: u32,
     pub host: String,
     pub stage_counts: StageCounts,
+    /// The secret its stages carry as `GZL_TOKEN`; never shown.
+    #[serde(skip)]
+    pub token: String,
 }
 
 /// How many stages of a run stand in each state.
@@ -154,6 +157,7 @@ pub struct StageCounts {
     pub timed_out: usize,
     pub skipped: usize,
     pub cancelled: usize,
+    pub stopped: usize,
     pub running: usize,
     pub pending: usize,
     pub interrupted: usize,
@@ -190,6 +194,8 @@ pub struct StageRecord {
     pub cwd: Option<PathBuf>,
     /// What gzl added to its environment, in order.
     pub env: Vec<(String, String)>,
+    /// The process group of a running stage.
+    pub pid: Option<u32>,
 }
 
 impl History {
@@ -237,6 +243,11 @@ impl History {
 
     pub fn home(&self) -> &Home {
         &self.home
+    }
+
+    /// The name of this machine, as runs record it.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     fn error(&self, source: rusqlite::Error) -> HistoryError {
@@ -505,7 +516,8 @@ impl History {
                     runs.gzl_version, runs.targets, runs.started_at, runs.finished_at, runs.status,
                     runs.pid, runs.host, runs.tree_id, runs.workspace,
                     (SELECT json_group_object(status, n) FROM
-                        (SELECT status, COUNT(*) AS n FROM stages WHERE run_id = runs.id GROUP BY status))
+                        (SELECT status, COUNT(*) AS n FROM stages WHERE run_id = runs.id GROUP BY status)),
+                    COALESCE(runs.token, '')
              FROM runs JOIN repos ON repos.id = runs.repo_id {filter}"
         );
         let result = (|| {
@@ -531,6 +543,7 @@ impl History {
                     pid: row.get(11)?,
                     host: row.get(12)?,
                     stage_counts: stage_counts(counts.as_deref()),
+                    token: row.get(16)?,
                 })
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -543,7 +556,7 @@ impl History {
         let result = (|| {
             let mut statement = self.conn.prepare_cached(
                 "SELECT position, name, needs, status, exit_code, started_at, finished_at, duration_ms,
-                        log_path, log_size, key, inputs, cached_from, flaky, cwd, env
+                        log_path, log_size, key, inputs, cached_from, flaky, cwd, env, pid
                  FROM stages WHERE run_id = ?1 ORDER BY position",
             )?;
             let rows = statement.query_map(params![run], |row| {
@@ -573,6 +586,7 @@ impl History {
                         .get::<_, Option<String>>(15)?
                         .and_then(|json| serde_json::from_str(&json).ok())
                         .unwrap_or_default(),
+                    pid: row.get(16)?,
                 })
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -836,6 +850,7 @@ fn stage_counts(json: Option<&str>) -> StageCounts {
             Some(StageStatus::TimedOut) => counts.timed_out += n,
             Some(StageStatus::Skipped) => counts.skipped += n,
             Some(StageStatus::Cancelled) => counts.cancelled += n,
+            Some(StageStatus::Stopped) => counts.stopped += n,
             Some(StageStatus::Running) => counts.running += n,
             Some(StageStatus::Pending) => counts.pending += n,
             Some(StageStatus::Interrupted) | None => counts.interrupted += n,

@@ -20,6 +20,7 @@ use crate::project::{Project, Source};
 use crate::report::View;
 use crate::stagefile::Gzlfile;
 use crate::status::RunStatus;
+use crate::stop;
 use crate::workspace::Pool;
 
 /// What `gzl run` was asked to do.
@@ -218,7 +219,15 @@ pub fn run(
         events.clone(),
         info,
     );
-    let status = if interrupted {
+    let outcomes: Vec<Outcome> = plan
+        .nodes()
+        .iter()
+        .zip(outcomes)
+        .map(|(node, outcome)| stopped_by_request(&lease.dir, &node.stage.name, outcome))
+        .collect();
+    let status = if stop::run_marker(&lease.dir).exists() || outcomes.contains(&Outcome::Stopped) {
+        RunStatus::Stopped
+    } else if interrupted {
         RunStatus::Cancelled
     } else if outcomes.iter().all(|o| o.is_pass()) {
         RunStatus::Passed
@@ -274,6 +283,22 @@ fn forced_stages(plan: &Plan, force: &Force) -> Result<Vec<bool>, Error> {
         }
     }
     Ok(forced)
+}
+
+/// A stage that `gzl stop` ended is `stopped`, not failed or cancelled: its marker (or the
+/// whole run's) is in the run's directory.
+fn stopped_by_request(dir: &std::path::Path, stage: &str, outcome: Outcome) -> Outcome {
+    let ended = matches!(
+        outcome,
+        Outcome::Failed { .. } | Outcome::TimedOut { .. } | Outcome::Cancelled
+    );
+    let stage_stopped = stop::stage_marker(dir, stage).exists();
+    let run_stopped = outcome == Outcome::Cancelled && stop::run_marker(dir).exists();
+    if ended && (stage_stopped || run_stopped) {
+        Outcome::Stopped
+    } else {
+        outcome
+    }
 }
 
 /// Records a run of `state` that could not start (its Gzlfile is missing or has errors) as
@@ -421,6 +446,8 @@ async fn dispatch(
     mut view: View,
 ) -> Recorder {
     let mut write_at: Option<tokio::time::Instant> = None;
+    // The run's directory and stage names, where `gzl stop` leaves its markers.
+    let mut stops: Option<(std::path::PathBuf, Vec<String>)> = None;
     loop {
         let due = async {
             match write_at {
@@ -431,7 +458,18 @@ async fn dispatch(
         tokio::select! {
             biased;
             event = receiver.recv() => {
-                let Some(event) = event else { break };
+                let Some(mut event) = event else { break };
+                match &mut event {
+                    Event::RunStarted(info) => {
+                        stops = Some((info.dir.clone(), info.stages.iter().map(|(n, _)| n.clone()).collect()));
+                    }
+                    Event::StageFinished { stage, outcome, .. } => {
+                        if let Some((dir, names)) = &stops {
+                            *outcome = stopped_by_request(dir, &names[*stage], *outcome);
+                        }
+                    }
+                    _ => {}
+                }
                 recorder.event(&event);
                 view.event(&event);
                 let now = tokio::time::Instant::now();

@@ -170,6 +170,7 @@ impl Terminal {
                     format!("{} did not pass", self.names[because]),
                 ),
                 Outcome::Cancelled => ("cancelled", "33", String::new()),
+                Outcome::Stopped => ("stopped", "33", "by gzl stop".to_string()),
             };
             if matches!(outcome, Outcome::Failed { .. } | Outcome::TimedOut { .. }) {
                 first_failure.get_or_insert(name.as_str());
@@ -203,6 +204,7 @@ impl Terminal {
             ),
             ("skipped", count(|o| matches!(o, Outcome::Skipped { .. }))),
             ("cancelled", count(|o| *o == Outcome::Cancelled)),
+            ("stopped", count(|o| *o == Outcome::Stopped)),
         ] {
             if n > 0 {
                 parts.push(format!("{n} {label}"));

@@ -11,5 +11,6 @@ mod output;
 mod reuse;
 mod run;
 mod signals;
+mod stop;
 mod watch;
 mod workspaces;

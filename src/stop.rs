@@ -1,0 +1,155 @@
+//! `gzl stop`: stopping a run, or one stage of it, from another process.
+//!
+//! The stopper leaves a marker in the run's directory, so the runner records what ends as
+//! `stopped` rather than failed or cancelled, then signals: SIGTERM to the runner for a whole
+//! run (it stops its stages as on Ctrl-C), or to the stage's process group for one stage. After
+//! the grace period, whatever is left is killed: every process carrying the run's token, or the
+//! stage's group.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use crate::error::Error;
+use crate::history::{History, RunRecord, StageRecord};
+use crate::status::{RunStatus, StageStatus};
+
+/// Why a stop cannot be done.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("run {run} is not running (it is {status})")]
+    NotRunning { run: i64, status: RunStatus },
+    #[error("stage `{stage}` of run {run} is not running (it is {status})")]
+    StageNotRunning {
+        run: i64,
+        stage: String,
+        status: StageStatus,
+    },
+    #[error("run {run} runs on host {host}; stop it there")]
+    OtherHost { run: i64, host: String },
+}
+
+/// How long the runner gets to record the end after its processes are gone.
+const RECORD_WAIT: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(20);
+/// Longer than the runner takes to write what happened (it batches for 50 ms).
+const BATCH_WAIT: Duration = Duration::from_millis(500);
+
+/// The marker saying the whole run was stopped.
+pub fn run_marker(dir: &Path) -> PathBuf {
+    dir.join("stop")
+}
+
+/// The marker saying stage `name` was stopped.
+pub fn stage_marker(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("stop-{name}"))
+}
+
+/// Stops run `run` (every stage; pending ones never start), waiting until it is recorded.
+pub fn stop_run(history: &mut History, run: &RunRecord, grace: Duration) -> Result<(), Error> {
+    check_running(history, run)?;
+    mark(&run_marker(&history.home().run_dir(run.id)))?;
+    let _ = kill(
+        Pid::from_raw(i32::try_from(run.pid).unwrap_or(0)),
+        Signal::SIGTERM,
+    );
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && still_running(history, run.id)? {
+        std::thread::sleep(POLL);
+    }
+    // What the grace period did not end, ends now.
+    crate::exec::kill_abandoned(&run.token);
+    let deadline = Instant::now() + RECORD_WAIT;
+    while Instant::now() < deadline && still_running(history, run.id)? {
+        std::thread::sleep(POLL);
+    }
+    Ok(())
+}
+
+/// Stops stage `stage` of run `run`: its process group gets SIGTERM, SIGKILL after `grace`.
+/// What needs it is skipped; the rest of the run goes on.
+pub fn stop_stage(
+    history: &mut History,
+    run: &RunRecord,
+    stage: &StageRecord,
+    grace: Duration,
+) -> Result<(), Error> {
+    check_running(history, run)?;
+    // The runner writes history in batches: a stage that just started may show pending for
+    // a moment.
+    let mut stage = stage.clone();
+    let deadline = Instant::now() + BATCH_WAIT;
+    while stage.status == StageStatus::Pending && Instant::now() < deadline {
+        std::thread::sleep(POLL);
+        if let Some(now) = history
+            .stages(run.id)?
+            .into_iter()
+            .find(|s| s.position == stage.position)
+        {
+            stage = now;
+        }
+    }
+    let (StageStatus::Running, Some(group)) = (stage.status, stage.pid) else {
+        return Err(StopError::StageNotRunning {
+            run: run.id,
+            stage: stage.name.clone(),
+            status: stage.status,
+        }
+        .into());
+    };
+    mark(&stage_marker(&history.home().run_dir(run.id), &stage.name))?;
+    let group = Pid::from_raw(i32::try_from(group).unwrap_or(0));
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && killpg(group, None) != Err(Errno::ESRCH) {
+        std::thread::sleep(POLL);
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+    let deadline = Instant::now() + RECORD_WAIT;
+    while Instant::now() < deadline {
+        let status = history
+            .stages(run.id)?
+            .into_iter()
+            .find(|s| s.position == stage.position)
+            .map(|s| s.status);
+        if status.is_none_or(StageStatus::is_final) {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    Ok(())
+}
+
+fn check_running(history: &History, run: &RunRecord) -> Result<(), Error> {
+    if run.status != RunStatus::Running {
+        return Err(StopError::NotRunning {
+            run: run.id,
+            status: run.status,
+        }
+        .into());
+    }
+    if run.host != history.host() {
+        return Err(StopError::OtherHost {
+            run: run.id,
+            host: run.host.clone(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn still_running(history: &History, run: i64) -> Result<bool, Error> {
+    Ok(history
+        .run(run)?
+        .is_some_and(|r| r.status == RunStatus::Running))
+}
+
+fn mark(path: &Path) -> Result<(), Error> {
+    std::fs::write(path, b"").map_err(|source| Error::Io {
+        message: format!("cannot write {}", path.display()),
+        source,
+    })
+}

@@ -1,0 +1,69 @@
+//! `gzl stop`: a run, or one stage of it, stopped from another process; nothing survives.
+
+use crate::harness::{Run, Test, process_alive, read_pid};
+
+#[test]
+fn stop_ends_a_whole_run_and_every_process_it_started() {
+    let test = Test::new();
+    let pids = [test.outside("a.pid"), test.outside("child.pid")];
+    test.write(
+        "Gzlfile",
+        format!(
+            "a:\n    sleep 1000 &\n    echo $! > {}\n    echo $$ > {}\n    wait\nafter: a\n    true\n",
+            pids[1].display(),
+            pids[0].display()
+        ),
+    );
+    test.commit("first");
+    let runner = test.spawn(&["run"]);
+    test.wait_for_outside("a.pid");
+    test.wait_for_outside("child.pid");
+    test.gzl(&["stop", "last", "--grace", "2s"])
+        .status(0)
+        .stderr_has("stopped run 1");
+    let run = Run::from(runner.wait_with_output().expect("runner ends"));
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    for pid in &pids {
+        assert!(!process_alive(read_pid(pid)), "{} survived", pid.display());
+    }
+    assert_eq!(test.runs()[0]["status"], "stopped");
+    test.gzl(&["stop", "1"])
+        .status(1)
+        .stderr_has("run 1 is not running (it is stopped)");
+}
+
+#[test]
+fn stopping_one_stage_skips_what_needs_it_and_the_rest_goes_on() {
+    let test = Test::new();
+    let pid = test.outside("slow.pid");
+    let done = test.outside("other-done");
+    test.write(
+        "Gzlfile",
+        format!(
+            "slow:\n    trap '' TERM\n    echo $$ > {}\n    while true; do sleep 0.1; done\nneeds-slow: slow\n    true\nother:\n    sleep 1\n    touch {}\n",
+            pid.display(),
+            done.display()
+        ),
+    );
+    test.commit("first");
+    let runner = test.spawn(&["run", "-j", "2"]);
+    test.wait_for_outside("slow.pid");
+    // `slow` ignores SIGTERM: it is killed when the grace period ends.
+    test.gzl(&["stop", "1", "slow", "--grace", "300ms"])
+        .status(0)
+        .stderr_has("stopped stage `slow` of run 1");
+    let run = Run::from(runner.wait_with_output().expect("runner ends"));
+    assert!(!process_alive(read_pid(&pid)));
+    assert!(done.exists(), "the other stage went on:\n{}", run.stderr);
+    assert!(run.summary_of("slow").contains("stopped"), "{}", run.stderr);
+    assert!(
+        run.summary_of("needs-slow").contains("skipped"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.summary_of("other").contains("passed"), "{}", run.stderr);
+    assert_eq!(test.runs()[0]["status"], "stopped");
+    test.gzl(&["stop", "1", "other"])
+        .status(1)
+        .stderr_has("is not running");
+}
