@@ -1,6 +1,7 @@
 //! gzl: a local-first CI. The binary is a thin layer over this library; `cli` parses
 //! arguments and calls the modules below, each of which owns one concept.
 
+pub mod attach;
 pub mod bisect;
 pub mod cache;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command, and how errors are shown.
 //! Commands parse their arguments and call the library; they hold no behaviour of their own.
 
+mod attach;
 mod bisect;
 mod check;
 mod debug;
@@ -61,6 +62,8 @@ enum Command {
     Debug(debug::Args),
     /// Stop a running run, or one stage of it, from any terminal
     Stop(stop::Args),
+    /// Watch a run another gzl runs, live, from its start
+    Attach(attach::Args),
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
@@ -97,6 +100,7 @@ pub fn main() -> std::process::ExitCode {
                 Command::Why(args) => why::run(&context, &args),
                 Command::Debug(args) => debug::run(&context, &args),
                 Command::Stop(args) => stop::run(&context, &args),
+                Command::Attach(args) => attach::run(&context, &args),
                 Command::Gc(args) => gc::run(&context, &args),
                 Command::Bisect(args) => bisect::run(&context, &args),
                 Command::Hook(command) => hook::run(&context, &command),

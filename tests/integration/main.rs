@@ -1,5 +1,6 @@
 //! Integration tests: the built `gzl` against temp git repositories.
 
+mod attach;
 mod bisect;
 mod commands;
 mod debug;
