@@ -1,5 +1,6 @@
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
@@ -8,6 +9,7 @@ use crate::duration::format_duration;
 use crate::error::{Error, ExitCode};
 use crate::history::{RunRecord, StageCounts, StageRecord};
 use crate::pipeline;
+use crate::status::{RunStatus, StageStatus};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -66,7 +68,12 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             .filter(|_| !all)
             .and_then(|repo| repo.subject(commit))
     };
-    super::print(&table(&runs, &stages, all, &subject));
+    let medians = if all {
+        HashMap::new()
+    } else {
+        history.median_durations(&identity)?
+    };
+    super::print(&table(&runs, &stages, all, &subject, &medians));
     Ok(ExitCode::Success)
 }
 
@@ -89,6 +96,7 @@ fn table(
     stages: &[Vec<StageRecord>],
     with_repo: bool,
     subject: &dyn Fn(&str) -> Option<String>,
+    medians: &HashMap<String, Duration>,
 ) -> String {
     let now = SystemTime::now();
     let mut groups: Vec<(Option<&str>, &str, Vec<usize>)> = Vec::new();
@@ -138,6 +146,9 @@ fn table(
             if !flaky.is_empty() {
                 notes.push(format!("flaky: {}", flaky.join(", ")));
             }
+            if let Some(note) = timing(run, &stages[index], medians, now) {
+                notes.push(note);
+            }
             rows.push((
                 index,
                 vec![
@@ -176,6 +187,59 @@ fn table(
         out.push('\n');
     }
     out
+}
+
+/// For a running run, the time left; for a finished one, how its duration compares with
+/// the usual. Both come from the stages' median durations along the graph's longest path;
+/// nothing when a stage that counts has no median yet.
+fn timing(
+    run: &RunRecord,
+    stages: &[StageRecord],
+    medians: &HashMap<String, Duration>,
+    now: SystemTime,
+) -> Option<String> {
+    let running = run.status == RunStatus::Running;
+    // The longest path through what is left (running) or what ran (finished).
+    let mut finish: Vec<Duration> = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let weight = match stage.status {
+            StageStatus::Cached | StageStatus::Skipped => Duration::ZERO,
+            _ if running && stage.status.is_final() => Duration::ZERO,
+            StageStatus::Running if running => {
+                let elapsed = stage
+                    .started_at
+                    .and_then(|at| now.duration_since(at).ok())
+                    .unwrap_or_default();
+                medians.get(&stage.name)?.saturating_sub(elapsed)
+            }
+            _ => *medians.get(&stage.name)?,
+        };
+        let after = stages
+            .iter()
+            .zip(&finish)
+            .filter(|(s, _)| stage.needs.contains(&s.name))
+            .map(|(_, f)| *f)
+            .max()
+            .unwrap_or_default();
+        finish.push(after + weight);
+    }
+    let expected = finish.into_iter().max().unwrap_or_default();
+    if running {
+        return Some(format!("about {} left", format_duration(expected)));
+    }
+    let took = run.finished_at?.duration_since(run.started_at).ok()?;
+    if expected.is_zero() || !matches!(run.status, RunStatus::Passed | RunStatus::Failed) {
+        return None;
+    }
+    let ratio = took.as_secs_f64() / expected.as_secs_f64();
+    (!(0.8..=1.25).contains(&ratio)).then(|| {
+        format!(
+            "{}% {} than usual ({})",
+            ((ratio - 1.0).abs() * 100.0).round(),
+            if ratio > 1.0 { "slower" } else { "faster" },
+            format_duration(expected)
+        )
+    })
 }
 
 /// "3 passed, 2 cached, 1 failed" for a run's stages.

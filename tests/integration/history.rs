@@ -163,3 +163,30 @@ fn a_relative_gzl_home_works_from_anywhere() {
         .stdout_has("ran");
     assert!(test.path("relative-home/history.db").exists());
 }
+
+#[test]
+fn ls_shows_the_time_left_and_how_a_run_compares_with_the_usual() {
+    let test = Test::with_gzlfile("work:\n    sleep 0.2\n");
+    test.commit("first");
+    for _ in 0..3 {
+        test.gzl(&["run", "--force"]).status(0);
+    }
+    let started = test.outside("started");
+    test.write(
+        "Gzlfile",
+        format!("work:\n    touch {}\n    sleep 1.5\n", started.display()),
+    );
+    let runner = test.spawn(&["run"]);
+    test.wait_for_outside("started");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let ls = test.gzl(&["ls"]).status(0);
+    let running = ls
+        .stdout
+        .lines()
+        .find(|l| l.contains("running"))
+        .unwrap_or("");
+    assert!(running.contains("left"), "{}", ls.stdout);
+    assert!(runner.wait_with_output().unwrap().status.success());
+    let ls = test.gzl(&["ls"]).status(0);
+    assert!(ls.stdout.contains("slower than usual"), "{}", ls.stdout);
+}
