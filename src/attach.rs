@@ -41,6 +41,7 @@ pub fn attach(history: &mut History, run: &RunRecord, mut view: View) -> Result<
             .map(|s| (s.name.clone(), s.needs.clone()))
             .collect(),
         parallel: true,
+        expected: vec![None; stages.len()],
     };
     view.event(&Event::RunStarted(Arc::new(info)));
     let mut offsets = vec![0u64; stages.len()];

@@ -439,6 +439,8 @@ fn decide(
             ..
         }) => Verdict::Skip,
         Some(Outcome::Cancelled) | None => return Err(Error::Interrupted),
+        // Stopped with `gzl stop`: this commit was not tested.
+        Some(Outcome::Stopped) => Verdict::Skip,
         // Failed, timed out, or skipped because what it needs failed.
         Some(_) => Verdict::Bad,
     };
@@ -448,7 +450,10 @@ fn decide(
         ran: true,
         run: Some(result.id),
         duration: Some(started.elapsed()),
-        reason: (verdict == Verdict::Skip).then(|| "it exited 125".into()),
+        reason: (verdict == Verdict::Skip).then(|| match outcome {
+            Some(Outcome::Stopped) => "it was stopped".into(),
+            _ => "it exited 125".into(),
+        }),
     })
 }
 

@@ -32,8 +32,14 @@ pub struct Session {
 pub enum DebugError {
     #[error("run {run} was recorded before gzl kept stage environments; run it again to debug it")]
     Unrecorded { run: i64 },
-    #[error("stage `{stage}` of run {run} never started, so it has nothing to debug")]
-    NeverStarted { run: i64, stage: String },
+    #[error("stage `{stage}` of run {run} never started ({status}), so it has nothing to debug")]
+    NeverStarted {
+        run: i64,
+        stage: String,
+        status: crate::status::StageStatus,
+    },
+    #[error("run {run} is a run of {repo}; run gzl debug there")]
+    OtherRepository { run: i64, repo: String },
 }
 
 /// Prepares the place where `stage` of `run` ran.
@@ -43,13 +49,21 @@ pub fn session(
     run: &RunRecord,
     stage: &StageRecord,
 ) -> Result<Session, Error> {
+    if run.repo != project.root.display().to_string() {
+        return Err(DebugError::OtherRepository {
+            run: run.id,
+            repo: run.repo.clone(),
+        }
+        .into());
+    }
     let Some(cwd) = stage.cwd.clone() else {
         return Err(DebugError::Unrecorded { run: run.id }.into());
     };
-    if stage.env.is_empty() {
+    if stage.started_at.is_none() {
         return Err(DebugError::NeverStarted {
             run: run.id,
             stage: stage.name.clone(),
+            status: stage.status,
         }
         .into());
     }

@@ -3,7 +3,7 @@ use super::logs::find_run;
 use crate::attach;
 use crate::error::{Error, ExitCode};
 use crate::pipeline;
-use crate::report::{Terminal, View};
+use crate::report::{ProgressMode, Terminal, View};
 use crate::status::RunStatus;
 
 #[derive(clap::Args)]
@@ -31,7 +31,11 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         "gzl: attached to run {} ({}); Ctrl-C detaches, the run goes on",
         run.id, run.status
     ));
-    let status = attach::attach(&mut history, &run, View::Terminal(Terminal::new(false)))?;
+    let status = attach::attach(
+        &mut history,
+        &run,
+        View::Terminal(Terminal::new(false, ProgressMode::Auto)),
+    )?;
     Ok(match status {
         RunStatus::Passed => ExitCode::Success,
         RunStatus::Cancelled | RunStatus::Interrupted => ExitCode::Interrupted,

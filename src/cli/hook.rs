@@ -7,7 +7,7 @@ use crate::error::{Error, ExitCode};
 use crate::hooks::{self, HookState};
 use crate::pipeline::{self, Force, RunOptions};
 use crate::project::{Source, SourceRequest};
-use crate::report::{Terminal, View};
+use crate::report::{ProgressMode, Terminal, View};
 use crate::status::RunStatus;
 
 #[derive(clap::Subcommand)]
@@ -211,7 +211,7 @@ fn check(
         gzlfile,
         &source,
         &options,
-        View::Terminal(Terminal::new(true)),
+        View::Terminal(Terminal::new(true, ProgressMode::None)),
         &mut |line| super::note(&line),
     )?;
     Ok(result.status)

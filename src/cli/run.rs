@@ -4,7 +4,7 @@ use super::Context;
 use crate::error::{Error, ExitCode};
 use crate::pipeline::{self, Force, RunOptions};
 use crate::project::SourceRequest;
-use crate::report::{Json, Terminal, View};
+use crate::report::{Json, ProgressMode, Terminal, View};
 use crate::status::RunStatus;
 
 #[derive(clap::Args)]
@@ -50,6 +50,16 @@ pub struct Args {
     #[arg(short, long, help_heading = "Output")]
     quiet: bool,
 
+    /// How progress shows: bars on a terminal, else a line per stage start and end
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_enum,
+        default_value = "auto",
+        help_heading = "Output"
+    )]
+    progress: ProgressMode,
+
     /// Print the run as JSON lines events on stdout (see docs/json.md)
     #[arg(long, conflicts_with = "quiet", help_heading = "Output")]
     json: bool,
@@ -74,7 +84,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
     let view = if args.json {
         View::Json(Json::default())
     } else {
-        View::Terminal(Terminal::new(args.quiet))
+        View::Terminal(Terminal::new(args.quiet, args.progress))
     };
     let options = RunOptions {
         targets: args.stages,

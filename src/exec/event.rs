@@ -53,6 +53,8 @@ pub struct RunInfo {
     pub stages: Vec<(String, Vec<String>)>,
     /// Whether stages may run at the same time, so their output needs telling apart.
     pub parallel: bool,
+    /// Each stage's median duration in history, for progress and the time left.
+    pub expected: Vec<Option<Duration>>,
 }
 
 /// How a stage ended.

@@ -203,6 +203,11 @@ pub fn run(
             .map(|stage| (stage.name, stage.needs))
             .collect(),
         parallel: options.jobs > 1 && plan.has_parallelism(),
+        expected: plan
+            .nodes()
+            .iter()
+            .map(|node| medians.get(&node.stage.name).copied())
+            .collect(),
     });
 
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
@@ -288,9 +293,10 @@ fn forced_stages(plan: &Plan, force: &Force) -> Result<Vec<bool>, Error> {
 /// A stage that `gzl stop` ended is `stopped`, not failed or cancelled: its marker (or the
 /// whole run's) is in the run's directory.
 fn stopped_by_request(dir: &std::path::Path, stage: &str, outcome: Outcome) -> Outcome {
+    // A stage that shuts down cleanly on SIGTERM passes; stopped it was all the same.
     let ended = matches!(
         outcome,
-        Outcome::Failed { .. } | Outcome::TimedOut { .. } | Outcome::Cancelled
+        Outcome::Passed | Outcome::Failed { .. } | Outcome::TimedOut { .. } | Outcome::Cancelled
     );
     let stage_stopped = stop::stage_marker(dir, stage).exists();
     let run_stopped = outcome == Outcome::Cancelled && stop::run_marker(dir).exists();
@@ -434,6 +440,9 @@ async fn forward_signals(
     }
 }
 
+/// How often progress moves along between events.
+const PROGRESS_TICK: Duration = Duration::from_millis(200);
+
 /// How long a history update may wait to be written with others in one transaction.
 const HISTORY_BATCH: Duration = Duration::from_millis(50);
 
@@ -446,6 +455,8 @@ async fn dispatch(
     mut view: View,
 ) -> Recorder {
     let mut write_at: Option<tokio::time::Instant> = None;
+    let mut ticker = tokio::time::interval(PROGRESS_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // The run's directory and stage names, where `gzl stop` leaves its markers.
     let mut stops: Option<(std::path::PathBuf, Vec<String>)> = None;
     loop {
@@ -491,6 +502,7 @@ async fn dispatch(
                 recorder.flush();
                 write_at = None;
             }
+            _ = ticker.tick() => view.tick(),
         }
     }
     view.flush();

@@ -3,9 +3,11 @@
 
 mod json;
 mod lines;
+mod progress;
 mod terminal;
 
 pub use json::Json;
+pub use progress::ProgressMode;
 pub use terminal::Terminal;
 
 use crate::exec::Event;
@@ -24,6 +26,13 @@ impl View {
             View::Terminal(view) => view.event(event),
             View::Json(view) => view.event(event),
             View::Silent => {}
+        }
+    }
+
+    /// Moves progress along; called a few times a second while a run goes on.
+    pub fn tick(&mut self) {
+        if let View::Terminal(view) = self {
+            view.tick();
         }
     }
 

@@ -2,6 +2,7 @@ use std::io::{BufWriter, Write};
 use std::time::Duration;
 
 use super::lines::LineSplitter;
+use super::progress::{Progress, ProgressMode};
 use crate::duration::format_duration;
 use crate::exec::{Event, Outcome};
 use crate::status::RunStatus;
@@ -22,12 +23,15 @@ pub struct Terminal {
     out: BufWriter<std::io::Stdout>,
     /// Set once stdout is gone (a closed pipe): the run goes on without it.
     out_closed: bool,
+    mode: ProgressMode,
+    progress: Option<Box<Progress>>,
 }
 
 const PREFIX_COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
 
 impl Terminal {
-    pub fn new(quiet: bool) -> Self {
+    /// The view; `mode` says how progress shows (nothing with `quiet`).
+    pub fn new(quiet: bool, mode: ProgressMode) -> Self {
         Terminal {
             quiet,
             style: Style::for_stdout(),
@@ -39,6 +43,19 @@ impl Terminal {
             results: Vec::new(),
             out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             out_closed: false,
+            mode: if quiet {
+                ProgressMode::None
+            } else {
+                mode.resolve()
+            },
+            progress: None,
+        }
+    }
+
+    /// Moves progress along between events.
+    pub fn tick(&mut self) {
+        if let Some(progress) = &mut self.progress {
+            progress.tick();
         }
     }
 
@@ -46,6 +63,9 @@ impl Terminal {
         match event {
             Event::RunStarted(info) => {
                 self.run = info.id;
+                if self.mode != ProgressMode::None {
+                    self.progress = Some(Box::new(Progress::new(self.mode, info)));
+                }
                 self.names = info.stages.iter().map(|(name, _)| name.clone()).collect();
                 self.results = vec![None; self.names.len()];
                 self.splitters = self.names.iter().map(|_| LineSplitter::default()).collect();
@@ -90,14 +110,30 @@ impl Terminal {
                     self.write_prefixed(*stage, None);
                 }
                 self.results[*stage] = Some((*outcome, *duration));
+                if self.progress.is_some() {
+                    // The stage's output lands before the line saying it ended.
+                    self.flush();
+                }
+                if let Some(progress) = &mut self.progress {
+                    progress.finished(*stage, *outcome, *duration);
+                }
             }
             Event::RunFinished {
                 status, duration, ..
             } => {
                 self.flush();
+                if let Some(progress) = &mut self.progress {
+                    progress.finish();
+                }
                 self.summary(*status, *duration);
             }
-            Event::StageStarted { .. } => {}
+            Event::StageStarted { stage, .. } => {
+                // Output so far lands before the line saying the stage started.
+                self.flush();
+                if let Some(progress) = &mut self.progress {
+                    progress.started(*stage);
+                }
+            }
         }
     }
 
@@ -128,7 +164,15 @@ impl Terminal {
     }
 
     pub fn flush(&mut self) {
-        if !self.out_closed && self.out.flush().is_err() {
+        if self.out_closed {
+            return;
+        }
+        let out = &mut self.out;
+        let flushed = match &self.progress {
+            Some(progress) => progress.suspend(|| out.flush()),
+            None => out.flush(),
+        };
+        if flushed.is_err() {
             self.out_closed = true;
         }
     }

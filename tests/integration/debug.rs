@@ -111,3 +111,27 @@ fn a_run_in_place_opens_in_the_repository() {
         test.repo().canonicalize().unwrap().to_str().unwrap()
     );
 }
+
+#[test]
+fn debug_refuses_stages_that_never_ran_and_runs_of_other_repositories() {
+    let test = Test::with_gzlfile("test:\n    true\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["debug", "2", "test", "--print-env"])
+        .status(2)
+        .stderr_has("never started (cached)");
+    let other = tempfile::tempdir().unwrap();
+    std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(other.path())
+        .status()
+        .unwrap();
+    let run = Run::from(
+        test.command(&["debug", "1", "test", "--print-env"])
+            .current_dir(other.path())
+            .output()
+            .unwrap(),
+    );
+    run.status(2).stderr_has("run 1 is a run of");
+}

@@ -152,3 +152,55 @@ fn a_closed_stderr_does_not_crash_gzl_or_strand_its_stages() {
     assert_eq!(child.wait().expect("gzl ends").code(), Some(0));
     assert_eq!(test.runs()[0]["status"], "passed");
 }
+
+#[test]
+fn off_a_terminal_progress_is_a_line_per_stage_start_and_end() {
+    let test = Test::with_gzlfile("build:\n    echo building\ntest: build\n    exit 2\n");
+    test.commit("first");
+    let run = test.gzl(&["run"]).status(1);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("gzl: "))
+        .collect();
+    let expected = [
+        "gzl: start `build`",
+        "gzl: end `build`: passed in ",
+        "gzl: start `test`",
+        "gzl: end `test`: failed in ",
+    ];
+    for (line, expected) in lines.iter().zip(expected) {
+        assert!(line.starts_with(expected), "{}", run.stderr);
+    }
+    assert_eq!(lines.len(), 4, "{}", run.stderr);
+    let quiet = test
+        .gzl(&["run", "--force", "--progress", "none"])
+        .status(1);
+    assert!(!quiet.stderr.contains("gzl: start"), "{}", quiet.stderr);
+}
+
+#[test]
+fn on_a_terminal_progress_shows_bars_with_the_time_left() {
+    let test = Test::with_gzlfile("slow:\n    sleep 0.6\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    // `script` runs gzl in a pseudo-terminal, as a person would.
+    let gzl = env!("CARGO_BIN_EXE_gzl");
+    let run = std::process::Command::new("script")
+        .args(["-qec", &format!("{gzl} run --force"), "/dev/null"])
+        .current_dir(test.repo())
+        .env("GZL_HOME", test.home())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("TERM", "xterm")
+        .output()
+        .expect("script (util-linux) runs gzl in a pseudo-terminal");
+    let shown = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{shown}");
+    assert!(shown.contains("0/1 stages"), "{shown}");
+    assert!(shown.contains("left"), "{shown}");
+    assert!(
+        shown.contains("slow ["),
+        "a bar towards the median: {shown}"
+    );
+    assert!(shown.contains("run 2"), "{shown}");
+}

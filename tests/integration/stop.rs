@@ -67,3 +67,28 @@ fn stopping_one_stage_skips_what_needs_it_and_the_rest_goes_on() {
         .status(1)
         .stderr_has("is not running");
 }
+
+#[test]
+fn a_stage_that_exits_cleanly_on_sigterm_is_still_stopped() {
+    let test = Test::new();
+    let pid = test.outside("server.pid");
+    test.write(
+        "Gzlfile",
+        format!(
+            "server:\n    trap 'exit 0' TERM\n    echo $$ > {}\n    while true; do sleep 0.1; done\n",
+            pid.display()
+        ),
+    );
+    test.commit("first");
+    let runner = test.spawn(&["run"]);
+    test.wait_for_outside("server.pid");
+    test.gzl(&["stop", "1", "server"]).status(0);
+    let run = Run::from(runner.wait_with_output().expect("runner ends"));
+    assert!(
+        run.summary_of("server").contains("stopped"),
+        "{}",
+        run.stderr
+    );
+    // Not a result to reuse: the next run runs it again.
+    assert_eq!(test.runs()[0]["status"], "stopped");
+}
