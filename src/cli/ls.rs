@@ -225,7 +225,8 @@ fn timing(
     }
     let expected = finish.into_iter().max().unwrap_or_default();
     if running {
-        return Some(format!("about {} left", format_duration(expected)));
+        // Past what the medians say: no guess.
+        return (!expected.is_zero()).then(|| format!("about {} left", format_duration(expected)));
     }
     let took = run.finished_at?.duration_since(run.started_at).ok()?;
     if expected.is_zero() || !matches!(run.status, RunStatus::Passed | RunStatus::Failed) {

@@ -193,8 +193,9 @@ impl Progress {
 
     fn update_overall(&self) {
         let Some(overall) = &self.overall else { return };
-        match self.time_left() {
+        match self.time_left().filter(|left| !left.is_zero()) {
             Some(left) => overall.set_message(format!("about {} left", format_duration(left))),
+            // Unknown, or past what the medians say: no guess.
             None => overall.set_message(""),
         }
     }
