@@ -24,5 +24,6 @@ pub mod status;
 pub mod stop;
 pub mod style;
 pub mod templates;
+pub mod ui;
 pub mod watch;
 pub mod workspace;

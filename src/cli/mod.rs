@@ -13,6 +13,7 @@ mod ls;
 mod render;
 mod run;
 mod stop;
+mod ui;
 mod watch;
 mod why;
 
@@ -64,6 +65,8 @@ enum Command {
     Stop(stop::Args),
     /// Watch a run another gzl runs, live, from its start
     Attach(attach::Args),
+    /// A full-screen view of this repository's runs, stages and logs, live
+    Ui(ui::Args),
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
@@ -101,6 +104,7 @@ pub fn main() -> std::process::ExitCode {
                 Command::Debug(args) => debug::run(&context, &args),
                 Command::Stop(args) => stop::run(&context, &args),
                 Command::Attach(args) => attach::run(&context, &args),
+                Command::Ui(args) => ui::run(&context, &args),
                 Command::Gc(args) => gc::run(&context, &args),
                 Command::Bisect(args) => bisect::run(&context, &args),
                 Command::Hook(command) => hook::run(&context, &command),

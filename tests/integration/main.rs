@@ -13,5 +13,6 @@ mod reuse;
 mod run;
 mod signals;
 mod stop;
+mod ui;
 mod watch;
 mod workspaces;

@@ -1,0 +1,54 @@
+use super::Context;
+use crate::error::{Error, ExitCode};
+use crate::pipeline;
+use crate::ui::{self, Action};
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(context: &Context, _args: &Args) -> Result<ExitCode, Error> {
+    let mut history = pipeline::open_history()?;
+    let identity = context.project.identity();
+    let gzl = std::env::current_exe().map_err(|source| Error::Io {
+        message: "cannot tell where the gzl program is".into(),
+        source,
+    })?;
+    let repo = context.project.repo.as_ref();
+    let subject = |commit: &str| repo.and_then(|r| r.subject(commit));
+    let root = context.project.root.clone();
+    // Each action is gzl's own command, run as a child with the terminal.
+    let mut act = |action: &Action| -> String {
+        let mut command = std::process::Command::new(&gzl);
+        command.current_dir(&root);
+        let what = match action {
+            Action::Stop { run } => {
+                command.args(["stop", &run.to_string()]);
+                format!("stop run {run}")
+            }
+            Action::Debug { run, stage } => {
+                command.args(["debug", &run.to_string(), stage]);
+                format!("debug {stage} of run {run}")
+            }
+            Action::Rerun { commit } => {
+                // In the background: the UI shows it as it runs.
+                command
+                    .args(["run", "--at", commit, "--quiet"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                return match command.spawn() {
+                    Ok(_) => format!("started a run of {}", &commit[..commit.len().min(10)]),
+                    Err(error) => format!("cannot start a run: {error}"),
+                };
+            }
+            Action::Quit => return String::new(),
+        };
+        match command.status() {
+            Ok(status) if status.success() => format!("{what}: done"),
+            Ok(status) => format!("{what}: {status}"),
+            Err(error) => format!("{what}: {error}"),
+        }
+    };
+    ui::run(&mut history, &identity, &subject, &mut act)?;
+    Ok(ExitCode::Success)
+}
