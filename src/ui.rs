@@ -58,6 +58,10 @@ pub struct App {
     pub message: String,
     /// Subjects of commits, by id.
     pub subjects: std::collections::HashMap<String, String>,
+    /// The text being typed after `/`, while searching.
+    pub typing: Option<String>,
+    /// The last text searched for in the log.
+    pub search: String,
 }
 
 impl App {
@@ -73,6 +77,8 @@ impl App {
             scroll: 0,
             message: String::new(),
             subjects: std::collections::HashMap::new(),
+            typing: None,
+            search: String::new(),
         }
     }
 
@@ -101,7 +107,28 @@ impl App {
 
     /// Handles a key; returns what the caller must do, if anything.
     pub fn key(&mut self, code: KeyCode) -> Option<Action> {
+        if let Some(typed) = &mut self.typing {
+            match code {
+                KeyCode::Enter => {
+                    self.search = std::mem::take(typed);
+                    self.typing = None;
+                    self.find_next();
+                }
+                KeyCode::Esc => self.typing = None,
+                KeyCode::Backspace => {
+                    typed.pop();
+                }
+                KeyCode::Char(c) => typed.push(c),
+                _ => {}
+            }
+            return None;
+        }
         match code {
+            KeyCode::Char('/') => {
+                self.pane = Pane::Log;
+                self.typing = Some(String::new());
+            }
+            KeyCode::Char('n') => self.find_next(),
             KeyCode::Char('q') | KeyCode::Esc => return Some(Action::Quit),
             KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
             KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
@@ -142,6 +169,30 @@ impl App {
         None
     }
 
+    /// Scrolls the log to the next line above the one shown at the bottom that holds the
+    /// search text, wrapping around to the end.
+    fn find_next(&mut self) {
+        if self.search.is_empty() || self.log.is_empty() {
+            return;
+        }
+        let bottom = self
+            .log
+            .len()
+            .saturating_sub(if self.follow { 0 } else { self.scroll });
+        let above = (0..bottom.saturating_sub(1)).rev();
+        let wrapped = (bottom.saturating_sub(1)..self.log.len()).rev();
+        if let Some(line) = above
+            .chain(wrapped)
+            .find(|&i| self.log[i].contains(&self.search))
+        {
+            self.follow = false;
+            self.scroll = self.log.len() - (line + 1);
+            self.message = format!("/{}: line {}", self.search, line + 1);
+        } else {
+            self.message = format!("/{}: not found", self.search);
+        }
+    }
+
     fn move_by(&mut self, delta: isize) {
         let step =
             |at: usize, len: usize| at.saturating_add_signed(delta).min(len.saturating_sub(1));
@@ -171,8 +222,10 @@ impl App {
         self.render_runs(frame, runs);
         self.render_stages(frame, stages);
         self.render_log(frame, log);
-        let keys = "↑↓ move  ←→ pane  f follow  s stop  d debug  r re-run  q quit";
-        let text = if self.message.is_empty() {
+        let keys = "↑↓ move  ←→ pane  f follow  / search  s stop  d debug  r re-run  q quit";
+        let text = if let Some(typed) = &self.typing {
+            format!("/{typed}")
+        } else if self.message.is_empty() {
             keys.to_string()
         } else {
             format!("{}  |  {keys}", self.message)
@@ -526,5 +579,24 @@ mod tests {
             Some(super::Action::Stop { run: 1 })
         );
         assert_eq!(app.key(KeyCode::Char('q')), Some(super::Action::Quit));
+    }
+
+    #[test]
+    fn search_scrolls_the_log_to_a_match() {
+        use ratatui::crossterm::event::KeyCode;
+        let mut app = app();
+        for code in [KeyCode::Char('/')]
+            .into_iter()
+            .chain("line 3".chars().map(KeyCode::Char))
+            .chain([KeyCode::Enter])
+        {
+            assert_eq!(app.key(code), None);
+        }
+        assert!(!app.follow);
+        // The match nearest the end is the bottom line shown; `n` goes on to the next one up.
+        assert_eq!(app.log[app.log.len() - 1 - app.scroll], "test line 39");
+        app.key(KeyCode::Char('n'));
+        assert_eq!(app.log[app.log.len() - 1 - app.scroll], "test line 38");
+        assert_eq!(app.message, "/line 3: line 38");
     }
 }
