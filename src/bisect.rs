@@ -417,6 +417,7 @@ fn decide(
         },
         no_cache: false,
         stop: None,
+        debug: false,
     };
     let started = std::time::Instant::now();
     let result = pipeline::run(

@@ -27,6 +27,31 @@ pub struct Session {
     _rebuilt: Option<Workspace>,
 }
 
+/// Opens `shell` interactively in `cwd` with `env` added to gzl's environment (and
+/// `GZL_DEBUG=1`), waiting until it exits. Returns whether it exited with 0.
+pub fn open_shell(
+    shell: &std::path::Path,
+    cwd: &std::path::Path,
+    env: &[(String, String)],
+) -> std::io::Result<bool> {
+    let mut command = std::process::Command::new(shell);
+    command
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("GZL_DEBUG", "1");
+    for name in crate::git::LOCATION_VARIABLES {
+        command.env_remove(name);
+    }
+    Ok(command.status()?.success())
+}
+
+/// The shell to open: `$SHELL`, else `/bin/sh`.
+pub fn default_shell() -> PathBuf {
+    std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| PathBuf::from("/bin/sh"), PathBuf::from)
+}
+
 /// Why a debug session cannot open.
 #[derive(Debug, thiserror::Error)]
 pub enum DebugError {

@@ -291,6 +291,7 @@ fn run_commit(
         force: Force::Nothing,
         no_cache: false,
         stop: None,
+        debug: false,
     };
     let result = pipeline::run(
         project,
@@ -473,6 +474,7 @@ fn run_state(
         force: Force::Nothing,
         no_cache: false,
         stop: Some(stop),
+        debug: false,
     };
     let result = pipeline::run(
         project,

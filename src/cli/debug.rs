@@ -4,7 +4,6 @@ use super::Context;
 use super::logs::{find_run, find_stage};
 use crate::debug;
 use crate::error::{Error, ExitCode};
-use crate::git;
 use crate::pipeline;
 
 #[derive(clap::Args)]
@@ -60,20 +59,13 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         );
     }
     super::note("gzl debug: exit the shell to leave");
-    let mut command = std::process::Command::new(&shell);
-    command
-        .current_dir(&session.cwd)
-        .envs(session.env.iter().map(|(k, v)| (k, v)))
-        .env("GZL_DEBUG", "1");
-    for name in git::LOCATION_VARIABLES {
-        command.env_remove(name);
-    }
-    let status = command.status().map_err(|source| Error::Io {
-        message: format!("cannot start the shell {}", shell.display()),
-        source,
-    })?;
+    let passed =
+        debug::open_shell(&shell, &session.cwd, &session.env).map_err(|source| Error::Io {
+            message: format!("cannot start the shell {}", shell.display()),
+            source,
+        })?;
     drop(session);
-    Ok(if status.success() {
+    Ok(if passed {
         ExitCode::Success
     } else {
         ExitCode::Failure

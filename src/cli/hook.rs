@@ -205,6 +205,7 @@ fn check(
         force: Force::Nothing,
         no_cache: false,
         stop: None,
+        debug: false,
     };
     let result = pipeline::run(
         &context.project,

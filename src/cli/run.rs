@@ -38,6 +38,10 @@ pub struct Args {
     #[arg(long, value_name = "STAGE", num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append, help_heading = "Reuse")]
     force: Option<Vec<String>>,
 
+    /// Open a shell where a stage fails, right then; the run goes on when it exits (a terminal only)
+    #[arg(long, conflicts_with = "json")]
+    debug: bool,
+
     /// Neither reuse results nor record this run's for reuse
     #[arg(long, help_heading = "Reuse")]
     no_cache: bool,
@@ -71,6 +75,13 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
+    use std::io::IsTerminal as _;
+    if args.debug && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Error::usage(
+            "--debug opens a shell, so it needs a terminal",
+            Some("use `gzl debug RUN STAGE` after the run instead".into()),
+        ));
+    }
     let request = match (&args.at, args.in_place) {
         (Some(rev), _) => SourceRequest::At(rev),
         (None, true) => SourceRequest::InPlace,
@@ -84,7 +95,15 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
     let view = if args.json {
         View::Json(Json::default())
     } else {
-        View::Terminal(Terminal::new(args.quiet, args.progress))
+        // Bars would draw over the shell --debug opens.
+        View::Terminal(Terminal::new(
+            args.quiet,
+            if args.debug && args.progress == ProgressMode::Auto {
+                ProgressMode::Plain
+            } else {
+                args.progress
+            },
+        ))
     };
     let options = RunOptions {
         targets: args.stages,
@@ -99,6 +118,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
         },
         no_cache: args.no_cache,
         stop: None,
+        debug: args.debug,
     };
     let result = pipeline::run(
         &context.project,

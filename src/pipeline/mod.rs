@@ -37,6 +37,8 @@ pub struct RunOptions {
     /// Set to true by the caller to stop the run as Ctrl-C would (`gzl watch --worktree`
     /// when files change).
     pub stop: Option<watch::Receiver<bool>>,
+    /// Open a shell where a stage failed, right then (`gzl run --debug`, on a terminal).
+    pub debug: bool,
 }
 
 /// Which stages run although history holds a result they could reuse.
@@ -183,13 +185,11 @@ pub fn run(
         .zip(&reused)
         .map(|((node, command), reused)| jobs::job(&node.stage, command, *reused, &context))
         .collect();
-    history.record_environments(
-        run_id,
-        &jobs
-            .iter()
-            .map(|job| (job.cwd.clone(), job.env.clone()))
-            .collect::<Vec<_>>(),
-    )?;
+    let jobs_places: Vec<(std::path::PathBuf, Vec<(String, String)>)> = jobs
+        .iter()
+        .map(|job| (job.cwd.clone(), job.env.clone()))
+        .collect();
+    history.record_environments(run_id, &jobs_places)?;
     let info = Arc::new(RunInfo {
         id: run_id,
         dir: lease.dir.clone(),
@@ -211,18 +211,31 @@ pub fn run(
     });
 
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
+    // With --debug, the shell opened on a failure can stop the run.
+    let (debugger, stop) = if options.debug {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let debugger = Debugger {
+            run: run_id,
+            places: jobs_places,
+            stop: stop_tx,
+        };
+        (Some(debugger), Some(stop_rx))
+    } else {
+        (None, options.stop.clone())
+    };
     let subscribers = std::thread::spawn({
         let recorder = Recorder::new(history);
-        move || dispatcher.block_on(dispatch(receiver, recorder, view))
+        move || dispatcher.block_on(dispatch(receiver, recorder, view, debugger))
     });
+    let _ = events.blocking_send(Event::RunStarted(info));
     let (outcomes, interrupted) = execute(
         &executor,
         &plan,
         jobs,
         priorities,
         options,
+        stop,
         events.clone(),
-        info,
     );
     let outcomes: Vec<Outcome> = plan
         .nodes()
@@ -378,8 +391,8 @@ fn execute(
     jobs: Vec<Job>,
     priorities: Vec<u64>,
     options: &RunOptions,
+    stop: Option<watch::Receiver<bool>>,
     events: mpsc::Sender<Event>,
-    info: Arc<RunInfo>,
 ) -> (Vec<Outcome>, bool) {
     let exec_options = exec::Options {
         jobs: options.jobs,
@@ -389,12 +402,7 @@ fn execute(
     runtime.block_on(async {
         let (cancel, _) = watch::channel(Cancel::None);
         let (interrupted_tx, interrupted_rx) = watch::channel(false);
-        let signals = tokio::spawn(forward_signals(
-            cancel.clone(),
-            interrupted_tx,
-            options.stop.clone(),
-        ));
-        let _ = events.send(Event::RunStarted(info)).await;
+        let signals = tokio::spawn(forward_signals(cancel.clone(), interrupted_tx, stop));
         let outcomes = exec::execute(plan, jobs, priorities, &exec_options, events, cancel).await;
         signals.abort();
         let interrupted = *interrupted_rx.borrow();
@@ -440,6 +448,47 @@ async fn forward_signals(
     }
 }
 
+/// `gzl run --debug`: a shell where a stage failed, then the choice to go on or stop.
+struct Debugger {
+    run: i64,
+    /// Each stage's working directory and what gzl added to its environment.
+    places: Vec<(std::path::PathBuf, Vec<(String, String)>)>,
+    stop: watch::Sender<bool>,
+}
+
+impl Debugger {
+    fn open(&self, stage: usize) {
+        use std::io::BufRead as _;
+        let (cwd, env) = &self.places[stage];
+        let name = env
+            .iter()
+            .find(|(k, _)| k == "GZL_STAGE")
+            .map_or("?", |(_, v)| v.as_str());
+        let note = |text: &str| {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "{text}");
+        };
+        note(&format!(
+            "gzl: `{name}` failed; a shell where it ran (run {}, {}); exit it to go on",
+            self.run,
+            cwd.display()
+        ));
+        if let Err(error) = crate::debug::open_shell(&crate::debug::default_shell(), cwd, env) {
+            note(&format!("gzl: cannot open a shell: {error}"));
+        }
+        {
+            use std::io::Write as _;
+            let _ = write!(std::io::stderr(), "gzl: go on with the run? [Y/n] ");
+        }
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim().eq_ignore_ascii_case("n") {
+            note("gzl: stopping the run");
+            self.stop.send_replace(true);
+        }
+    }
+}
+
 /// How often progress moves along between events.
 const PROGRESS_TICK: Duration = Duration::from_millis(200);
 
@@ -453,6 +502,7 @@ async fn dispatch(
     mut receiver: mpsc::Receiver<Event>,
     mut recorder: Recorder,
     mut view: View,
+    debugger: Option<Debugger>,
 ) -> Recorder {
     let mut write_at: Option<tokio::time::Instant> = None;
     let mut ticker = tokio::time::interval(PROGRESS_TICK);
@@ -483,6 +533,14 @@ async fn dispatch(
                 }
                 recorder.event(&event);
                 view.event(&event);
+                if let (Some(debugger), Event::StageFinished { stage, outcome, .. }) = (&debugger, &event)
+                    && matches!(outcome, Outcome::Failed { .. } | Outcome::TimedOut { .. })
+                {
+                    // The run waits meanwhile: events queue up, then stages block on output.
+                    view.flush();
+                    recorder.flush();
+                    debugger.open(*stage);
+                }
                 let now = tokio::time::Instant::now();
                 match write_at {
                     // Events keep coming (a stage floods output): the timer would wait for a

@@ -135,3 +135,65 @@ fn debug_refuses_stages_that_never_ran_and_runs_of_other_repositories() {
     );
     run.status(2).stderr_has("run 1 is a run of");
 }
+
+/// `gzl ARGS` in a pseudo-terminal (util-linux `script`), typing `lines` one by one.
+fn in_a_terminal(test: &Test, args: &str, lines: &[&str]) -> (bool, String) {
+    let gzl = env!("CARGO_BIN_EXE_gzl");
+    let mut child = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty rows 24 cols 80; {gzl} {args}"),
+            "/dev/null",
+        ])
+        .current_dir(test.repo())
+        .env("GZL_HOME", test.home())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs gzl in a pseudo-terminal");
+    let mut keys = child.stdin.take().expect("stdin");
+    for line in lines {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        keys.write_all(line.as_bytes()).expect("typed");
+        keys.write_all(b"\n").expect("typed");
+        keys.flush().expect("sent");
+    }
+    let output = child.wait_with_output().expect("gzl ends");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).replace('\r', ""),
+    )
+}
+
+#[test]
+fn run_debug_opens_a_shell_where_a_stage_failed_and_goes_on_or_stops() {
+    let test = Test::with_gzlfile(
+        "fails:\n    echo left > debris\n    exit 3\nother:\n    sleep 3\n    echo other done\n",
+    );
+    test.commit("first");
+    let (_, shown) = in_a_terminal(
+        &test,
+        "run --debug",
+        &["echo \"inside $GZL_STAGE $(cat debris)\"", "exit", "y"],
+    );
+    assert!(
+        shown.contains("`fails` failed; a shell where it ran"),
+        "{shown}"
+    );
+    assert!(shown.contains("inside fails left"), "{shown}");
+    assert!(shown.contains("other done"), "the run went on:\n{shown}");
+    assert_eq!(test.runs()[0]["status"], "failed");
+
+    let (_, shown) = in_a_terminal(&test, "run --debug --force", &["exit", "n"]);
+    assert!(shown.contains("stopping the run"), "{shown}");
+    assert!(!shown.contains("other done"), "{shown}");
+    assert_eq!(test.runs()[0]["status"], "cancelled");
+
+    test.gzl(&["run", "--debug"])
+        .status(2)
+        .stderr_has("--debug opens a shell, so it needs a terminal");
+}
