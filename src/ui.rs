@@ -62,6 +62,8 @@ pub struct App {
     pub typing: Option<String>,
     /// The last text searched for in the log.
     pub search: String,
+    /// Each stage's median duration in this repository, by name.
+    pub medians: std::collections::HashMap<String, Duration>,
 }
 
 impl App {
@@ -79,6 +81,7 @@ impl App {
             subjects: std::collections::HashMap::new(),
             typing: None,
             search: String::new(),
+            medians: std::collections::HashMap::new(),
         }
     }
 
@@ -86,6 +89,7 @@ impl App {
     pub fn refresh(&mut self, history: &History, identity: &str) -> Result<(), Error> {
         let selected = self.runs.get(self.run).map(|r| r.id);
         self.runs = history.runs(Some(identity), RUNS)?;
+        self.medians = history.median_durations(identity)?;
         // Keep the same run selected as new runs come in above it.
         if let Some(id) = selected {
             self.run = self.runs.iter().position(|r| r.id == id).unwrap_or(0);
@@ -298,7 +302,19 @@ impl App {
             .stages
             .iter()
             .map(|stage| {
-                let took = stage.duration.map(format_duration).unwrap_or_default();
+                let running_for = (stage.status == StageStatus::Running)
+                    .then(|| stage.started_at.and_then(|at| at.elapsed().ok()))
+                    .flatten();
+                let took = match (running_for, self.medians.get(&stage.name)) {
+                    // Running: how long so far, and how long it usually takes.
+                    (Some(elapsed), Some(median)) => format!(
+                        "{} / ~{}",
+                        format_duration(elapsed),
+                        format_duration(*median)
+                    ),
+                    (Some(elapsed), None) => format_duration(elapsed),
+                    (None, _) => stage.duration.map(format_duration).unwrap_or_default(),
+                };
                 ListItem::new(Line::from(vec![
                     Span::styled(
                         format!("{:<10}", stage.status.as_str()),
@@ -513,6 +529,9 @@ mod tests {
             stage(1, "test", StageStatus::Running),
             stage(2, "lint", StageStatus::Pending),
         ];
+        app.stages[1].started_at = Some(SystemTime::now() - std::time::Duration::from_secs(3));
+        app.medians
+            .insert("test".into(), std::time::Duration::from_secs(10));
         app.stage = 1;
         app.pane = Pane::Stages;
         app.log = (1..=40).map(|i| format!("test line {i}")).collect();
@@ -541,7 +560,7 @@ mod tests {
         let screen = screen(80, 24);
         assert!(screen.contains("4f2a9c1e Fix the"), "{screen}");
         assert!(screen.contains("2 running"), "{screen}");
-        assert!(screen.contains("running    test"), "{screen}");
+        assert!(screen.contains("running    test 3.0s"), "{screen}");
         assert!(
             screen.contains("test line 40"),
             "the log follows its end:\n{screen}"
@@ -563,6 +582,10 @@ mod tests {
             "{screen}"
         );
         assert!(screen.contains("lint"), "{screen}");
+        assert!(
+            screen.contains("test 3.0s / ~10.0s"),
+            "time against the median:\n{screen}"
+        );
     }
 
     #[test]
