@@ -276,6 +276,11 @@ fn attributes(stage: &Stage) -> BTreeMap<String, String> {
     put("dir", a.dir.as_ref().map(|d| d.display().to_string()));
     put("when", a.when.as_ref().map(|p| p.join(" ")));
     put("clean", a.clean.map(|c| format!("{c:?}").to_lowercase()));
+    // Names, not values: a new token does not run the tests again.
+    put(
+        "secret",
+        (!a.secrets.is_empty()).then(|| a.secrets.join(" ")),
+    );
     map
 }
 

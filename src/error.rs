@@ -7,6 +7,7 @@ use crate::git::GitError;
 use crate::history::HistoryError;
 use crate::hooks::HookError;
 use crate::plan::PlanError;
+use crate::secrets::SecretError;
 use crate::stagefile::StagefileError;
 use crate::stop::StopError;
 use crate::workspace::WorkspaceError;
@@ -56,6 +57,8 @@ pub enum Error {
     Debug(#[from] DebugError),
     #[error(transparent)]
     Stop(#[from] StopError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
@@ -92,6 +95,10 @@ impl Error {
             Error::Hook(_) => ExitCode::Internal,
             Error::Debug(_) => ExitCode::Usage,
             Error::Stop(_) => ExitCode::Failure,
+            Error::Secret(SecretError::BadName { .. } | SecretError::TooShort { .. }) => {
+                ExitCode::Usage
+            }
+            Error::Secret(_) => ExitCode::Internal,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)

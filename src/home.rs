@@ -11,6 +11,7 @@ use crate::history::HistoryError;
 pub struct Home {
     root: PathBuf,
     cache: PathBuf,
+    config: PathBuf,
 }
 
 impl Home {
@@ -24,6 +25,7 @@ impl Home {
             })?;
             return Ok(Home {
                 cache: home.join("cache"),
+                config: home.join("config"),
                 root: home,
             });
         }
@@ -31,12 +33,19 @@ impl Home {
             .map(|dirs| Home {
                 root: dirs.data_dir().to_path_buf(),
                 cache: dirs.cache_dir().to_path_buf(),
+                config: dirs.config_dir().to_path_buf(),
             })
             .ok_or(HistoryError::NoHome)
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The user's own settings and secrets: `$GZL_HOME/config`, or the platform's config
+    /// directory for gzl.
+    pub fn config(&self) -> &Path {
+        &self.config
     }
 
     /// Where workspaces live: nothing there is lost when it is deleted.

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod project;
 pub mod report;
+pub mod secrets;
 pub mod stagefile;
 pub mod status;
 pub mod stop;

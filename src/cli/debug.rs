@@ -59,11 +59,12 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         );
     }
     super::note("gzl debug: exit the shell to leave");
-    let passed =
-        debug::open_shell(&shell, &session.cwd, &session.env).map_err(|source| Error::Io {
-            message: format!("cannot start the shell {}", shell.display()),
-            source,
-        })?;
+    // The shell sees the stage's secrets again; --print-env shows them masked.
+    let env = crate::secrets::unmask(history.home(), &session.env);
+    let passed = debug::open_shell(&shell, &session.cwd, &env).map_err(|source| Error::Io {
+        message: format!("cannot start the shell {}", shell.display()),
+        source,
+    })?;
     drop(session);
     Ok(if passed {
         ExitCode::Success

@@ -12,6 +12,7 @@ mod logs;
 mod ls;
 mod render;
 mod run;
+mod secret;
 mod stop;
 mod ui;
 mod watch;
@@ -67,6 +68,9 @@ enum Command {
     Attach(attach::Args),
     /// A full-screen view of this repository's runs, stages and logs, live
     Ui(ui::Args),
+    /// Manage the secrets stages ask for with `@secret NAME`
+    #[command(subcommand)]
+    Secret(secret::Command),
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
@@ -105,6 +109,7 @@ pub fn main() -> std::process::ExitCode {
                 Command::Stop(args) => stop::run(&context, &args),
                 Command::Attach(args) => attach::run(&context, &args),
                 Command::Ui(args) => ui::run(&context, &args),
+                Command::Secret(command) => secret::run(&command),
                 Command::Gc(args) => gc::run(&context, &args),
                 Command::Bisect(args) => bisect::run(&context, &args),
                 Command::Hook(command) => hook::run(&context, &command),

@@ -14,6 +14,7 @@
 //! so memory does not grow with output.
 
 mod event;
+mod mask;
 mod supervisor;
 
 use std::collections::BinaryHeap;
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use event::{Event, Outcome, RunInfo};
+pub use mask::Masker;
 pub use supervisor::Job;
 
 use crate::plan::Plan;
@@ -174,12 +176,15 @@ impl Scheduler<'_> {
         let cancel = self.cancel.subscribe();
         let grace = self.options.grace;
         running.spawn(async move {
+            let job = &jobs[index];
+            let secrets: Vec<String> = job.secrets.iter().map(|(_, v)| v.clone()).collect();
             let supervisor = Supervisor {
-                job: &jobs[index],
+                job,
                 stage: index,
                 events: &events,
                 cancel,
                 grace,
+                masker: std::sync::Mutex::new(Masker::new(&secrets)),
             };
             (index, supervisor.run().await)
         });

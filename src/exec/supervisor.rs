@@ -27,8 +27,13 @@ pub struct Job {
     pub env: Vec<(String, String)>,
     /// The run whose passed result this stage reuses instead of running.
     pub reused: Option<i64>,
+    /// `@secret` variables, name and value: in the stage's environment, masked in its output,
+    /// recorded nowhere.
+    pub secrets: Vec<(String, String)>,
+    /// Why the stage must fail without starting (a secret that cannot be had).
+    pub refuse: Option<String>,
     /// Variables of gzl's own environment the stage does not get.
-    pub env_remove: &'static [&'static str],
+    pub env_remove: Vec<String>,
     pub timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
 }
@@ -53,6 +58,8 @@ pub(super) struct Supervisor<'a> {
     pub events: &'a mpsc::Sender<Event>,
     pub cancel: watch::Receiver<Cancel>,
     pub grace: Duration,
+    /// Masks the job's secrets in its output.
+    pub masker: std::sync::Mutex<super::Masker>,
 }
 
 impl Supervisor<'_> {
@@ -62,6 +69,9 @@ impl Supervisor<'_> {
         let Some(words) = &self.job.command else {
             return Outcome::Passed;
         };
+        if let Some(reason) = &self.job.refuse {
+            return self.could_not_start(reason).await;
+        }
         if !self.job.cwd.is_dir() {
             let message = format!(
                 "working directory {} does not exist (set by @dir)",
@@ -98,13 +108,14 @@ impl Supervisor<'_> {
             .split_first()
             .ok_or_else(|| std::io::Error::other("no program to run"))?;
         let mut command = tokio::process::Command::new(program);
-        for name in self.job.env_remove {
+        for name in &self.job.env_remove {
             command.env_remove(name);
         }
         command
             .args(args)
             .current_dir(&self.job.cwd)
             .envs(self.job.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.job.secrets.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(writer.try_clone()?)
             .stderr(writer)
@@ -156,7 +167,10 @@ impl Supervisor<'_> {
                         if let Some(limit) = self.job.idle_timeout {
                             idle_deadline = Some(Instant::now() + limit);
                         }
-                        self.output(buffer[..n].to_vec()).await;
+                        let shown = self.masker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&buffer[..n]);
+                        if !shown.is_empty() {
+                            self.output(shown).await;
+                        }
                     }
                 },
                 exit = child.wait(), if status.is_none() => {
@@ -208,6 +222,14 @@ impl Supervisor<'_> {
                 () = sleep_until_or_never(give_up_at), if give_up_at.is_some() => break,
             }
         }
+        let held = self
+            .masker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .finish();
+        if !held.is_empty() {
+            self.output(held).await;
+        }
         let status = match status {
             Some(status) => status,
             None => {
@@ -236,6 +258,14 @@ impl Supervisor<'_> {
 
     /// A line from gzl itself in the stage's output, starting on a line of its own.
     async fn note(&self, message: &str, last_byte: u8) {
+        let held = self
+            .masker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .finish();
+        if !held.is_empty() {
+            self.output(held).await;
+        }
         let newline = if last_byte == b'\n' { "" } else { "\n" };
         self.output(format!("{newline}gzl: {message}\n").into_bytes())
             .await;

@@ -74,6 +74,8 @@ pub(super) struct RunContext<'a> {
     pub commit: Option<&'a str>,
     pub tree: Option<&'a str>,
     pub dirty: bool,
+    /// Where secrets are looked up.
+    pub home: &'a Home,
 }
 
 /// The job for `stage` of a run.
@@ -113,15 +115,43 @@ pub(super) fn job(
         ("PWD".to_string(), cwd.display().to_string()),
     ];
     env.extend(attributes.env.iter().cloned());
+    // A secret that cannot be had fails the stage before it starts, saying why.
+    let mut secrets = Vec::new();
+    let mut refuse = None;
+    for name in &attributes.secrets {
+        match crate::secrets::resolve(run.home, name) {
+            Ok(Some((_, value))) => secrets.push((name.clone(), value)),
+            Ok(None) => {
+                refuse.get_or_insert(format!(
+                    "secret `{name}` is not set; gzl looked in {}",
+                    crate::secrets::searched(run.home, name)
+                ));
+            }
+            Err(error) => {
+                refuse.get_or_insert(error.to_string());
+            }
+        }
+    }
     Job {
+        secrets,
+        refuse,
         name: stage.name.clone(),
         fallback: command.as_ref().and_then(|c| c.fallback.clone()),
         command: command.map(|c| c.words),
         cwd,
         env,
         reused,
-        // Set by a git hook for the user's repository; a stage works in its own checkout.
-        env_remove: git::LOCATION_VARIABLES,
+        // Set by a git hook for the user's repository, a stage works in its own checkout; and
+        // secrets given to gzl reach only the stages that name them, under their own name.
+        env_remove: git::LOCATION_VARIABLES
+            .iter()
+            .map(|name| (*name).to_string())
+            .chain(
+                std::env::vars_os()
+                    .filter_map(|(key, _)| key.into_string().ok())
+                    .filter(|key| key.starts_with("GZL_SECRET_")),
+            )
+            .collect(),
         timeout: attributes.timeout,
         idle_timeout: attributes.idle_timeout,
     }

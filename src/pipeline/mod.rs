@@ -177,6 +177,7 @@ pub fn run(
         commit: commit.as_deref(),
         tree: tree.as_deref(),
         dirty,
+        home: history.home(),
     };
     let jobs: Vec<Job> = plan
         .nodes()
@@ -185,9 +186,18 @@ pub fn run(
         .zip(&reused)
         .map(|((node, command), reused)| jobs::job(&node.stage, command, *reused, &context))
         .collect();
+    // Secrets are recorded by name only.
     let jobs_places: Vec<(std::path::PathBuf, Vec<(String, String)>)> = jobs
         .iter()
-        .map(|job| (job.cwd.clone(), job.env.clone()))
+        .map(|job| {
+            let mut env = job.env.clone();
+            env.extend(
+                job.secrets
+                    .iter()
+                    .map(|(k, _)| (k.clone(), "***".to_string())),
+            );
+            (job.cwd.clone(), env)
+        })
         .collect();
     history.record_environments(run_id, &jobs_places)?;
     let info = Arc::new(RunInfo {
@@ -473,7 +483,11 @@ impl Debugger {
             self.run,
             cwd.display()
         ));
-        if let Err(error) = crate::debug::open_shell(&crate::debug::default_shell(), cwd, env) {
+        let env = match crate::home::Home::locate() {
+            Ok(home) => crate::secrets::unmask(&home, env),
+            Err(_) => env.clone(),
+        };
+        if let Err(error) = crate::debug::open_shell(&crate::debug::default_shell(), cwd, &env) {
             note(&format!("gzl: cannot open a shell: {error}"));
         }
         {

@@ -439,6 +439,7 @@ impl<'a> Analyzer {
             return;
         }
         if name != "env"
+            && name != "secret"
             && let Some(first) = seen.insert(name, line.line)
         {
             self.diagnostics.push(
@@ -458,6 +459,7 @@ impl<'a> Analyzer {
                 "shell" => "a program and its arguments, such as `python3` or `bash -eux`",
                 "when" => "the paths the stage reads, such as `src/** Cargo.toml`",
                 "clean" => "`all` (remove ignored files too) or `untracked`",
+                "secret" => "the name of a secret, such as `DEPLOY_TOKEN`",
                 _ => "a path relative to the repository root",
             };
             self.diagnostics.push(
@@ -490,6 +492,23 @@ impl<'a> Analyzer {
                 ),
             },
             "when" => self.when(value, value_span, attributes),
+            "secret" => {
+                if crate::secrets::check_name(value).is_err() {
+                    self.diagnostics.push(
+                        Diagnostic::new(format!("`{value}` is not a secret name"), value_span)
+                            .label("not a variable name")
+                            .help("name one secret per `@secret` line, in letters, digits and `_`, such as `@secret DEPLOY_TOKEN`"),
+                    );
+                } else if attributes.secrets.iter().any(|s| s == value) {
+                    self.diagnostics.push(
+                        Diagnostic::new(format!("secret `{value}` is named twice"), value_span)
+                            .label("named again here")
+                            .help("keep one `@secret` line for it"),
+                    );
+                } else {
+                    attributes.secrets.push(value.to_string());
+                }
+            }
             "clean" => match value {
                 "all" => attributes.clean = Some(Clean::All),
                 "untracked" => attributes.clean = Some(Clean::Untracked),

@@ -44,10 +44,12 @@ pub struct Attributes {
     pub when: Option<Vec<String>>,
     /// `@clean all`: the run's workspace starts from a pristine tree.
     pub clean: Option<Clean>,
+    /// `@secret NAME`: secrets the stage gets in its environment, in the order written.
+    pub secrets: Vec<String>,
 }
 
 /// The attribute names the analyzer knows, as written after `@`.
-pub const KNOWN_ATTRIBUTES: [&str; 7] = [
+pub const KNOWN_ATTRIBUTES: [&str; 8] = [
     "timeout",
     "idle-timeout",
     "env",
@@ -55,4 +57,5 @@ pub const KNOWN_ATTRIBUTES: [&str; 7] = [
     "dir",
     "when",
     "clean",
+    "secret",
 ];

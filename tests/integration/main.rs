@@ -11,6 +11,7 @@ mod hooks;
 mod output;
 mod reuse;
 mod run;
+mod secrets;
 mod signals;
 mod stop;
 mod ui;
