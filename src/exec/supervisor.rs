@@ -222,14 +222,7 @@ impl Supervisor<'_> {
                 () = sleep_until_or_never(give_up_at), if give_up_at.is_some() => break,
             }
         }
-        let held = self
-            .masker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .finish();
-        if !held.is_empty() {
-            self.output(held).await;
-        }
+        self.release_held().await;
         let status = match status {
             Some(status) => status,
             None => {
@@ -256,8 +249,8 @@ impl Supervisor<'_> {
             .await;
     }
 
-    /// A line from gzl itself in the stage's output, starting on a line of its own.
-    async fn note(&self, message: &str, last_byte: u8) {
+    /// Shows what the masker held back in case it began a secret.
+    async fn release_held(&self) {
         let held = self
             .masker
             .lock()
@@ -266,6 +259,11 @@ impl Supervisor<'_> {
         if !held.is_empty() {
             self.output(held).await;
         }
+    }
+
+    /// A line from gzl itself in the stage's output, starting on a line of its own.
+    async fn note(&self, message: &str, last_byte: u8) {
+        self.release_held().await;
         let newline = if last_byte == b'\n' { "" } else { "\n" };
         self.output(format!("{newline}gzl: {message}\n").into_bytes())
             .await;

@@ -136,37 +136,11 @@ fn debug_refuses_stages_that_never_ran_and_runs_of_other_repositories() {
     run.status(2).stderr_has("run 1 is a run of");
 }
 
-/// `gzl ARGS` in a pseudo-terminal (util-linux `script`), typing `lines` one by one.
+/// `gzl ARGS` in a pseudo-terminal, typing `lines` one by one.
 fn in_a_terminal(test: &Test, args: &str, lines: &[&str]) -> (bool, String) {
-    let gzl = env!("CARGO_BIN_EXE_gzl");
-    let mut child = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("stty rows 24 cols 80; {gzl} {args}"),
-            "/dev/null",
-        ])
-        .current_dir(test.repo())
-        .env("GZL_HOME", test.home())
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("SHELL", "/bin/sh")
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs gzl in a pseudo-terminal");
-    let mut keys = child.stdin.take().expect("stdin");
-    for line in lines {
-        std::thread::sleep(std::time::Duration::from_millis(700));
-        keys.write_all(line.as_bytes()).expect("typed");
-        keys.write_all(b"\n").expect("typed");
-        keys.flush().expect("sent");
-    }
-    let output = child.wait_with_output().expect("gzl ends");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).replace('\r', ""),
-    )
+    let typed: Vec<String> = lines.iter().map(|line| format!("{line}\n")).collect();
+    let keys: Vec<(&str, u64)> = typed.iter().map(|line| (line.as_str(), 700)).collect();
+    test.in_terminal(args, &keys)
 }
 
 #[test]

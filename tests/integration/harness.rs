@@ -111,6 +111,40 @@ impl Test {
         )
     }
 
+    /// `gzl ARGS` in an 80x24 pseudo-terminal (util-linux `script`), typing each of `keys`
+    /// after waiting its milliseconds. Returns whether it succeeded, and what it drew.
+    pub fn in_terminal(&self, args: &str, keys: &[(&str, u64)]) -> (bool, String) {
+        use std::io::Write as _;
+        let gzl = env!("CARGO_BIN_EXE_gzl");
+        let mut child = Command::new("script")
+            .args([
+                "-qec",
+                &format!("stty rows 24 cols 80; {gzl} {args}"),
+                "/dev/null",
+            ])
+            .current_dir(self.repo())
+            .env("GZL_HOME", self.home())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("SHELL", "/bin/sh")
+            .env("TERM", "xterm")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs gzl in a pseudo-terminal");
+        let mut input = child.stdin.take().expect("stdin");
+        for (key, wait) in keys {
+            std::thread::sleep(std::time::Duration::from_millis(*wait));
+            input.write_all(key.as_bytes()).expect("typed");
+            input.flush().expect("sent");
+        }
+        let output = child.wait_with_output().expect("gzl ends");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).replace('\r', ""),
+        )
+    }
+
     /// Commits everything in the repository; returns the commit id.
     pub fn commit(&self, message: &str) -> String {
         self.git(&["add", "-A"]);
