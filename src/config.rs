@@ -20,6 +20,19 @@ pub struct Config {
     pub workspaces: Workspaces,
     pub history: HistorySettings,
     pub hooks: Hooks,
+    pub gzl: Pin,
+}
+
+/// `[gzl]`: the gzl this repository is written for.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pin {
+    /// `"X.Y.Z"` (that version exactly) or a requirement such as `"0.4"` or `">=0.4, <0.6"`.
+    pub version: Option<String>,
+    /// A release track; the newest release published on it.
+    pub channel: Option<String>,
+    /// Where releases are fetched from, instead of the project's releases.
+    pub release_url: Option<String>,
 }
 
 /// `[hooks]`: the stages each git hook runs; every stage when a hook is not listed.

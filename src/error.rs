@@ -6,6 +6,7 @@ use crate::debug::DebugError;
 use crate::git::GitError;
 use crate::history::HistoryError;
 use crate::hooks::HookError;
+use crate::pin::PinError;
 use crate::plan::PlanError;
 use crate::secrets::SecretError;
 use crate::stagefile::StagefileError;
@@ -59,6 +60,8 @@ pub enum Error {
     Stop(#[from] StopError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
@@ -99,6 +102,8 @@ impl Error {
                 ExitCode::Usage
             }
             Error::Secret(_) => ExitCode::Internal,
+            Error::Pin(PinError::Write { .. }) => ExitCode::Internal,
+            Error::Pin(_) => ExitCode::Usage,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)

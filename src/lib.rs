@@ -15,6 +15,7 @@ pub mod git;
 pub mod history;
 pub mod home;
 pub mod hooks;
+pub mod pin;
 pub mod pipeline;
 pub mod plan;
 pub mod project;

@@ -10,6 +10,7 @@ mod hook;
 mod init;
 mod logs;
 mod ls;
+mod pin;
 mod render;
 mod run;
 mod secret;
@@ -44,6 +45,10 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
+    /// Run this gzl even where gzl.toml pins another version (one warning line)
+    #[arg(long, global = true, env = "GZL_NO_PIN", value_parser = clap::builder::FalseyValueParser::new())]
+    no_pin: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -71,6 +76,10 @@ enum Command {
     /// Manage the secrets stages ask for with `@secret NAME`
     #[command(subcommand)]
     Secret(secret::Command),
+    /// Pin the gzl version this repository is written for (gzl.toml [gzl])
+    Pin(pin::PinArgs),
+    /// This gzl's version, the repository's pin, and which gzl serves it
+    Version,
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
@@ -99,7 +108,18 @@ pub fn main() -> std::process::ExitCode {
             Ok(ExitCode::Success)
         }
         command => match Context::new(cli.directory, cli.file) {
+            // Commands about the pin itself run in any gzl; the rest in the pinned one.
+            Ok(context)
+                if !matches!(
+                    command,
+                    Command::Pin(_) | Command::Version | Command::Secret(_)
+                ) && let Err(error) = pin::obey(&context, cli.no_pin) =>
+            {
+                Err(error)
+            }
             Ok(context) => match command {
+                Command::Pin(args) => pin::pin(&context, &args),
+                Command::Version => pin::version(&context),
                 Command::Run(args) => run::run(&context, args),
                 Command::Check(args) => check::run(&context, &args),
                 Command::Ls(args) => ls::run(&context, &args),

@@ -64,6 +64,12 @@ fn help(error: &Error) -> Option<String> {
     match error {
         Error::Plan(PlanError::UnknownStage { .. }) => Some("`gzl check` lists the stages".into()),
         Error::Usage { help, .. } => help.clone(),
+        Error::Pin(crate::pin::PinError::Unavailable {
+            requirement, cache, ..
+        }) => Some(format!(
+            "put a gzl that satisfies {requirement} at {}/VERSION/gzl, or run this one anyway with --no-pin (GZL_NO_PIN=1)",
+            cache.display()
+        )),
         Error::Bisect(crate::bisect::BisectError::NoGood { stage, .. }) => Some(format!(
             "name one with `--good REV`, or run the stage at an older commit first: `gzl run --at REV {stage}`"
         )),

@@ -9,6 +9,7 @@ mod harness;
 mod history;
 mod hooks;
 mod output;
+mod pin;
 mod reuse;
 mod run;
 mod secrets;
