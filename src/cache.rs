@@ -43,6 +43,8 @@ impl Inputs {
 pub fn inputs(plan: &Plan, repo: &Repo, tree: &str) -> Result<Vec<Inputs>, GitError> {
     let mut files: Option<Vec<TreeFile>> = None;
     let mut all: Vec<Inputs> = Vec::with_capacity(plan.len());
+    // Each stage's key once: its dependents all name it.
+    let mut keys: Vec<String> = Vec::with_capacity(plan.len());
     for node in plan.nodes() {
         let stage = &node.stage;
         let source = match &stage.attributes.when {
@@ -58,9 +60,9 @@ pub fn inputs(plan: &Plan, repo: &Repo, tree: &str) -> Result<Vec<Inputs>, GitEr
         let needs = node
             .needs
             .iter()
-            .map(|&need| (plan.nodes()[need].stage.name.clone(), all[need].key()))
+            .map(|&need| (plan.nodes()[need].stage.name.clone(), keys[need].clone()))
             .collect();
-        all.push(Inputs {
+        let inputs = Inputs {
             script: stage
                 .script
                 .as_deref()
@@ -68,7 +70,9 @@ pub fn inputs(plan: &Plan, repo: &Repo, tree: &str) -> Result<Vec<Inputs>, GitEr
             attributes: attributes(stage),
             source,
             needs,
-        });
+        };
+        keys.push(inputs.key());
+        all.push(inputs);
     }
     Ok(all)
 }

@@ -283,31 +283,13 @@ fn run_commit(
             return Ok(RunStatus::Failed);
         }
     };
-    let run_options = RunOptions {
-        targets: options.stages.clone(),
-        jobs: options.jobs,
-        fail_fast: false,
-        grace: options.grace,
-        force: Force::Nothing,
-        no_cache: false,
-        stop: None,
-        debug: false,
-    };
-    let result = pipeline::run(
-        project,
-        &gzlfile,
-        &source,
-        &run_options,
-        View::Silent,
-        &mut |line| report(Report::Note(line)),
-    );
-    match result {
-        Ok(result) => {
-            finished(report, Some(result.id), result.status, None);
-            Ok(result.status)
+    match execute(project, options, &gzlfile, &source, None, report)? {
+        Ok((run, status)) => {
+            finished(report, Some(run), status, None);
+            Ok(status)
         }
         // A stage the watch names that this commit lacks: the commit fails, watching goes on.
-        Err(Error::Plan(error)) => {
+        Err(error) => {
             let run =
                 pipeline::record_unusable(project, state, gzlfile.content_id(), &options.stages)?;
             finished(
@@ -318,7 +300,6 @@ fn run_commit(
             );
             Ok(RunStatus::Failed)
         }
-        Err(error) => Err(error),
     }
 }
 
@@ -437,6 +418,40 @@ pub fn watch_worktree(
     }
 }
 
+/// Runs `gzlfile` on `source` quietly, as the watch does: the run and how it ended, or the
+/// plan error when the source lacks a stage the watch names.
+fn execute(
+    project: &Project,
+    options: &Options,
+    gzlfile: &crate::stagefile::Gzlfile,
+    source: &Source,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+    report: &mut dyn FnMut(Report<'_>),
+) -> Result<Result<(i64, RunStatus), crate::plan::PlanError>, Error> {
+    let run_options = RunOptions {
+        targets: options.stages.clone(),
+        jobs: options.jobs,
+        fail_fast: false,
+        grace: options.grace,
+        force: Force::Nothing,
+        no_cache: false,
+        stop,
+        debug: false,
+    };
+    match pipeline::run(
+        project,
+        gzlfile,
+        source,
+        &run_options,
+        View::Silent,
+        &mut |line| report(Report::Note(line)),
+    ) {
+        Ok(result) => Ok(Ok((result.id, result.status))),
+        Err(Error::Plan(error)) => Ok(Err(error)),
+        Err(error) => Err(error),
+    }
+}
+
 /// Runs a snapshot of the working tree, reporting its start and end.
 fn run_state(
     project: &Project,
@@ -466,28 +481,17 @@ fn run_state(
             return Ok(RunStatus::Failed);
         }
     };
-    let run_options = RunOptions {
-        targets: options.stages.clone(),
-        jobs: options.jobs,
-        fail_fast: false,
-        grace: options.grace,
-        force: Force::Nothing,
-        no_cache: false,
-        stop: Some(stop),
-        debug: false,
-    };
-    let result = pipeline::run(
+    let result = execute(
         project,
+        options,
         &gzlfile,
         &Source::Isolated(state),
-        &run_options,
-        View::Silent,
-        &mut |line| report(Report::Note(line)),
-    );
+        Some(stop),
+        report,
+    )?;
     let (run, status, error) = match result {
-        Ok(result) => (Some(result.id), result.status, None),
-        Err(Error::Plan(error)) => (None, RunStatus::Failed, Some(error.to_string())),
-        Err(error) => return Err(error),
+        Ok((run, status)) => (Some(run), status, None),
+        Err(error) => (None, RunStatus::Failed, Some(error.to_string())),
     };
     report(Report::Finished {
         commit: &tree,

@@ -89,6 +89,6 @@ fn a_stage_that_exits_cleanly_on_sigterm_is_still_stopped() {
         "{}",
         run.stderr
     );
-    // Not a result to reuse: the next run runs it again.
+    // Recorded stopped, so not a pass any later run could reuse.
     assert_eq!(test.runs()[0]["status"], "stopped");
 }
