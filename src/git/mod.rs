@@ -128,18 +128,14 @@ impl Repo {
     /// Whether the working tree differs from HEAD in any way a snapshot would capture:
     /// staged, modified, deleted, or untracked files that are not ignored.
     pub fn has_changes(&self) -> Result<bool, GitError> {
-        Ok(!self.status()?.is_empty())
-    }
-
-    /// `git status` as NUL-separated `XY PATH` entries.
-    fn status(&self) -> Result<String, GitError> {
-        output(git(&self.root).args([
+        let status = output(git(&self.root).args([
             "status",
             "--porcelain=v1",
             "-z",
             "--untracked-files=normal",
             "--no-renames",
-        ]))
+        ]))?;
+        Ok(!status.is_empty())
     }
 
     /// The full id of the commit `rev` names: anything git accepts (`HEAD~3`, a tag, a short
