@@ -8,6 +8,7 @@ use crate::history::HistoryError;
 use crate::hooks::HookError;
 use crate::pin::PinError;
 use crate::plan::PlanError;
+use crate::release::ReleaseError;
 use crate::secrets::SecretError;
 use crate::stagefile::StagefileError;
 use crate::stop::StopError;
@@ -62,6 +63,8 @@ pub enum Error {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Pin(#[from] PinError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
@@ -102,8 +105,11 @@ impl Error {
                 ExitCode::Usage
             }
             Error::Secret(_) => ExitCode::Internal,
-            Error::Pin(PinError::Write { .. }) => ExitCode::Internal,
+            Error::Pin(PinError::Write { .. } | PinError::Cache { .. }) => ExitCode::Internal,
             Error::Pin(_) => ExitCode::Usage,
+            Error::Release(ReleaseError::Install { .. }) => ExitCode::Internal,
+            // Unreachable, unknown or damaged releases: what to fetch, or from where, must change.
+            Error::Release(_) => ExitCode::Usage,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)
