@@ -105,7 +105,9 @@ impl Error {
                 ExitCode::Usage
             }
             Error::Secret(_) => ExitCode::Internal,
-            Error::Pin(PinError::Write { .. } | PinError::Cache { .. }) => ExitCode::Internal,
+            Error::Pin(
+                PinError::Write { .. } | PinError::Cache { .. } | PinError::Trial { .. },
+            ) => ExitCode::Internal,
             Error::Pin(_) => ExitCode::Usage,
             Error::Release(ReleaseError::Install { .. }) => ExitCode::Internal,
             // Unreachable, unknown or damaged releases: what to fetch, or from where, must change.

@@ -15,13 +15,21 @@ pub struct PinArgs {
     /// Follow a release track instead of a version
     #[arg(long, value_name = "NAME", conflicts_with = "release")]
     channel: Option<String>,
+
+    /// First run the stages that passed at HEAD with that gzl, in a workspace; pin it only
+    /// when they all pass
+    #[arg(long, requires = "release")]
+    verify: bool,
 }
 
 /// `gzl pin`: writes the pin into gzl.toml, keeping the rest of the file.
 pub fn pin(context: &Context, args: &PinArgs) -> Result<ExitCode, Error> {
     let (key, value) = match (&args.release, &args.channel) {
         (Some(version), _) => {
-            pin::requirement(version)?;
+            let requirement = pin::requirement(version)?;
+            if args.verify && !verify(context, version, requirement)? {
+                return Ok(ExitCode::Failure);
+            }
             ("version", version.clone())
         }
         (None, Some(channel)) => ("channel", channel.clone()),
@@ -37,6 +45,84 @@ pub fn pin(context: &Context, args: &PinArgs) -> Result<ExitCode, Error> {
         path.display()
     ));
     Ok(ExitCode::Success)
+}
+
+/// `gzl pin --verify`: whether the gzl that would serve `version` passes every stage that
+/// passed at HEAD. Says which do not.
+fn verify(
+    context: &Context,
+    version: &str,
+    requirement: semver::VersionReq,
+) -> Result<bool, Error> {
+    let project = &context.project;
+    let head = project.repo.as_ref().and_then(|repo| repo.head_commit());
+    let Some(head) = head else {
+        return Err(Error::usage(
+            "--verify runs the stages that passed at HEAD, and there is no commit here",
+            Some("commit, run the pipeline, then verify".into()),
+        ));
+    };
+    let passed = crate::pipeline::open_history()?.passed_at(&project.identity(), &head)?;
+    if passed.is_empty() {
+        return Err(PinError::NothingPassed { commit: head }.into());
+    }
+    let wanted = Wanted::Version {
+        written: version.into(),
+        requirement,
+    };
+    let home = Home::locate()?;
+    let cache = Cache::of(&home);
+    let (version, candidate) = match pin::serving(&wanted, &cache) {
+        Serving::Cached { version, path } => (version, path),
+        _ => {
+            let (source, _) = sources(context)?;
+            let (version, manifest) = pin::resolve(&wanted, &source, &cache)?;
+            match (pin::serving_version(&version, &cache), manifest) {
+                (Serving::Cached { path, .. }, _) => (version, path),
+                (Serving::Missing, Some(manifest)) => {
+                    let path = cache.install(&manifest, &version)?;
+                    (version, path)
+                }
+                _ => (
+                    version,
+                    std::env::current_exe().map_err(|source| Error::Io {
+                        message: "cannot find this gzl's binary".into(),
+                        source,
+                    })?,
+                ),
+            }
+        }
+    };
+    let stages: Vec<String> = passed.iter().cloned().collect();
+    super::note(&format!(
+        "gzl: trying gzl {version} on the {} stages that passed at {}: {}",
+        stages.len(),
+        &head[..head.len().min(12)],
+        stages.join(", ")
+    ));
+    let trial = pin::trial(&candidate, &project.root, &head, &stages)?;
+    let differences = trial.differences(&passed);
+    let run = trial.run.map_or_else(String::new, |run| run.to_string());
+    if differences.is_empty() {
+        super::note(&format!(
+            "gzl {version} passes all {} (run {run})",
+            stages.len()
+        ));
+        return Ok(true);
+    }
+    let mut text = String::new();
+    for (stage, status) in &differences {
+        text.push_str(&format!(
+            "  {stage}: passed before, {status} with gzl {version}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "gzl {version} differs on {} of {} stages; the pin stays as it was (`gzl logs {run} STAGE` shows why)",
+        differences.len(),
+        stages.len()
+    ));
+    super::note(&text);
+    Ok(false)
 }
 
 /// The release source in force for this repository, and the user's settings.

@@ -68,6 +68,9 @@ fn help(error: &Error) -> Option<String> {
             "fetch it with `gzl cache fetch`, or run this gzl anyway with --no-pin (GZL_NO_PIN=1)"
                 .into(),
         ),
+        Error::Pin(crate::pin::PinError::NothingPassed { .. }) => {
+            Some("run the pipeline at HEAD first: `gzl run`".into())
+        }
         Error::Release(crate::release::ReleaseError::Unreachable { .. }) => Some(
             "check the connection, or name a mirror with GZL_RELEASE_URL; --no-pin (GZL_NO_PIN=1) runs this gzl anyway"
                 .into(),

@@ -679,6 +679,26 @@ impl History {
         result.map_err(|e| self.error(e))
     }
 
+    /// The stages that passed (or were reused as passed) in a repository at `commit`, itself
+    /// and not a snapshot of changes on it.
+    pub fn passed_at(
+        &self,
+        repo_identity: &str,
+        commit: &str,
+    ) -> Result<std::collections::BTreeSet<String>, HistoryError> {
+        let result = (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT DISTINCT stages.name FROM stages
+                 JOIN runs ON runs.id = stages.run_id JOIN repos ON repos.id = runs.repo_id
+                 WHERE repos.identity = ?1 AND runs.commit_id = ?2 AND runs.dirty = 0
+                   AND stages.status IN ('passed', 'cached')",
+            )?;
+            let rows = statement.query_map(params![repo_identity, commit], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<std::collections::BTreeSet<String>>>()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
     /// The newest recorded execution of stage `name` in a repository that has inputs (it
     /// ran isolated), with its run: what `gzl why` compares against.
     pub fn newest_execution(

@@ -141,10 +141,12 @@ pub(super) fn job(
         cwd,
         env,
         reused,
-        // Set by a git hook for the user's repository, a stage works in its own checkout; and
-        // secrets given to gzl reach only the stages that name them, under their own name.
+        // Set by a git hook for the user's repository, a stage works in its own checkout;
+        // a gzl a stage starts obeys its own repository's pin; and secrets given to gzl reach
+        // only the stages that name them, under their own name.
         env_remove: git::LOCATION_VARIABLES
             .iter()
+            .chain(&[crate::pin::HANDED_OVER])
             .map(|name| (*name).to_string())
             .chain(
                 std::env::vars_os()

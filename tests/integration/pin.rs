@@ -24,8 +24,16 @@ impl ReleaseServer {
     fn start(releases: &[(&str, Option<&str>)], delay: Duration) -> ReleaseServer {
         let dir = tempfile::tempdir().expect("release dir");
         for (version, channel) in releases {
-            release(dir.path(), version, *channel);
+            let stand_in = format!(
+                "#!/bin/sh\necho \"gzl {version} with: $* (handed over: $GZL_PIN_HANDED_OVER)\"\n"
+            );
+            release(dir.path(), version, *channel, &stand_in);
         }
+        ReleaseServer::serve(dir, delay)
+    }
+
+    /// Serves the releases in `dir`.
+    fn serve(dir: tempfile::TempDir, delay: Duration) -> ReleaseServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -86,14 +94,10 @@ fn serve(stream: std::net::TcpStream, root: &Path, log: &Mutex<Vec<String>>, del
     }
 }
 
-/// Releases a stand-in gzl as `version` into `dir` with the project's release script.
-fn release(dir: &Path, version: &str, channel: Option<&str>) {
+/// Releases `script` as gzl `version` into `dir` with the project's release script.
+fn release(dir: &Path, version: &str, channel: Option<&str>, script: &str) {
     let program = dir.join(format!("stand-in-{version}"));
-    std::fs::write(
-        &program,
-        format!("#!/bin/sh\necho \"gzl {version} with: $* (handed over: $GZL_PIN_HANDED_OVER)\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&program, script).unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/release");
@@ -435,6 +439,59 @@ fn self_update_replaces_the_running_gzl_with_the_latest_release() {
         .map(|entry| entry.file_name())
         .collect();
     assert_eq!(beside, ["gzl"], "nothing is left beside the binary");
+}
+
+#[test]
+fn pin_verify_tries_the_candidate_on_what_passed_and_pins_only_when_nothing_differs() {
+    // Candidates are this gzl under another version number; the picky one lets stages tell.
+    let dir = tempfile::tempdir().unwrap();
+    let gzl = env!("CARGO_BIN_EXE_gzl");
+    release(
+        dir.path(),
+        "0.98.0",
+        None,
+        &format!("#!/bin/sh\nexec {gzl} \"$@\"\n"),
+    );
+    release(
+        dir.path(),
+        "0.99.0",
+        None,
+        &format!("#!/bin/sh\nGZL_CANDIDATE=1 exec {gzl} \"$@\"\n"),
+    );
+    let server = ReleaseServer::serve(dir, Duration::ZERO);
+    let test = Test::with_gzlfile(
+        "build:\n    echo built\npicky: build\n    test -z \"$GZL_CANDIDATE\"\nnever:\n    false\n",
+    );
+    test.write("gzl.toml", "[gzl] # which gzl\nversion = \"0.1\"\n");
+    test.commit("first");
+    gzl_from(&test, &server, &["pin", "--verify", "0.99.0"])
+        .status(2)
+        .stderr_has("no stage has passed at HEAD")
+        .stderr_has("`gzl run`");
+    gzl_from(&test, &server, &["run"]).status(1);
+
+    gzl_from(&test, &server, &["pin", "--verify", "0.99.0"])
+        .status(1)
+        .stderr_has("trying gzl 0.99.0 on the 2 stages that passed at")
+        .stderr_has("picky: passed before, failed with gzl 0.99.0")
+        .stderr_has("gzl 0.99.0 differs on 1 of 2 stages; the pin stays as it was");
+    assert!(test.read("gzl.toml").contains("version = \"0.1\""));
+
+    gzl_from(&test, &server, &["pin", "--verify", "0.98"])
+        .status(0)
+        .stderr_has("gzl 0.98.0 passes all 2")
+        .stderr_has("pinned gzl version = \"0.98\"");
+    assert!(
+        test.read("gzl.toml")
+            .starts_with("[gzl] # which gzl\nversion = \"0.98\"\n")
+    );
+    // The trials ran in workspaces, without reusing results, and are in the history.
+    let runs = test.runs();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert!(
+        runs.iter().all(|run| run["workspace"].is_string()),
+        "{runs:?}"
+    );
 }
 
 /// The target triple gzl was built for, which release archives are named after.

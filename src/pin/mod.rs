@@ -6,6 +6,10 @@
 //! version the cache lacks is fetched from the release source (`crate::release`) and
 //! installed so that a concurrent gzl never sees half a binary.
 
+mod verify;
+
+pub use verify::{Trial, trial};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +38,12 @@ pub enum PinError {
     },
     #[error("cannot write {}: {message}", path.display())]
     Write { path: PathBuf, message: String },
+    #[error("the candidate gzl {} could not try the stages: {message}", candidate.display())]
+    Trial { candidate: PathBuf, message: String },
+    #[error(
+        "no stage has passed at HEAD ({commit}) yet, so there is nothing to compare the candidate gzl with"
+    )]
+    NothingPassed { commit: String },
     #[error("gzl's binary cache {}: {message}", path.display())]
     Cache { path: PathBuf, message: String },
 }
