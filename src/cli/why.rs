@@ -65,6 +65,9 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             quoted(needs)
         ),
         Why::NeverRan => format!("{stage} would run: it has never run isolated here\n"),
+        Why::Generates => format!(
+            "{stage} would run: a @generates stage always runs, since what it prints decides the stages\n"
+        ),
         Why::Differs { .. } => format!("{stage} would run: no passed run had the same inputs\n"),
     };
     let _ = writeln!(out, "  key {}", inputs[index].key());

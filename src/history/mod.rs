@@ -94,6 +94,14 @@ pub struct RunLease {
 /// A change to record; [`History::apply`] writes a batch of them in one transaction.
 #[derive(Debug, Clone)]
 pub enum Update {
+    /// A stage joined to a running run (a `@generates` stage made it).
+    StageAdded {
+        run: i64,
+        position: usize,
+        stage: NewStage,
+        cwd: PathBuf,
+        env: Vec<(String, String)>,
+    },
     StageStarted {
         run: i64,
         position: usize,
@@ -357,6 +365,28 @@ impl History {
             let tx = self.conn.transaction()?;
             for update in updates {
                 match update {
+                    Update::StageAdded {
+                        run,
+                        position,
+                        stage,
+                        cwd,
+                        env,
+                    } => {
+                        tx.prepare_cached(
+                            "INSERT INTO stages (run_id, position, name, needs, status, key, inputs, cwd, env)
+                             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8)",
+                        )?
+                        .execute(params![
+                            run,
+                            sql_int(*position),
+                            stage.name,
+                            stage.needs.join(" "),
+                            stage.key,
+                            stage.inputs,
+                            cwd.to_string_lossy(),
+                            serde_json::to_string(env).unwrap_or_default()
+                        ])?;
+                    }
                     Update::StageStarted {
                         run,
                         position,

@@ -1,6 +1,7 @@
 //! One run of the pipeline: plan, reuse what history holds, lease a workspace, record,
 //! execute, report. This is what `gzl run` does.
 
+mod generated;
 mod jobs;
 
 use std::sync::Arc;
@@ -145,7 +146,7 @@ pub fn run(
             }
         })
         .collect();
-    let commands = jobs::commands(&plan, history.home())?;
+    let commands = jobs::commands(plan.nodes(), history.home())?;
     // Everything that can fail comes before the run is recorded, so no run is left `running`.
     let executor = runtime()?;
     let dispatcher = runtime()?;
@@ -171,13 +172,14 @@ pub fn run(
         workspace.started(run_id)?;
     }
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
+    let home = history.home().clone();
     let context = jobs::RunContext {
         root: &root,
         run: &lease,
         commit: commit.as_deref(),
         tree: tree.as_deref(),
         dirty,
-        home: history.home(),
+        home: &home,
     };
     let jobs: Vec<Job> = plan
         .nodes()
@@ -186,33 +188,30 @@ pub fn run(
         .zip(&reused)
         .map(|((node, command), reused)| jobs::job(&node.stage, command, *reused, &context))
         .collect();
-    // Secrets are recorded by name only.
     let jobs_places: Vec<(std::path::PathBuf, Vec<(String, String)>)> = jobs
         .iter()
-        .map(|job| {
-            let mut env = job.env.clone();
-            env.extend(
-                job.secrets
-                    .iter()
-                    .map(|(k, _)| (k.clone(), "***".to_string())),
-            );
-            (job.cwd.clone(), env)
-        })
+        .map(|job| (job.cwd.clone(), jobs::recorded_env(job)))
         .collect();
     history.record_environments(run_id, &jobs_places)?;
     let info = Arc::new(RunInfo {
         id: run_id,
         dir: lease.dir.clone(),
         root: root.clone(),
-        commit,
-        tree,
+        commit: commit.clone(),
+        tree: tree.clone(),
         branch,
         dirty,
         stages: stages
             .into_iter()
             .map(|stage| (stage.name, stage.needs))
             .collect(),
-        parallel: options.jobs > 1 && plan.has_parallelism(),
+        // Generated stages may run side by side whatever the plan looks like now.
+        parallel: options.jobs > 1
+            && (plan.has_parallelism()
+                || plan
+                    .nodes()
+                    .iter()
+                    .any(|node| node.stage.attributes.generates)),
         expected: plan
             .nodes()
             .iter()
@@ -238,12 +237,28 @@ pub fn run(
         move || dispatcher.block_on(dispatch(receiver, recorder, view, debugger))
     });
     let _ = events.blocking_send(Event::RunStarted(info));
-    let (outcomes, interrupted) = execute(
+    let mut generated = generated::Generated {
+        gzlfile,
+        context: &context,
+        source: match (source, &project.repo) {
+            (Source::Isolated(state), Some(repo)) if !options.no_cache => {
+                Some((repo, state.tree.as_str()))
+            }
+            _ => None,
+        },
+        inputs,
+        reused,
+        force_all: options.force == Force::Everything,
+        medians: &medians,
+        history: None,
+    };
+    let (plan, outcomes, interrupted) = execute(
         &executor,
-        &plan,
+        plan,
         jobs,
         priorities,
         options,
+        &mut generated,
         stop,
         events.clone(),
     );
@@ -395,15 +410,17 @@ pub fn settle_interrupted(history: &mut History) -> Result<(), Error> {
 /// Runs the executor on a single-threaded runtime, turning SIGINT and SIGTERM into a
 /// cancellation (the second one kills at once). Returns the outcomes and whether a signal
 /// cancelled the run.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     runtime: &tokio::runtime::Runtime,
-    plan: &Plan,
+    plan: Plan,
     jobs: Vec<Job>,
     priorities: Vec<u64>,
     options: &RunOptions,
+    expander: &mut dyn exec::Expander,
     stop: Option<watch::Receiver<bool>>,
     events: mpsc::Sender<Event>,
-) -> (Vec<Outcome>, bool) {
+) -> (Plan, Vec<Outcome>, bool) {
     let exec_options = exec::Options {
         jobs: options.jobs,
         fail_fast: options.fail_fast,
@@ -413,10 +430,19 @@ fn execute(
         let (cancel, _) = watch::channel(Cancel::None);
         let (interrupted_tx, interrupted_rx) = watch::channel(false);
         let signals = tokio::spawn(forward_signals(cancel.clone(), interrupted_tx, stop));
-        let outcomes = exec::execute(plan, jobs, priorities, &exec_options, events, cancel).await;
+        let (plan, outcomes) = exec::execute(
+            plan,
+            jobs,
+            priorities,
+            &exec_options,
+            expander,
+            events,
+            cancel,
+        )
+        .await;
         signals.abort();
         let interrupted = *interrupted_rx.borrow();
-        (outcomes, interrupted)
+        (plan, outcomes, interrupted)
     })
 }
 
@@ -516,7 +542,7 @@ async fn dispatch(
     mut receiver: mpsc::Receiver<Event>,
     mut recorder: Recorder,
     mut view: View,
-    debugger: Option<Debugger>,
+    mut debugger: Option<Debugger>,
 ) -> Recorder {
     let mut write_at: Option<tokio::time::Instant> = None;
     let mut ticker = tokio::time::interval(PROGRESS_TICK);
@@ -537,6 +563,14 @@ async fn dispatch(
                 match &mut event {
                     Event::RunStarted(info) => {
                         stops = Some((info.dir.clone(), info.stages.iter().map(|(n, _)| n.clone()).collect()));
+                    }
+                    Event::StagesJoined(joined) => {
+                        if let Some((_, names)) = &mut stops {
+                            names.extend(joined.stages.iter().map(|s| s.name.clone()));
+                        }
+                        if let Some(debugger) = &mut debugger {
+                            debugger.places.extend(joined.stages.iter().map(|s| (s.cwd.clone(), s.env.clone())));
+                        }
                     }
                     Event::StageFinished { stage, outcome, .. } => {
                         if let Some((dir, names)) = &stops {
