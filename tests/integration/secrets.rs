@@ -69,8 +69,10 @@ fn a_missing_or_short_secret_fails_the_stage_before_it_starts() {
     assert!(!test.path("started").exists());
     assert!(
         run.stdout.contains(
-            "secret `TOKEN` is not set; gzl looked in the environment variable GZL_SECRET_TOKEN and"
-        ),
+            "secret `TOKEN` is not set; gzl looked in the environment variable GZL_SECRET_TOKEN, "
+        ) && run
+            .stdout
+            .contains("and the system keyring (service `gzl`, account `TOKEN`)"),
         "{}",
         run.stdout
     );
