@@ -248,6 +248,17 @@ impl Run {
     }
 
     /// The summary line of `stage` (`  failed    test  …`) in stderr.
+    /// Asserts that the summary line of `stage` holds `text`.
+    pub fn summary_has(&self, stage: &str, text: &str) -> &Self {
+        let line = self.summary_of(stage);
+        assert!(
+            line.contains(text),
+            "summary of {stage} lacks {text:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
     pub fn summary_of(&self, stage: &str) -> String {
         self.stderr
             .lines()
