@@ -61,13 +61,12 @@ pub fn watch(
 ) -> Result<RunStatus, Error> {
     let runtime = pipeline::runtime()?;
     let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Reads of HEAD and refs (gzl's own among them) are no change.
-        if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+    let mut watcher = watcher(
+        |_| true,
+        move || {
             let _ = sender.send(());
-        }
-    })
-    .map_err(|error| watch_error(&error))?;
+        },
+    )?;
     let common = repo.common_dir();
     let mut paths = vec![
         (common.clone(), notify::RecursiveMode::NonRecursive),
@@ -136,6 +135,23 @@ async fn terminated() {
         }
         _ => std::future::pending().await,
     }
+}
+
+/// A file watcher that calls `changed` for each event `relevant` keeps. Reads are never
+/// changes: notify reports every open of HEAD and refs, gzl's own among them.
+fn watcher(
+    relevant: impl Fn(&notify::Event) -> bool + Send + 'static,
+    changed: impl Fn() + Send + 'static,
+) -> Result<notify::RecommendedWatcher, Error> {
+    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+            && relevant(&event)
+        {
+            changed();
+        }
+    })
+    .map_err(|error| watch_error(&error))
 }
 
 fn watch_error(error: &notify::Error) -> Error {
@@ -328,22 +344,18 @@ pub fn watch_worktree(
     let (events_tx, events) = std::sync::mpsc::channel::<()>();
     let git_dir = repo.git_dir().to_path_buf();
     let dot_git = repo.root().join(".git");
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if matches!(event.kind, notify::EventKind::Access(_)) {
-            return;
-        }
+    let mut watcher = watcher(
         // git's own files are not the working tree.
-        if event
-            .paths
-            .iter()
-            .all(|p| p.starts_with(&git_dir) || p.starts_with(&dot_git))
-        {
-            return;
-        }
-        let _ = events_tx.send(());
-    })
-    .map_err(|error| watch_error(&error))?;
+        move |event| {
+            !event
+                .paths
+                .iter()
+                .all(|p| p.starts_with(&git_dir) || p.starts_with(&dot_git))
+        },
+        move || {
+            let _ = events_tx.send(());
+        },
+    )?;
     watcher
         .watch(repo.root(), notify::RecursiveMode::Recursive)
         .map_err(|error| watch_error(&error))?;
