@@ -459,7 +459,9 @@ pub fn run(
                     let _ = ratatui::try_restore();
                     app.message = act(&action);
                     terminal = ratatui::try_init().map_err(io)?;
-                    terminal.clear().map_err(io)?;
+                    // Not `Terminal::clear`, which asks the terminal where its cursor is: a
+                    // terminal that does not answer would stop the UI.
+                    ratatui::backend::Backend::clear(terminal.backend_mut()).map_err(io)?;
                     refreshed = Instant::now() - REFRESH;
                 }
                 None if before != (app.run, app.stage) => refreshed = Instant::now() - REFRESH,

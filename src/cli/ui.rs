@@ -30,13 +30,10 @@ pub fn run(context: &Context, _args: &Args) -> Result<ExitCode, Error> {
                 format!("debug {stage} of run {run}")
             }
             Action::Rerun { commit } => {
-                // In the background: the UI shows it as it runs.
-                command
-                    .args(["run", "--at", commit, "--quiet"])
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null());
-                return match command.spawn() {
+                // In the background, in a process group of its own so that closing the
+                // terminal does not stop it: the UI shows it as it runs.
+                let args = ["run", "--at", commit, "--quiet"].map(String::from);
+                return match crate::hooks::start_detached(&gzl, &root, &args) {
                     Ok(_) => format!("started a run of {}", &commit[..commit.len().min(10)]),
                     Err(error) => format!("cannot start a run: {error}"),
                 };

@@ -21,3 +21,38 @@ fn the_ui_starts_moves_opens_a_log_and_quits() {
     // It restored the terminal: the alternate screen was left.
     assert!(shown.contains("\u{1b}[?1049l"), "{shown}");
 }
+
+#[test]
+fn keys_stop_a_running_run_and_run_its_commit_again() {
+    let test = Test::new();
+    // The first run waits; the one `r` starts finds the mark and passes at once.
+    let mark = test.outside("started");
+    test.write(
+        "Gzlfile",
+        format!(
+            "slow:\n    [ -e {mark} ] && exit 0\n    touch {mark}\n    sleep 30\n",
+            mark = mark.display()
+        ),
+    );
+    let head = test.commit("a slow one");
+    let runner = test.spawn(&["run"]);
+    test.wait_for_outside("started");
+    // The running run is the newest, so it is selected: `s` stops it, `r` runs its commit
+    // again in the background.
+    let (success, shown) =
+        test.in_terminal("ui", &[("", 1000), ("s", 1500), ("r", 1500), ("q", 0)]);
+    assert!(success, "{shown}");
+    let stopped = crate::harness::Run::from(runner.wait_with_output().expect("the runner ends"));
+    assert_eq!(stopped.code, Some(1), "{}", stopped.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let runs = test.runs();
+        if runs.len() == 2 && runs[0]["status"] == "passed" {
+            assert_eq!(runs[1]["status"], "stopped", "{runs:?}");
+            assert_eq!(runs[0]["commit"], head.as_str(), "{runs:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{runs:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
