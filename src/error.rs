@@ -1,5 +1,6 @@
 //! The library's error, and the exit code each kind of failure gives.
 
+use crate::artifacts::ArtifactError;
 use crate::bisect::BisectError;
 use crate::config::ConfigError;
 use crate::debug::DebugError;
@@ -62,6 +63,8 @@ pub enum Error {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Pin(#[from] PinError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
@@ -104,6 +107,8 @@ impl Error {
             Error::Secret(_) => ExitCode::Internal,
             Error::Pin(PinError::Write { .. }) => ExitCode::Internal,
             Error::Pin(_) => ExitCode::Usage,
+            Error::Artifact(error) if error.is_usage() => ExitCode::Usage,
+            Error::Artifact(_) => ExitCode::Internal,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)

@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command, and how errors are shown.
 //! Commands parse their arguments and call the library; they hold no behaviour of their own.
 
+mod artifacts;
 mod attach;
 mod bisect;
 mod check;
@@ -10,6 +11,8 @@ mod hook;
 mod init;
 mod logs;
 mod ls;
+mod obj_get;
+mod obj_store;
 mod pin;
 mod render;
 mod run;
@@ -80,6 +83,12 @@ enum Command {
     Pin(pin::PinArgs),
     /// This gzl's version, the repository's pin, and which gzl serves it
     Version,
+    /// In a stage: store files or directories for the stages after it
+    ObjStore(obj_store::Args),
+    /// In a stage: restore files or directories a stage it needs stored
+    ObjGet(obj_get::Args),
+    /// List a run's artifacts, or write them into a directory
+    Artifacts(artifacts::Args),
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
@@ -107,6 +116,10 @@ pub fn main() -> std::process::ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "gzl", &mut std::io::stdout());
             Ok(ExitCode::Success)
         }
+        // Stage commands need no project: they talk to the runner, whose version they
+        // negotiate over the job API.
+        Command::ObjStore(args) => obj_store::run(&args),
+        Command::ObjGet(args) => obj_get::run(&args),
         command => match Context::new(cli.directory, cli.file) {
             // Commands about the pin itself run in any gzl; the rest in the pinned one.
             Ok(context)
@@ -131,11 +144,14 @@ pub fn main() -> std::process::ExitCode {
                 Command::Ui(args) => ui::run(&context, &args),
                 Command::Secret(command) => secret::run(&command),
                 Command::Gc(args) => gc::run(&context, &args),
+                Command::Artifacts(args) => artifacts::run(&context, &args),
                 Command::Bisect(args) => bisect::run(&context, &args),
                 Command::Hook(command) => hook::run(&context, &command),
                 Command::Watch(args) => watch::run(&context, &args),
                 Command::Init(args) => init::run(&context, &args),
-                Command::Completions { .. } => unreachable!("handled above"),
+                Command::Completions { .. } | Command::ObjStore(_) | Command::ObjGet(_) => {
+                    unreachable!("handled above")
+                }
             },
             Err(error) => Err(error),
         },
@@ -232,6 +248,14 @@ impl Context {
             error => error.into(),
         })
     }
+}
+
+/// The directory gzl was started in.
+fn current_dir() -> Result<PathBuf, Error> {
+    std::env::current_dir().map_err(|source| Error::Io {
+        message: "cannot read the current directory".into(),
+        source,
+    })
 }
 
 /// Writes a line for people to stderr. A closed stderr is no reason to fail (or panic, as

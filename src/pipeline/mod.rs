@@ -8,6 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::api;
+use crate::artifacts::{self, RunArtifacts};
 use crate::cache::{self, Inputs};
 use crate::config::{Clean, Config};
 use crate::error::Error;
@@ -21,6 +23,7 @@ use crate::report::View;
 use crate::stagefile::Gzlfile;
 use crate::status::RunStatus;
 use crate::stop;
+use crate::store::Store;
 use crate::workspace::Pool;
 
 /// What `gzl run` was asked to do.
@@ -84,10 +87,12 @@ pub fn run(
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
         })
     });
+    let store = Store::of(history.home());
     let (inputs, reused) = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if !options.no_cache => {
             let inputs = cache::inputs(&plan, repo, &state.tree)?;
-            let reused = cache::reusable(&plan, &inputs, &forced, &history)?;
+            let mut reused = cache::reusable(&plan, &inputs, &forced, &history)?;
+            artifacts::keep_reusable(&plan, &mut reused, &history, &store)?;
             (inputs, reused)
         }
         _ => (Vec::new(), vec![None; plan.len()]),
@@ -149,6 +154,8 @@ pub fn run(
     // Everything that can fail comes before the run is recorded, so no run is left `running`.
     let executor = runtime()?;
     let dispatcher = runtime()?;
+    // The job API records artifacts as stages register them, on a connection of its own.
+    let api_history = History::open(history.home())?;
     let started = SystemTime::now();
     let clock = Instant::now();
     let lease = history.begin_run(
@@ -170,6 +177,18 @@ pub fn run(
     if let Some(workspace) = &workspace {
         workspace.started(run_id)?;
     }
+    // A cached stage provides the artifacts it stored in the run it reuses.
+    let mut run_artifacts = RunArtifacts::new(run_id, &plan);
+    for (index, (node, reused)) in plan.nodes().iter().zip(&reused).enumerate() {
+        let Some(from) = reused else { continue };
+        for artifact in history.copy_artifacts(*from, &node.stage.name, run_id)? {
+            if let Err(error) = run_artifacts.register(index, &artifact.path, &artifact.digest) {
+                tracing::debug!(%error, "a cached stage's artifact is not provided");
+            }
+        }
+    }
+    let server = api::Server::bind(&lease.dir, &lease.token, store, run_artifacts, api_history)
+        .map_err(artifacts::ArtifactError::from)?;
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
     let context = jobs::RunContext {
         root: &root,
@@ -178,6 +197,7 @@ pub fn run(
         tree: tree.as_deref(),
         dirty,
         home: history.home(),
+        api: server.address(),
     };
     let jobs: Vec<Job> = plan
         .nodes()
@@ -246,7 +266,10 @@ pub fn run(
         options,
         stop,
         events.clone(),
+        &server,
     );
+    // The API lives exactly as long as the run: its socket goes now.
+    drop(server);
     let outcomes: Vec<Outcome> = plan
         .nodes()
         .iter()
@@ -393,8 +416,9 @@ pub fn settle_interrupted(history: &mut History) -> Result<(), Error> {
 }
 
 /// Runs the executor on a single-threaded runtime, turning SIGINT and SIGTERM into a
-/// cancellation (the second one kills at once). Returns the outcomes and whether a signal
-/// cancelled the run.
+/// cancellation (the second one kills at once), and serves the job API meanwhile. Returns
+/// the outcomes and whether a signal cancelled the run.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     runtime: &tokio::runtime::Runtime,
     plan: &Plan,
@@ -403,6 +427,7 @@ fn execute(
     options: &RunOptions,
     stop: Option<watch::Receiver<bool>>,
     events: mpsc::Sender<Event>,
+    server: &api::Server,
 ) -> (Vec<Outcome>, bool) {
     let exec_options = exec::Options {
         jobs: options.jobs,
@@ -413,7 +438,28 @@ fn execute(
         let (cancel, _) = watch::channel(Cancel::None);
         let (interrupted_tx, interrupted_rx) = watch::channel(false);
         let signals = tokio::spawn(forward_signals(cancel.clone(), interrupted_tx, stop));
-        let outcomes = exec::execute(plan, jobs, priorities, &exec_options, events, cancel).await;
+        // Events pass by the API on their way out, so it knows which stages are running.
+        let (tee, mut teed) = mpsc::channel(EVENT_QUEUE);
+        let stages = server.stages();
+        let forward = async move {
+            while let Some(event) = teed.recv().await {
+                stages.observe(&event);
+                if events.send(event).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let run = async {
+            tokio::join!(
+                exec::execute(plan, jobs, priorities, &exec_options, tee, cancel),
+                forward
+            )
+            .0
+        };
+        let outcomes = tokio::select! {
+            outcomes = run => outcomes,
+            () = server.serve() => unreachable!("the job API serves until dropped"),
+        };
         signals.abort();
         let interrupted = *interrupted_rx.borrow();
         (outcomes, interrupted)
