@@ -100,7 +100,7 @@ pub(super) fn files_and_size(files: u64, size: u64) -> String {
 }
 
 /// Bytes in decimal units, as `ls -h --si` shows them.
-fn human_size(bytes: u64) -> String {
+pub(super) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
     if bytes < 1000 {
         return format!("{bytes} B");

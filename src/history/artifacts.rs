@@ -122,6 +122,17 @@ impl History {
             .map_err(|e| self.error(e))
     }
 
+    /// Whether any run, of any repository, is going on (or died unnoticed).
+    pub fn has_running_runs(&self) -> Result<bool, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.error(e))
+    }
+
     /// The digests of every artifact not removed, of all repositories: what the store keeps.
     pub fn live_artifacts(&self) -> Result<HashSet<String>, HistoryError> {
         let result = (|| {
