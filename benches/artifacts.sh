@@ -138,7 +138,7 @@ for (( rep = 0; rep <= R; rep++ )); do
     cs=$(timed cp_sync "$data" "$scratch/copysync.$rep")
     sync
     gzl_run "$rep" -j 1
-    [[ $(cat "$scratch/restored.$rep/data/tool") == tool ]] || die "restore lost data/tool"
+    cmp -s "$data/tool" "$scratch/restored.$rep/data/tool" || die "restore lost data/tool"
     [[ -x $scratch/restored.$rep/data/tool ]] || die "restore lost the executable bit"
     [[ $(readlink "$scratch/restored.$rep/data/link") == tool ]] || die "restore lost the link"
     cmp -s "$data/large/blob0" "$scratch/restored.$rep/data/large/blob0" 2>/dev/null \
@@ -153,6 +153,7 @@ for (( rep = 0; rep <= R; rep++ )); do
     say "   cp -r $(( c / 1000 )) ms, cp -r + sync $(( cs / 1000 )) ms, store $(( s / 1000 )) ms, restore $(( r / 1000 )) ms, store again $(( a / 1000 )) ms"
     # Made room for the next repetition outside the timed part.
     rm -rf "$scratch/copy.$rep" "$scratch/copysync.$rep" "$scratch/restored.$rep" "$scratch/home.$rep"
+    sync
 done
 
 row() { # NAME MICROSECONDS REFERENCE_MICROSECONDS
