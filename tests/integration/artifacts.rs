@@ -380,3 +380,65 @@ use: build
     assert!(api[0].len() <= 100 && !api[0].starts_with(&*deep.to_string_lossy()));
     assert!(!Path::new(&api[0]).exists(), "the socket outlives its run");
 }
+
+#[test]
+fn the_job_api_speaks_versioned_line_json_and_names_what_it_speaks() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "other:
+    true
+probe: other
+    @shell python3
+    import json, os, socket
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.environ['GZL_API'])
+    replies = s.makefile('r')
+    def ask(request):
+        s.sendall((request + '\\n').encode())
+        return replies.readline()
+    base = {'token': os.environ['GZL_TOKEN'], 'stage': os.environ['GZL_STAGE']}
+    with open('%out/api', 'w') as out:
+        for request in [
+            dict(base, v=1, op='hello', client='0.0.1', later_field=True),
+            dict(base, v=2, op='hello'),
+            dict(base, v=1, op='upload'),
+            dict(base, v=1, op='hello', stage='other'),
+            dict(base, v=1, op='lookup', path='nothing'),
+        ]:
+            out.write(ask(json.dumps(request)))
+        out.write(ask('not json'))
+",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let replies: Vec<serde_json::Value> = test
+        .outside_lines("api")
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(replies.len(), 6);
+    let hello = &replies[0];
+    assert_eq!(hello["ok"], true, "{hello}");
+    assert_eq!(hello["v"], 1);
+    assert_eq!(hello["versions"], serde_json::json!([1]));
+    assert_eq!(hello["capabilities"], serde_json::json!(["store.local"]));
+    assert!(hello["store"].as_str().unwrap().ends_with("/objects"));
+    let refused = |reply: &serde_json::Value, text: &str| {
+        assert_eq!(reply["ok"], false, "{reply}");
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(error.contains(text), "{error:?} lacks {text:?}");
+    };
+    refused(&replies[1], "job API version 2 is not spoken here");
+    assert_eq!(replies[1]["versions"], serde_json::json!([1]));
+    refused(&replies[2], "unknown request `upload`");
+    refused(&replies[3], "stage `other` of run 1 is not running");
+    refused(
+        &replies[4],
+        "no stage upstream of `probe` stored `nothing` (upstream: `other`)",
+    );
+    refused(&replies[5], "not a job API request");
+}
