@@ -60,11 +60,11 @@ pub enum Error {
     #[error(transparent)]
     Stop(#[from] StopError),
     #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
     Pin(#[from] PinError),
-    #[error(transparent)]
-    Artifact(#[from] ArtifactError),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
@@ -101,14 +101,14 @@ impl Error {
             Error::Hook(_) => ExitCode::Internal,
             Error::Debug(_) => ExitCode::Usage,
             Error::Stop(_) => ExitCode::Failure,
+            Error::Artifact(error) if error.is_usage() => ExitCode::Usage,
+            Error::Artifact(_) => ExitCode::Internal,
             Error::Secret(SecretError::BadName { .. } | SecretError::TooShort { .. }) => {
                 ExitCode::Usage
             }
             Error::Secret(_) => ExitCode::Internal,
             Error::Pin(PinError::Write { .. }) => ExitCode::Internal,
             Error::Pin(_) => ExitCode::Usage,
-            Error::Artifact(error) if error.is_usage() => ExitCode::Usage,
-            Error::Artifact(_) => ExitCode::Internal,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)

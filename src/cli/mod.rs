@@ -76,6 +76,12 @@ enum Command {
     Attach(attach::Args),
     /// A full-screen view of this repository's runs, stages and logs, live
     Ui(ui::Args),
+    /// In a stage: store files or directories for the stages after it
+    ObjStore(obj_store::Args),
+    /// In a stage: restore files or directories a stage it needs stored
+    ObjGet(obj_get::Args),
+    /// List a run's artifacts, or write them into a directory
+    Artifacts(artifacts::Args),
     /// Manage the secrets stages ask for with `@secret NAME`
     #[command(subcommand)]
     Secret(secret::Command),
@@ -83,12 +89,6 @@ enum Command {
     Pin(pin::PinArgs),
     /// This gzl's version, the repository's pin, and which gzl serves it
     Version,
-    /// In a stage: store files or directories for the stages after it
-    ObjStore(obj_store::Args),
-    /// In a stage: restore files or directories a stage it needs stored
-    ObjGet(obj_get::Args),
-    /// List a run's artifacts, or write them into a directory
-    Artifacts(artifacts::Args),
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
