@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::{Read as _, Seek as _, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -209,41 +209,75 @@ impl Store {
         Ok(stored)
     }
 
-    /// Reads `source` once, hashing it and writing a copy into `tmp`. Returns its digest,
-    /// and the copy when the store did not hold the blob yet.
+    /// Stores the bytes of `source` as a blob written into `tmp`, unless the store holds
+    /// them already. Returns their digest, and the new blob's temporary file.
+    ///
+    /// A file that fits the buffer is read once. A larger one is hashed first and, only when
+    /// the store lacks it, read again, hashing what is written: storing an unchanged file
+    /// again writes nothing, and the digest always names the bytes written, even when the
+    /// file changes meanwhile.
     fn write_blob(
         &self,
         source: &Path,
         tmp: &Path,
     ) -> Result<(String, Option<PathBuf>), StoreError> {
         let mut input = File::open(source).map_err(read_error(source))?;
-        let temporary = temporary_name(tmp, &unique());
-        let mut output = create_object(&temporary)?;
-        let mut hasher = blake3::Hasher::new();
         let mut buffer = vec![0u8; BUFFER];
-        let result = (|| loop {
-            let n = match input.read(&mut buffer) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_error(source)(e)),
-            };
+        let filled = fill(&mut input, &mut buffer).map_err(read_error(source))?;
+        if filled < buffer.len() {
+            let digest = blake3::hash(&buffer[..filled]).to_hex().to_string();
+            if touch(&self.blob(&digest)) {
+                return Ok((digest, None));
+            }
+            let temporary = temporary_name(tmp, &unique());
+            let written = create_object(&temporary).and_then(|mut output| {
+                output
+                    .write_all(&buffer[..filled])
+                    .map_err(write_error(&temporary))
+            });
+            if let Err(error) = written {
+                let _ = std::fs::remove_file(&temporary);
+                return Err(error);
+            }
+            return Ok((digest, Some(temporary)));
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&buffer);
+        loop {
+            let n = fill(&mut input, &mut buffer).map_err(read_error(source))?;
             hasher.update(&buffer[..n]);
-            output
-                .write_all(&buffer[..n])
-                .map_err(write_error(&temporary))?;
-        })();
-        drop(output);
-        if let Err(error) = result {
-            let _ = std::fs::remove_file(&temporary);
-            return Err(error);
+            if n < buffer.len() {
+                break;
+            }
         }
         let digest = hasher.finalize().to_hex().to_string();
         if touch(&self.blob(&digest)) {
-            let _ = std::fs::remove_file(&temporary);
             return Ok((digest, None));
         }
-        Ok((digest, Some(temporary)))
+        input
+            .seek(std::io::SeekFrom::Start(0))
+            .map_err(read_error(source))?;
+        let temporary = temporary_name(tmp, &unique());
+        let mut output = create_object(&temporary)?;
+        let mut hasher = blake3::Hasher::new();
+        let copied = (|| {
+            loop {
+                let n = fill(&mut input, &mut buffer).map_err(read_error(source))?;
+                hasher.update(&buffer[..n]);
+                output
+                    .write_all(&buffer[..n])
+                    .map_err(write_error(&temporary))?;
+                if n < buffer.len() {
+                    return Ok(());
+                }
+            }
+        })();
+        drop(output);
+        if let Err(error) = copied {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(error);
+        }
+        Ok((hasher.finalize().to_hex().to_string(), Some(temporary)))
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -486,6 +520,20 @@ fn fan_out(root: &Path, digest: &str) -> PathBuf {
     root.join(&digest[..split]).join(&digest[split..])
 }
 
+/// Reads into `buffer` until it is full or the file ends; returns how much it read.
+fn fill(input: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// A name for a new temporary object.
 fn unique() -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -652,6 +700,27 @@ mod tests {
         assert!(store.has(&stored[0].digest));
         // Restoring over an earlier restore replaces it.
         store.get(&stored[0].digest, &target).unwrap();
+    }
+
+    #[test]
+    fn files_larger_than_the_buffer_are_stored_once_and_restored_whole() {
+        let temp = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..3 * super::BUFFER + 17)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(temp.path().join("big"), &big).unwrap();
+        std::fs::write(temp.path().join("exact"), &big[..super::BUFFER]).unwrap();
+        let store = Store::at(temp.path().join("objects"));
+        let sources = [temp.path().join("big"), temp.path().join("exact")];
+        let stored = store.put(&sources).unwrap();
+        assert_eq!(store.put(&sources).unwrap(), stored);
+        assert_eq!(walkdir_count(&temp.path().join("objects/blobs")), 2);
+        let left = std::fs::read_dir(temp.path().join("objects/tmp")).unwrap();
+        assert_eq!(left.count(), 0, "no temporary file is left");
+        store
+            .get(&stored[0].digest, &temp.path().join("out"))
+            .unwrap();
+        assert_eq!(std::fs::read(temp.path().join("out")).unwrap(), big);
     }
 
     fn walkdir_count(dir: &std::path::Path) -> usize {
