@@ -118,8 +118,8 @@ pub fn main() -> std::process::ExitCode {
         }
         // Stage commands need no project: they talk to the runner, whose version they
         // negotiate over the job API.
-        Command::ObjStore(args) => obj_store::run(&args),
-        Command::ObjGet(args) => obj_get::run(&args),
+        Command::ObjStore(args) => obj_store::run(cli.directory.as_deref(), &args),
+        Command::ObjGet(args) => obj_get::run(cli.directory.as_deref(), &args),
         command => match Context::new(cli.directory, cli.file) {
             // Commands about the pin itself run in any gzl; the rest in the pinned one.
             Ok(context)
@@ -250,12 +250,13 @@ impl Context {
     }
 }
 
-/// The directory gzl was started in.
-fn current_dir() -> Result<PathBuf, Error> {
-    std::env::current_dir().map_err(|source| Error::Io {
+/// The directory gzl was started in, or `-C DIR` from there.
+fn current_dir(directory: Option<&std::path::Path>) -> Result<PathBuf, Error> {
+    let cwd = std::env::current_dir().map_err(|source| Error::Io {
         message: "cannot read the current directory".into(),
         source,
-    })
+    })?;
+    Ok(directory.map_or_else(|| cwd.clone(), |dir| cwd.join(dir)))
 }
 
 /// Writes a line for people to stderr. A closed stderr is no reason to fail (or panic, as

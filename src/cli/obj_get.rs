@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use crate::artifacts;
 use crate::error::{Error, ExitCode};
 
@@ -9,8 +11,8 @@ pub struct Args {
     paths: Vec<String>,
 }
 
-pub fn run(args: &Args) -> Result<ExitCode, Error> {
-    let dir = super::current_dir()?;
+pub fn run(directory: Option<&Path>, args: &Args) -> Result<ExitCode, Error> {
+    let dir = super::current_dir(directory)?;
     for (path, restored, stage) in artifacts::get(&dir, &args.paths)? {
         super::note(&format!(
             "gzl: restored {path} from `{stage}` ({})",

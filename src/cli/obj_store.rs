@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use crate::artifacts;
 use crate::error::{Error, ExitCode};
 
@@ -8,8 +10,8 @@ pub struct Args {
     paths: Vec<String>,
 }
 
-pub fn run(args: &Args) -> Result<ExitCode, Error> {
-    let dir = super::current_dir()?;
+pub fn run(directory: Option<&Path>, args: &Args) -> Result<ExitCode, Error> {
+    let dir = super::current_dir(directory)?;
     for (path, stored) in artifacts::store(&dir, &args.paths)? {
         super::note(&format!(
             "gzl: stored {path} ({})",
