@@ -442,3 +442,42 @@ probe: other
     );
     refused(&replies[5], "not a job API request");
 }
+
+#[test]
+fn a_stage_whose_objects_left_the_store_runs_again() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            &format!(
+                "{BUILD}test: build
+    rm -rf out app.txt
+    %gzl obj-get out app.txt
+"
+            ),
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    std::fs::remove_dir_all(test.home().join("objects/blobs")).unwrap();
+    let again = test.gzl(&["run"]).status(0);
+    assert!(
+        again.summary_of("build").contains("passed"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(test.outside_lines("executed"), ["built", "built"]);
+    // Stored anew, it is reused from then on.
+    let third = test.gzl(&["run"]).status(0);
+    assert!(
+        third.summary_of("build").contains("cached"),
+        "{}",
+        third.stderr
+    );
+    assert!(
+        third.summary_of("test").contains("cached"),
+        "{}",
+        third.stderr
+    );
+}
