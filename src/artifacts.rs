@@ -227,8 +227,15 @@ pub struct RunArtifacts {
 }
 
 impl RunArtifacts {
-    /// No artifacts yet, for run `run` of `plan`.
-    pub fn new(run: i64, plan: &Plan) -> Self {
+    /// The artifacts of run `run` of `plan` as it starts: those its cached stages provide,
+    /// the ones they stored in the run they reuse (`reused`), recorded in history as this
+    /// run's too.
+    pub fn new(
+        run: i64,
+        plan: &Plan,
+        reused: &[Option<i64>],
+        history: &mut History,
+    ) -> Result<Self, HistoryError> {
         let mut upstream: Vec<Vec<usize>> = Vec::with_capacity(plan.len());
         for node in plan.nodes() {
             let mut above: Vec<usize> = node
@@ -240,12 +247,23 @@ impl RunArtifacts {
             above.dedup();
             upstream.push(above);
         }
-        RunArtifacts {
+        let mut artifacts = RunArtifacts {
             run,
             names: plan.nodes().iter().map(|n| n.stage.name.clone()).collect(),
             upstream,
             stored: HashMap::new(),
+        };
+        for (stage, from) in reused.iter().enumerate() {
+            let Some(from) = *from else { continue };
+            for artifact in history.artifacts(from, Some(&artifacts.names[stage]))? {
+                match artifacts.register(stage, &artifact.path, &artifact.digest) {
+                    Ok(()) => history.record_artifact(&ArtifactRecord { run, ..artifact })?,
+                    // Results from different runs can clash; the first stage keeps the path.
+                    Err(error) => tracing::debug!(%error, "a cached artifact is not provided"),
+                }
+            }
         }
+        Ok(artifacts)
     }
 
     pub fn run(&self) -> i64 {

@@ -76,26 +76,6 @@ impl History {
         result.map_err(|e| self.error(e))
     }
 
-    /// Gives stage `stage` of run `to` the artifacts it stored in run `from`, whose result
-    /// it reuses; returns them.
-    pub fn copy_artifacts(
-        &mut self,
-        from: i64,
-        stage: &str,
-        to: i64,
-    ) -> Result<Vec<ArtifactRecord>, HistoryError> {
-        let mut copied = Vec::new();
-        for artifact in self.artifacts(from, Some(stage))? {
-            let artifact = ArtifactRecord {
-                run: to,
-                ..artifact
-            };
-            self.record_artifact(&artifact)?;
-            copied.push(artifact);
-        }
-        Ok(copied)
-    }
-
     /// Marks removed the artifacts of a repository's runs that started before `since` and
     /// are not among the newest `keep_last` runs with artifacts of their branch. Returns how
     /// many artifacts it marked.

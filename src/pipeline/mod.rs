@@ -177,16 +177,7 @@ pub fn run(
     if let Some(workspace) = &workspace {
         workspace.started(run_id)?;
     }
-    // A cached stage provides the artifacts it stored in the run it reuses.
-    let mut run_artifacts = RunArtifacts::new(run_id, &plan);
-    for (index, (node, reused)) in plan.nodes().iter().zip(&reused).enumerate() {
-        let Some(from) = reused else { continue };
-        for artifact in history.copy_artifacts(*from, &node.stage.name, run_id)? {
-            if let Err(error) = run_artifacts.register(index, &artifact.path, &artifact.digest) {
-                tracing::debug!(%error, "a cached stage's artifact is not provided");
-            }
-        }
-    }
+    let run_artifacts = RunArtifacts::new(run_id, &plan, &reused, &mut history)?;
     let server = api::Server::bind(&lease.dir, &lease.token, store, run_artifacts, api_history)
         .map_err(artifacts::ArtifactError::from)?;
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
