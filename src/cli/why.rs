@@ -1,11 +1,13 @@
 use std::fmt::Write as _;
 
 use super::Context;
+use crate::artifacts;
 use crate::cache::{self, Difference, Inputs, Why};
 use crate::error::{Error, ExitCode};
 use crate::pipeline;
 use crate::plan::Plan;
 use crate::project::{Source, SourceRequest};
+use crate::store::Store;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,7 +34,9 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let plan = Plan::new(&gzlfile, std::slice::from_ref(&args.stage))?;
     let history = pipeline::open_history()?;
     let inputs = cache::inputs(&plan, repo, &state.tree)?;
-    let reused = cache::reusable(&plan, &inputs, &vec![false; plan.len()], &history)?;
+    let matched = cache::reusable(&plan, &inputs, &vec![false; plan.len()], &history)?;
+    let mut reused = matched.clone();
+    artifacts::keep_reusable(&plan, &mut reused, &history, &Store::of(history.home()))?;
     let index = plan
         .nodes()
         .iter()
@@ -56,19 +60,16 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         &state.tree,
     );
     let stage = &args.stage;
-    let mut out = match &why {
-        Why::Reuses { run } => {
-            format!("{stage} would reuse run {run}: it passed with the same inputs\n")
-        }
-        Why::NeedsRun { needs } => format!(
-            "{stage} would run: it needs {}, which would run\n",
-            quoted(needs)
+    // A result whose artifacts are gone is not reused, though its inputs are the same.
+    let lost = matched[index].filter(|_| reused[index].is_none());
+    let mut out = match (&why, lost) {
+        (Why::NeedsRun { .. }, _) | (_, None) => explain(stage, &why),
+        (_, Some(run)) => format!(
+            "{stage} would run: it passed with the same inputs in run {run}, but the store no longer holds what it stored there (gzl gc)\n"
         ),
-        Why::NeverRan => format!("{stage} would run: it has never run isolated here\n"),
-        Why::Differs { .. } => format!("{stage} would run: no passed run had the same inputs\n"),
     };
     let _ = writeln!(out, "  key {}", inputs[index].key());
-    if let Why::Differs { run, differences } = &why {
+    if let (Why::Differs { run, differences }, None) = (&why, lost) {
         let _ = writeln!(
             out,
             "  compared with run {run}, its newest run of `{stage}`:"
@@ -79,6 +80,21 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     }
     super::print(&out);
     Ok(ExitCode::Success)
+}
+
+/// The first line of the answer.
+fn explain(stage: &str, why: &Why) -> String {
+    match why {
+        Why::Reuses { run } => {
+            format!("{stage} would reuse run {run}: it passed with the same inputs\n")
+        }
+        Why::NeedsRun { needs } => format!(
+            "{stage} would run: it needs {}, which would run\n",
+            quoted(needs)
+        ),
+        Why::NeverRan => format!("{stage} would run: it has never run isolated here\n"),
+        Why::Differs { .. } => format!("{stage} would run: no passed run had the same inputs\n"),
+    }
 }
 
 fn describe(difference: &Difference) -> String {

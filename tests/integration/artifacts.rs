@@ -167,6 +167,12 @@ fn a_stage_whose_artifacts_gc_removed_runs_again() {
         .status(2)
         .stderr_has("run 1: `out` of stage `build` was removed by gzl gc");
     // The same source again: `build` would be reused, but its artifacts are gone.
+    test.gzl(&["why", "build"]).status(0).stdout_has(
+        "build would run: it passed with the same inputs in run 1, but the store no longer holds what it stored there (gzl gc)",
+    );
+    test.gzl(&["why", "test"])
+        .status(0)
+        .stdout_has("test would run: it needs `build`, which would run");
     let again = test.gzl(&["run"]).status(0);
     assert!(
         again.summary_of("build").contains("passed"),
