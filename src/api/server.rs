@@ -106,7 +106,7 @@ impl Server {
 
     /// Answers connections until dropped; each connection is served by a task of its own on
     /// the current runtime.
-    pub async fn serve(&self) {
+    pub async fn serve(&self) -> std::convert::Infallible {
         let listener = match self
             .listener
             .try_clone()
@@ -115,7 +115,7 @@ impl Server {
             Ok(listener) => listener,
             Err(error) => {
                 tracing::error!(%error, "the job API cannot listen");
-                return std::future::pending().await;
+                return std::future::pending::<std::convert::Infallible>().await;
             }
         };
         loop {

@@ -449,7 +449,7 @@ fn execute(
         };
         let outcomes = tokio::select! {
             outcomes = run => outcomes,
-            () = server.serve() => unreachable!("the job API serves until dropped"),
+            never = server.serve() => match never {},
         };
         signals.abort();
         let interrupted = *interrupted_rx.borrow();
