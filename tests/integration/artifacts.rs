@@ -487,3 +487,41 @@ fn a_stage_whose_objects_left_the_store_runs_again() {
         third.stderr
     );
 }
+
+#[test]
+fn stages_side_by_side_store_at_once_and_a_stage_needing_both_gets_both() {
+    let test = Test::new();
+    let stage = |name: &str| {
+        format!(
+            "{name}:
+    mkdir -p {name}
+    for i in $(seq 1 200); do echo \"{name} $i\" > {name}/$i.txt; done
+    %gzl obj-store {name}
+"
+        )
+    };
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            &format!(
+                "{}{}{}all: left middle right
+    rm -rf left middle right
+    %gzl obj-get left middle right
+    cat left/7.txt middle/200.txt right/1.txt > %out/got
+",
+                stage("left"),
+                stage("middle"),
+                stage("right")
+            ),
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run", "-j", "3"]).status(0);
+    assert_eq!(
+        test.outside_lines("got"),
+        ["left 7", "middle 200", "right 1"]
+    );
+    let listed = test.gzl(&["artifacts", "last"]).status(0).stdout;
+    assert_eq!(listed.matches("  200  ").count(), 3, "{listed}");
+}
