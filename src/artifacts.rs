@@ -220,8 +220,9 @@ pub fn get(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored, String)>
 pub struct RunArtifacts {
     run: i64,
     names: Vec<String>,
-    /// For each stage, every stage it needs directly or through others, in plan order.
-    upstream: Vec<Vec<usize>>,
+    /// For each stage, the stages it needs directly, as the plan says (which grows when a
+    /// `@generates` stage joins stages to the run).
+    needs: Vec<Vec<usize>>,
     /// Path → the stage that stored it and its digest.
     stored: HashMap<String, (usize, String)>,
 }
@@ -236,34 +237,53 @@ impl RunArtifacts {
         reused: &[Option<i64>],
         history: &mut History,
     ) -> Result<Self, HistoryError> {
-        let mut upstream: Vec<Vec<usize>> = Vec::with_capacity(plan.len());
-        for node in plan.nodes() {
-            let mut above: Vec<usize> = node
-                .needs
-                .iter()
-                .flat_map(|&need| upstream[need].iter().copied().chain([need]))
-                .collect();
-            above.sort_unstable();
-            above.dedup();
-            upstream.push(above);
-        }
         let mut artifacts = RunArtifacts {
             run,
-            names: plan.nodes().iter().map(|n| n.stage.name.clone()).collect(),
-            upstream,
+            names: Vec::new(),
+            needs: Vec::new(),
             stored: HashMap::new(),
         };
-        for (stage, from) in reused.iter().enumerate() {
+        artifacts.join(plan, 0, reused, history)?;
+        Ok(artifacts)
+    }
+
+    /// Follows `plan` after stages joined it at indices from `first` on: what they need,
+    /// what now needs them, and the artifacts of those that are cached (`reused`).
+    pub fn join(
+        &mut self,
+        plan: &Plan,
+        first: usize,
+        reused: &[Option<i64>],
+        history: &mut History,
+    ) -> Result<(), HistoryError> {
+        self.names = plan.nodes().iter().map(|n| n.stage.name.clone()).collect();
+        self.needs = plan.nodes().iter().map(|n| n.needs.clone()).collect();
+        for (stage, from) in reused.iter().enumerate().skip(first) {
             let Some(from) = *from else { continue };
-            for artifact in history.artifacts(from, Some(&artifacts.names[stage]))? {
-                match artifacts.register(stage, &artifact.path, &artifact.digest) {
-                    Ok(()) => history.record_artifact(&ArtifactRecord { run, ..artifact })?,
+            for artifact in history.artifacts(from, Some(&self.names[stage]))? {
+                match self.register(stage, &artifact.path, &artifact.digest) {
+                    Ok(()) => history.record_artifact(&ArtifactRecord {
+                        run: self.run,
+                        ..artifact
+                    })?,
                     // Results from different runs can clash; the first stage keeps the path.
                     Err(error) => tracing::debug!(%error, "a cached artifact is not provided"),
                 }
             }
         }
-        Ok(artifacts)
+        Ok(())
+    }
+
+    /// Every stage `stage` needs, directly or through others, in plan order.
+    fn upstream(&self, stage: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.needs.len()];
+        let mut stack = self.needs[stage].clone();
+        while let Some(next) = stack.pop() {
+            if !std::mem::replace(&mut seen[next], true) {
+                stack.extend(&self.needs[next]);
+            }
+        }
+        (0..seen.len()).filter(|&i| seen[i]).collect()
     }
 
     pub fn run(&self) -> i64 {
@@ -309,32 +329,32 @@ impl RunArtifacts {
     /// `stage`.
     pub fn lookup(&self, stage: usize, path: &str) -> Result<(&str, &str), ArtifactError> {
         let path = normalize(path)?;
+        let upstream = self.upstream(stage);
         match self.stored.get(&path) {
-            Some((by, digest)) if self.upstream[stage].contains(by) => {
+            Some((by, digest)) if upstream.contains(by) => {
                 Ok((digest.as_str(), self.names[*by].as_str()))
             }
             found => Err(ArtifactError::NotUpstream {
                 path,
                 stage: self.names[stage].clone(),
-                upstream: self.upstream[stage]
-                    .iter()
-                    .map(|&s| self.names[s].clone())
-                    .collect(),
+                upstream: upstream.iter().map(|&s| self.names[s].clone()).collect(),
                 stored_by: found.map(|(by, _)| self.names[*by].clone()),
             }),
         }
     }
 }
 
-/// Drops from `reused` every stage whose artifacts the store no longer holds whole (gc
-/// removed them), and so every stage needing one: they run again and store them anew.
+/// Drops from `reused` every stage from `first` on whose artifacts the store no longer holds
+/// whole (gc removed them), and so every stage needing one: they run again and store them
+/// anew.
 pub fn keep_reusable(
     plan: &Plan,
+    first: usize,
     reused: &mut [Option<i64>],
     history: &History,
     store: &Store,
 ) -> Result<(), HistoryError> {
-    for (index, node) in plan.nodes().iter().enumerate() {
+    for (index, node) in plan.nodes().iter().enumerate().skip(first) {
         let Some(from) = reused[index] else { continue };
         let needs_run = node.needs.iter().any(|&need| reused[need].is_none());
         let lost = || -> Result<bool, HistoryError> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
-use crate::exec::{Event, Outcome, RunInfo};
+use crate::exec::{Event, Joined, JoinedStage, Outcome, RunInfo};
 use crate::history::{History, RunRecord, StageRecord};
 use crate::pipeline;
 use crate::report::View;
@@ -24,7 +24,7 @@ const POLL: Duration = Duration::from_millis(25);
 /// Shows run `run` in `view` until it ends; returns how it ended.
 pub fn attach(history: &mut History, run: &RunRecord, mut view: View) -> Result<RunStatus, Error> {
     let stages = history.stages(run.id)?;
-    let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+    let mut names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
     let info = RunInfo {
         id: run.id,
         dir: history.home().run_dir(run.id),
@@ -52,6 +52,30 @@ pub fn attach(history: &mut History, run: &RunRecord, mut view: View) -> Result<
         // shown before its end.
         let current = history.run(run.id)?;
         let stages = history.stages(run.id)?;
+        if stages.len() > names.len() {
+            // A `@generates` stage joined these to the run.
+            let joined: Vec<JoinedStage> = stages[names.len()..]
+                .iter()
+                .map(|stage| JoinedStage {
+                    name: stage.name.clone(),
+                    needs: stage.needs.clone(),
+                    key: None,
+                    inputs: None,
+                    cwd: PathBuf::new(),
+                    env: Vec::new(),
+                    expected: None,
+                })
+                .collect();
+            view.event(&Event::StagesJoined(Arc::new(Joined {
+                generator: None,
+                first: names.len(),
+                stages: joined,
+            })));
+            names.extend(stages[names.len()..].iter().map(|s| s.name.clone()));
+            offsets.resize(names.len(), 0);
+            started.resize(names.len(), false);
+            finished.resize(names.len(), false);
+        }
         for stage in &stages {
             let index = stage.position;
             if index >= names.len() {

@@ -41,11 +41,23 @@ impl Inputs {
 
 /// The inputs of every stage of `plan` (plan order) for the source tree `tree`.
 pub fn inputs(plan: &Plan, repo: &Repo, tree: &str) -> Result<Vec<Inputs>, GitError> {
+    let mut all = Vec::with_capacity(plan.len());
+    extend_inputs(plan, &mut all, repo, tree)?;
+    Ok(all)
+}
+
+/// Adds the inputs of the stages of `plan` past those `all` has: stages joined to the plan
+/// during the run. What they need has inputs already.
+pub fn extend_inputs(
+    plan: &Plan,
+    all: &mut Vec<Inputs>,
+    repo: &Repo,
+    tree: &str,
+) -> Result<(), GitError> {
     let mut files: Option<Vec<TreeFile>> = None;
-    let mut all: Vec<Inputs> = Vec::with_capacity(plan.len());
     // Each stage's key once: its dependents all name it.
-    let mut keys: Vec<String> = Vec::with_capacity(plan.len());
-    for node in plan.nodes() {
+    let mut keys: Vec<String> = all.iter().map(Inputs::key).collect();
+    for node in &plan.nodes()[all.len()..] {
         let stage = &node.stage;
         let source = match &stage.attributes.when {
             Some(patterns) => {
@@ -74,12 +86,12 @@ pub fn inputs(plan: &Plan, repo: &Repo, tree: &str) -> Result<Vec<Inputs>, GitEr
         keys.push(inputs.key());
         all.push(inputs);
     }
-    Ok(all)
+    Ok(())
 }
 
 /// For each stage, the run whose passed result it reuses: one with the same key, when
 /// every stage it needs is reused too and it is not forced. A stage whose need runs again
-/// runs again as well.
+/// runs again as well, and so does a `@generates` stage: what it prints decides the graph.
 pub fn reusable(
     plan: &Plan,
     inputs: &[Inputs],
@@ -87,15 +99,30 @@ pub fn reusable(
     history: &History,
 ) -> Result<Vec<Option<i64>>, HistoryError> {
     let mut reused: Vec<Option<i64>> = Vec::with_capacity(plan.len());
-    for (index, node) in plan.nodes().iter().enumerate() {
-        let candidate = !forced[index] && node.needs.iter().all(|&need| reused[need].is_some());
+    extend_reusable(plan, inputs, forced, &mut reused, history)?;
+    Ok(reused)
+}
+
+/// Adds to `reused` what the stages of `plan` past those it has reuse.
+pub fn extend_reusable(
+    plan: &Plan,
+    inputs: &[Inputs],
+    forced: &[bool],
+    reused: &mut Vec<Option<i64>>,
+    history: &History,
+) -> Result<(), HistoryError> {
+    for index in reused.len()..plan.len() {
+        let node = &plan.nodes()[index];
+        let candidate = !forced[index]
+            && !node.stage.attributes.generates
+            && node.needs.iter().all(|&need| reused[need].is_some());
         reused.push(if candidate {
             history.passed_with_key(&inputs[index].key())?
         } else {
             None
         });
     }
-    Ok(reused)
+    Ok(())
 }
 
 /// Why a stage would run, or which result it would reuse.
@@ -107,6 +134,8 @@ pub enum Why {
     NeedsRun { needs: Vec<String> },
     /// No execution has this key; history has none of this stage to compare with.
     NeverRan,
+    /// A `@generates` stage, which always runs: what it prints decides the stages.
+    Generates,
     /// No passed execution has this key; this is how it differs from the newest one.
     Differs {
         run: i64,
@@ -154,6 +183,9 @@ pub fn explain(
 ) -> Why {
     if let Some(run) = reused[index] {
         return Why::Reuses { run };
+    }
+    if plan.nodes()[index].stage.attributes.generates {
+        return Why::Generates;
     }
     let running_needs: Vec<String> = plan.nodes()[index]
         .needs

@@ -166,20 +166,7 @@ impl Config {
 
     /// Checks `text` as the content of the `gzl.toml` at `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|error| {
-            let span = error.span().unwrap_or(0..0);
-            let message = error.message().trim_end().to_string();
-            let help = if message.starts_with("unknown field") {
-                "see docs/config.md for the settings gzl knows"
-            } else {
-                "see docs/config.md for the form of each setting"
-            };
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                source_text: text.to_string(),
-                diagnostic: Box::new(Diagnostic::new(message, span).help(help)),
-            }
-        })?;
+        let config: Config = parse_toml(path, text)?;
         if config.workspaces.pool == 0 {
             let mut offset = 0;
             let mut span = 0..0;
@@ -202,6 +189,62 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The user's own settings: `config.toml` in gzl's config directory (`Home::config`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserConfig {
+    /// Whether gzl may fetch the gzl a repository pins when it is not cached.
+    pub auto_update: bool,
+    /// The release track `gzl self-update` follows.
+    pub channel: Option<String>,
+    /// Where releases are fetched from, when neither `GZL_RELEASE_URL` nor the repository's
+    /// `gzl.toml` says.
+    pub release_url: Option<String>,
+}
+
+impl Default for UserConfig {
+    fn default() -> Self {
+        UserConfig {
+            auto_update: true,
+            channel: None,
+            release_url: None,
+        }
+    }
+}
+
+impl UserConfig {
+    /// The file name in gzl's config directory.
+    pub const FILE_NAME: &str = "config.toml";
+
+    /// Reads `config.toml` in `dir`; the defaults when there is none.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join(Self::FILE_NAME);
+        match std::fs::read(&path) {
+            Ok(bytes) => parse_toml(&path, &String::from_utf8_lossy(&bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(UserConfig::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+}
+
+/// Deserializes `text`, the content of `path`, reporting a mistake with its span.
+fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|error| {
+        let span = error.span().unwrap_or(0..0);
+        let message = error.message().trim_end().to_string();
+        let help = if message.starts_with("unknown field") {
+            "see docs/config.md for the settings gzl knows"
+        } else {
+            "see docs/config.md for the form of each setting"
+        };
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            source_text: text.to_string(),
+            diagnostic: Box::new(Diagnostic::new(message, span).help(help)),
+        }
+    })
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

@@ -9,6 +9,7 @@ use crate::history::HistoryError;
 use crate::hooks::HookError;
 use crate::pin::PinError;
 use crate::plan::PlanError;
+use crate::release::ReleaseError;
 use crate::secrets::SecretError;
 use crate::stagefile::StagefileError;
 use crate::stop::StopError;
@@ -65,6 +66,8 @@ pub enum Error {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Pin(#[from] PinError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
     #[error("interrupted")]
     Interrupted,
     #[error("{message}")]
@@ -107,8 +110,13 @@ impl Error {
                 ExitCode::Usage
             }
             Error::Secret(_) => ExitCode::Internal,
-            Error::Pin(PinError::Write { .. }) => ExitCode::Internal,
+            Error::Pin(
+                PinError::Write { .. } | PinError::Cache { .. } | PinError::Trial { .. },
+            ) => ExitCode::Internal,
             Error::Pin(_) => ExitCode::Usage,
+            Error::Release(ReleaseError::Install { .. }) => ExitCode::Internal,
+            // Unreachable, unknown or damaged releases: what to fetch, or from where, must change.
+            Error::Release(_) => ExitCode::Usage,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
             Error::History(_)

@@ -21,6 +21,7 @@ pub mod pin;
 pub mod pipeline;
 pub mod plan;
 pub mod project;
+pub mod release;
 pub mod report;
 pub mod secrets;
 pub mod stagefile;

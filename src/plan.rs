@@ -33,6 +33,17 @@ pub enum PlanError {
     Empty { gzlfile: String },
 }
 
+/// Why generated stages cannot join a plan: one needs a stage that waits for them.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{generator}` generated `{stage}`, which needs `{need}`; but `{need}` waits for what `{generator}` generates"
+)]
+pub struct NeedsDownstream {
+    generator: String,
+    stage: String,
+    need: String,
+}
+
 impl Plan {
     /// The stages named in `targets` and all they need, transitively; every stage when
     /// `targets` is empty. The file must be valid (no unknown needs, no cycles).
@@ -121,7 +132,112 @@ impl Plan {
         Ok(Plan { nodes })
     }
 
-    /// The stages in a valid order: every stage after all it needs.
+    /// Joins the stages `generator` generated to the plan, after the stages it holds, with
+    /// the stages of `file` they need that it lacks (and what those need). What needs the
+    /// generator needs the generated stages too, so it waits for them. Returns the index of
+    /// the first new stage.
+    pub fn extend(
+        &mut self,
+        file: &Gzlfile,
+        generator: usize,
+        generated: Vec<Stage>,
+    ) -> Result<usize, NeedsDownstream> {
+        let first = self.nodes.len();
+        let generated_names: Vec<String> = generated.iter().map(|s| s.name.clone()).collect();
+        let mut by_name: HashMap<String, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| (node.stage.name.clone(), i))
+            .collect();
+        // The new stages, needs first: generated ones in the order printed, and the
+        // Gzlfile's stages they need that are not in the plan yet.
+        let mut pending: HashMap<String, Stage> = generated
+            .into_iter()
+            .map(|stage| (stage.name.clone(), stage))
+            .collect();
+        let mut order: Vec<Stage> = Vec::new();
+        for name in &generated_names {
+            let mut stack = vec![(name.clone(), false)];
+            while let Some((name, needs_done)) = stack.pop() {
+                if by_name.contains_key(&name) {
+                    continue;
+                }
+                let stage = match pending.get(&name) {
+                    Some(stage) => stage.clone(),
+                    None => match file.stage(&name) {
+                        Some(stage) => stage.clone(),
+                        // The generated text was checked against the Gzlfile's names.
+                        None => continue,
+                    },
+                };
+                if needs_done {
+                    by_name.insert(name.clone(), first + order.len());
+                    pending.remove(&name);
+                    order.push(stage);
+                    continue;
+                }
+                stack.push((name, true));
+                for need in stage.needs.iter().rev() {
+                    if !by_name.contains_key(need) {
+                        stack.push((need.clone(), false));
+                    }
+                }
+            }
+        }
+        let downstream = self.downstream(generator);
+        for stage in &order {
+            for need in &stage.needs {
+                if by_name.get(need).is_some_and(|i| downstream.contains(i)) {
+                    return Err(NeedsDownstream {
+                        generator: self.nodes[generator].stage.name.clone(),
+                        stage: stage.name.clone(),
+                        need: need.clone(),
+                    });
+                }
+            }
+        }
+        for stage in order {
+            let index = self.nodes.len();
+            let needs: Vec<usize> = stage
+                .needs
+                .iter()
+                .filter_map(|need| by_name.get(need).copied())
+                .collect();
+            for &need in &needs {
+                self.nodes[need].dependents.push(index);
+            }
+            self.nodes.push(Node {
+                stage,
+                needs,
+                dependents: Vec::new(),
+            });
+        }
+        let waiting: Vec<usize> = self.nodes[generator].dependents.clone();
+        for name in &generated_names {
+            let index = by_name[name];
+            for &dependent in &waiting {
+                self.nodes[dependent].needs.push(index);
+                self.nodes[index].dependents.push(dependent);
+            }
+        }
+        Ok(first)
+    }
+
+    /// Every stage that needs `index`, directly or through others.
+    fn downstream(&self, index: usize) -> std::collections::HashSet<usize> {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = self.nodes[index].dependents.clone();
+        while let Some(next) = stack.pop() {
+            if seen.insert(next) {
+                stack.extend(self.nodes[next].dependents.iter().copied());
+            }
+        }
+        seen
+    }
+
+    /// The stages. A plan starts in a valid order, every stage after all it needs; stages
+    /// joined by [`Plan::extend`] come after, and what waits for them may come before.
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }
@@ -137,15 +253,29 @@ impl Plan {
     /// For each stage, the weight of the heaviest path from it to the end of the graph,
     /// itself included: the scheduler starts the stage with the longest remaining path first.
     pub fn critical_path_weights(&self, weight: impl Fn(&Stage) -> u64) -> Vec<u64> {
+        // Dependents first: reverse of an order where every stage comes after its needs,
+        // which extended plans do not keep by index.
+        let mut unmet: Vec<usize> = self.nodes.iter().map(|n| n.needs.len()).collect();
+        let mut order: Vec<usize> = (0..self.nodes.len()).filter(|&i| unmet[i] == 0).collect();
+        let mut at = 0;
+        while at < order.len() {
+            for &dependent in &self.nodes[order[at]].dependents {
+                unmet[dependent] -= 1;
+                if unmet[dependent] == 0 {
+                    order.push(dependent);
+                }
+            }
+            at += 1;
+        }
         let mut weights = vec![0u64; self.nodes.len()];
-        for (i, node) in self.nodes.iter().enumerate().rev() {
-            let longest_after = node
+        for &i in order.iter().rev() {
+            let longest_after = self.nodes[i]
                 .dependents
                 .iter()
                 .map(|&d| weights[d])
                 .max()
                 .unwrap_or(0);
-            weights[i] = weight(&node.stage).saturating_add(longest_after);
+            weights[i] = weight(&self.nodes[i].stage).saturating_add(longest_after);
         }
         weights
     }
@@ -197,6 +327,47 @@ mod tests {
         let weights =
             plan.critical_path_weights(|stage| if stage.name == "right" { 10 } else { 1 });
         assert_eq!(weights, [12, 2, 11, 1, 1]);
+    }
+
+    #[test]
+    fn generated_stages_join_and_what_needs_the_generator_waits_for_them() {
+        let file = Gzlfile::parse(
+            std::path::Path::new("Gzlfile"),
+            "build:\n    true\nlint:\n    true\nshards: build\n    @generates\n    true\nreport: shards\n    true\n".into(),
+        )
+        .unwrap();
+        let mut plan = Plan::new(&file, &["report".to_string()]).unwrap();
+        assert_eq!(names(&plan), ["build", "shards", "report"]);
+        let generated = Gzlfile::generated(
+            "shards",
+            "t1: build lint\n    true\nt2: t1\n    true\n",
+            &["build", "lint", "shards", "report"],
+        )
+        .unwrap();
+        let first = plan.extend(&file, 1, generated).unwrap();
+        assert_eq!(first, 3);
+        assert_eq!(
+            names(&plan),
+            ["build", "shards", "report", "lint", "t1", "t2"]
+        );
+        let needs = |i: usize| -> Vec<&str> {
+            plan.nodes()[i]
+                .needs
+                .iter()
+                .map(|&n| plan.nodes()[n].stage.name.as_str())
+                .collect()
+        };
+        assert_eq!(needs(2), ["shards", "t1", "t2"]);
+        assert_eq!(needs(4), ["build", "lint"]);
+        let weights = plan.critical_path_weights(|_| 1);
+        assert_eq!(weights, [4, 2, 1, 4, 3, 2]);
+
+        let loop_back =
+            Gzlfile::generated("shards", "t3: report\n    true\n", &["report"]).unwrap();
+        assert!(matches!(
+            plan.extend(&file, 1, loop_back),
+            Err(NeedsDownstream { .. })
+        ));
     }
 
     #[test]

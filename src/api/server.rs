@@ -142,6 +142,25 @@ impl Drop for Server {
 }
 
 impl Stages {
+    /// Follows `plan` after stages joined it at indices from `first` on (`reused`: the
+    /// results each stage of the plan reuses), before any of them starts.
+    pub fn join(
+        &self,
+        plan: &crate::plan::Plan,
+        first: usize,
+        reused: &[Option<i64>],
+    ) -> Result<(), crate::history::HistoryError> {
+        {
+            let mut registry = lock(&self.0.registry);
+            let Registry { artifacts, history } = &mut *registry;
+            artifacts.join(plan, first, reused, history)?;
+        }
+        self.0
+            .states
+            .send_modify(|states| states.resize(plan.len(), State::Pending));
+        Ok(())
+    }
+
     /// Follows a run event: stages start and finish.
     pub fn observe(&self, event: &Event) {
         let (stage, state) = match event {

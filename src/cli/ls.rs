@@ -156,7 +156,7 @@ fn table(
                     run.status.to_string(),
                     counts(&run.stage_counts),
                     format_duration(duration),
-                    ago(now.duration_since(run.started_at).unwrap_or_default()),
+                    super::render::ago(now.duration_since(run.started_at).unwrap_or_default()),
                     notes.join("; "),
                 ],
             ));
@@ -265,15 +265,5 @@ fn counts(counts: &StageCounts) -> String {
         "no stages".to_string()
     } else {
         parts.join(", ")
-    }
-}
-
-fn ago(elapsed: std::time::Duration) -> String {
-    let secs = elapsed.as_secs();
-    match secs {
-        0..60 => format!("{secs}s ago"),
-        60..3600 => format!("{}m ago", secs / 60),
-        3600..86_400 => format!("{}h ago", secs / 3600),
-        _ => format!("{}d ago", secs / 86_400),
     }
 }

@@ -4,6 +4,7 @@
 mod artifacts;
 mod attach;
 mod bisect;
+mod cache;
 mod check;
 mod debug;
 mod gc;
@@ -17,6 +18,7 @@ mod pin;
 mod render;
 mod run;
 mod secret;
+mod self_update;
 mod stop;
 mod ui;
 mod watch;
@@ -89,6 +91,11 @@ enum Command {
     Pin(pin::PinArgs),
     /// This gzl's version, the repository's pin, and which gzl serves it
     Version,
+    /// Update this gzl to the newest release on its channel, or to VERSION
+    SelfUpdate(self_update::Args),
+    /// The gzl binaries kept for pinned repositories
+    #[command(subcommand)]
+    Cache(cache::Command),
     /// Remove old workspaces, snapshots and logs, as gzl.toml's retention says
     Gc(gc::Args),
     /// Find the first commit where a stage fails, reusing known results
@@ -109,7 +116,15 @@ enum Command {
 
 /// Parses the command line, runs the command, and turns the result into an exit code.
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // The pinned gzl may know arguments this one does not (a newer command, say), and
+            // its help is the one that applies here: hand over before refusing or helping.
+            hand_over_unparsed();
+            error.exit()
+        }
+    };
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Completions { shell } => {
@@ -125,7 +140,11 @@ pub fn main() -> std::process::ExitCode {
             Ok(context)
                 if !matches!(
                     command,
-                    Command::Pin(_) | Command::Version | Command::Secret(_)
+                    Command::Pin(_)
+                        | Command::Version
+                        | Command::SelfUpdate(_)
+                        | Command::Cache(_)
+                        | Command::Secret(_)
                 ) && let Err(error) = pin::obey(&context, cli.no_pin) =>
             {
                 Err(error)
@@ -133,6 +152,8 @@ pub fn main() -> std::process::ExitCode {
             Ok(context) => match command {
                 Command::Pin(args) => pin::pin(&context, &args),
                 Command::Version => pin::version(&context),
+                Command::SelfUpdate(args) => self_update::run(&args),
+                Command::Cache(command) => cache::run(&context, &command),
                 Command::Run(args) => run::run(&context, args),
                 Command::Check(args) => check::run(&context, &args),
                 Command::Ls(args) => ls::run(&context, &args),
@@ -162,6 +183,26 @@ pub fn main() -> std::process::ExitCode {
             render::error(&error);
             error.exit_code().into()
         }
+    }
+}
+
+/// Hands over to the gzl the repository pins, for a command line this gzl cannot parse; returns
+/// when this gzl is the one, or when the pinned one cannot be had.
+fn hand_over_unparsed() {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let directory =
+        arguments
+            .iter()
+            .enumerate()
+            .find_map(|(at, argument)| match argument.strip_prefix("-C") {
+                Some("") => arguments.get(at + 1).cloned(),
+                Some(dir) => Some(dir.to_string()),
+                None => None,
+            });
+    let no_pin = arguments.iter().any(|argument| argument == "--no-pin")
+        || std::env::var_os("GZL_NO_PIN").is_some_and(|value| !value.is_empty() && value != "0");
+    if let Ok(context) = Context::new(directory.map(PathBuf::from), None) {
+        let _ = pin::obey(&context, no_pin);
     }
 }
 

@@ -64,12 +64,17 @@ fn help(error: &Error) -> Option<String> {
     match error {
         Error::Plan(PlanError::UnknownStage { .. }) => Some("`gzl check` lists the stages".into()),
         Error::Usage { help, .. } => help.clone(),
-        Error::Pin(crate::pin::PinError::Unavailable {
-            requirement, cache, ..
-        }) => Some(format!(
-            "put a gzl that satisfies {requirement} at {}/VERSION/gzl, or run this one anyway with --no-pin (GZL_NO_PIN=1)",
-            cache.display()
-        )),
+        Error::Pin(crate::pin::PinError::NotCached { .. }) => Some(
+            "fetch it with `gzl cache fetch`, or run this gzl anyway with --no-pin (GZL_NO_PIN=1)"
+                .into(),
+        ),
+        Error::Pin(crate::pin::PinError::NothingPassed { .. }) => {
+            Some("run the pipeline at HEAD first: `gzl run`".into())
+        }
+        Error::Release(crate::release::ReleaseError::Unreachable { .. }) => Some(
+            "check the connection, or name a mirror with GZL_RELEASE_URL; --no-pin (GZL_NO_PIN=1) runs this gzl anyway"
+                .into(),
+        ),
         Error::Bisect(crate::bisect::BisectError::NoGood { stage, .. }) => Some(format!(
             "name one with `--good REV`, or run the stage at an older commit first: `gzl run --at REV {stage}`"
         )),
@@ -83,4 +88,15 @@ pub fn shown_path(path: &std::path::Path) -> String {
         .ok()
         .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
         .unwrap_or_else(|| path.display().to_string())
+}
+
+/// How long ago something was, in its largest whole unit.
+pub fn ago(elapsed: std::time::Duration) -> String {
+    let secs = elapsed.as_secs();
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86_400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
 }

@@ -36,7 +36,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let inputs = cache::inputs(&plan, repo, &state.tree)?;
     let matched = cache::reusable(&plan, &inputs, &vec![false; plan.len()], &history)?;
     let mut reused = matched.clone();
-    artifacts::keep_reusable(&plan, &mut reused, &history, &Store::of(history.home()))?;
+    artifacts::keep_reusable(&plan, 0, &mut reused, &history, &Store::of(history.home()))?;
     let index = plan
         .nodes()
         .iter()
@@ -93,6 +93,9 @@ fn explain(stage: &str, why: &Why) -> String {
             quoted(needs)
         ),
         Why::NeverRan => format!("{stage} would run: it has never run isolated here\n"),
+        Why::Generates => format!(
+            "{stage} would run: a @generates stage always runs, since what it prints decides the stages\n"
+        ),
         Why::Differs { .. } => format!("{stage} would run: no passed run had the same inputs\n"),
     }
 }

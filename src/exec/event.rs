@@ -22,6 +22,9 @@ pub enum Event {
         stage: usize,
         bytes: Vec<u8>,
     },
+    /// A `@generates` stage passed and its stages joined the run, at plan indices from
+    /// `first` on; sent before any event of theirs.
+    StagesJoined(Arc<Joined>),
     StageFinished {
         stage: usize,
         outcome: Outcome,
@@ -55,6 +58,33 @@ pub struct RunInfo {
     pub parallel: bool,
     /// Each stage's median duration in history, for progress and the time left.
     pub expected: Vec<Option<Duration>>,
+}
+
+/// Stages a `@generates` stage added to the run.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// The plan index of the stage that generated them; `None` where that is not known
+    /// (`gzl attach` learns of them from history).
+    pub generator: Option<usize>,
+    /// The plan index of the first of them; the rest follow in order.
+    pub first: usize,
+    pub stages: Vec<JoinedStage>,
+}
+
+/// One stage joined to a run, with what history and the views need of it.
+#[derive(Debug, Clone)]
+pub struct JoinedStage {
+    pub name: String,
+    /// What it needs, by name.
+    pub needs: Vec<String>,
+    /// Its input key and what it is made of (JSON), when it ran isolated.
+    pub key: Option<String>,
+    pub inputs: Option<String>,
+    /// Where it runs and what gzl adds to its environment (secrets masked).
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// Its median duration in history.
+    pub expected: Option<Duration>,
 }
 
 /// How a stage ended.

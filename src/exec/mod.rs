@@ -7,7 +7,8 @@
 //! `@idle-timeout`, and on a stop sends SIGTERM to the whole group, waits the grace period,
 //! then sends SIGKILL. When a task ends, the loop records the outcome: a pass makes
 //! dependents ready, anything else skips every stage that needs it, and with `fail_fast`
-//! cancels the rest.
+//! cancels the rest. When a `@generates` stage passes, an [`Expander`] joins the stages it
+//! printed to the plan; what needs the generator waits for them too.
 //!
 //! The executor never prints. It sends [`Event`]s down a bounded channel; when subscribers
 //! fall behind, the channel fills, supervisors stop reading, and stages block on their pipes,
@@ -24,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-pub use event::{Event, Outcome, RunInfo};
+pub use event::{Event, Joined, JoinedStage, Outcome, RunInfo};
 pub use mask::Masker;
 pub use supervisor::Job;
 
@@ -52,48 +53,71 @@ pub struct Options {
     pub grace: Duration,
 }
 
-/// Runs `jobs` (one per plan node, same order) and returns each stage's outcome.
+/// Joins the stages a `@generates` stage printed to the run.
+pub trait Expander {
+    /// Adds to `plan` the stages that `generator` (which passed) generated, and returns what
+    /// the executor needs of them; or, when they cannot join, why, for the stage's output.
+    fn expand(&mut self, plan: &mut Plan, generator: usize) -> Result<Expansion, String>;
+}
+
+/// The stages an [`Expander`] joined to the plan, in plan order from `joined.first`.
+pub struct Expansion {
+    pub jobs: Vec<Job>,
+    pub priorities: Vec<u64>,
+    pub joined: Arc<Joined>,
+}
+
+/// Runs `jobs` (one per plan node, same order) and returns the plan, which `@generates`
+/// stages may have extended through `expander`, and each of its stages' outcome.
 ///
 /// A job with `reused` set is reported `cached` at once and never started; the stages it
-/// needs must be reused too. `priorities` gives each stage's remaining critical-path weight. `cancel` is watched for
-/// stop requests; the executor sends on it itself for `fail_fast`.
+/// needs must be reused too. `priorities` gives each stage's remaining critical-path
+/// weight. `cancel` is watched for stop requests; the executor sends on it itself for
+/// `fail_fast`.
 pub async fn execute(
-    plan: &Plan,
+    plan: Plan,
     jobs: Vec<Job>,
     priorities: Vec<u64>,
     options: &Options,
+    expander: &mut dyn Expander,
     events: mpsc::Sender<Event>,
     cancel: watch::Sender<Cancel>,
-) -> Vec<Outcome> {
+) -> (Plan, Vec<Outcome>) {
     let mut scheduler = Scheduler {
-        plan,
-        jobs: Arc::new(jobs),
-        priorities,
-        options,
         waiting_on: plan.nodes().iter().map(|n| n.needs.len()).collect(),
         outcomes: vec![None; plan.len()],
         started_at: vec![None; plan.len()],
+        queued: vec![false; plan.len()],
+        plan,
+        jobs: jobs.into_iter().map(Arc::new).collect(),
+        priorities,
+        options,
+        expander,
         ready: BinaryHeap::new(),
         events,
         cancel,
     };
     scheduler.run().await;
-    scheduler
+    let outcomes = scheduler
         .outcomes
         .into_iter()
         .map(|o| o.unwrap_or(Outcome::Cancelled))
-        .collect()
+        .collect();
+    (scheduler.plan, outcomes)
 }
 
 struct Scheduler<'a> {
-    plan: &'a Plan,
-    jobs: Arc<Vec<Job>>,
+    plan: Plan,
+    jobs: Vec<Arc<Job>>,
     priorities: Vec<u64>,
     options: &'a Options,
+    expander: &'a mut dyn Expander,
     /// For each stage, how many of its needs have not passed yet.
     waiting_on: Vec<usize>,
     outcomes: Vec<Option<Outcome>>,
     started_at: Vec<Option<tokio::time::Instant>>,
+    /// Whether the stage went into `ready` (it does once).
+    queued: Vec<bool>,
     /// Ready stages: heaviest remaining path first, then plan order.
     ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
     events: mpsc::Sender<Event>,
@@ -112,10 +136,9 @@ impl Scheduler<'_> {
                 }
             }
         }
-        for (index, waiting) in self.waiting_on.iter().enumerate() {
-            if *waiting == 0 && self.outcomes[index].is_none() {
-                self.ready
-                    .push((self.priorities[index], std::cmp::Reverse(index)));
+        for index in 0..self.plan.len() {
+            if self.waiting_on[index] == 0 && self.outcomes[index].is_none() {
+                self.queue(index);
             }
         }
         let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
@@ -171,12 +194,12 @@ impl Scheduler<'_> {
             self.finish(index, Outcome::Passed).await;
             return;
         }
-        let jobs = Arc::clone(&self.jobs);
+        let job = Arc::clone(&self.jobs[index]);
         let events = self.events.clone();
         let cancel = self.cancel.subscribe();
         let grace = self.options.grace;
         running.spawn(async move {
-            let job = &jobs[index];
+            let job = &job;
             let secrets: Vec<String> = job.secrets.iter().map(|(_, v)| v.clone()).collect();
             let supervisor = Supervisor {
                 job,
@@ -190,17 +213,72 @@ impl Scheduler<'_> {
         });
     }
 
-    async fn finish(&mut self, index: usize, outcome: Outcome) {
+    fn queue(&mut self, index: usize) {
+        if !self.queued[index] {
+            self.queued[index] = true;
+            self.ready
+                .push((self.priorities[index], std::cmp::Reverse(index)));
+        }
+    }
+
+    async fn finish(&mut self, index: usize, mut outcome: Outcome) {
         let duration = self.started_at[index].map(|at| at.elapsed());
         tracing::debug!(stage = %self.jobs[index].name, ?outcome, ?duration, "stage finished");
+        let mut expansion = None;
+        if outcome == Outcome::Passed && self.jobs[index].generates.is_some() {
+            match self.expander.expand(&mut self.plan, index) {
+                Ok(joined) => {
+                    let names: Vec<&str> = joined
+                        .joined
+                        .stages
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect();
+                    let line = match names.len() {
+                        0 => "gzl: generated no stages\n".to_string(),
+                        n => format!(
+                            "gzl: generated {n} stage{}: {}\n",
+                            if n == 1 { "" } else { "s" },
+                            names.join(", ")
+                        ),
+                    };
+                    let _ = self
+                        .events
+                        .send(Event::Output {
+                            stage: index,
+                            bytes: line.into_bytes(),
+                        })
+                        .await;
+                    expansion = Some(joined);
+                }
+                Err(message) => {
+                    // What it generated cannot run: the stage fails, saying why (its script
+                    // did exit 0).
+                    let _ = self
+                        .events
+                        .send(Event::Output {
+                            stage: index,
+                            bytes: format!("gzl: {message}\n").into_bytes(),
+                        })
+                        .await;
+                    outcome = Outcome::Failed {
+                        exit_code: Some(0),
+                        signal: None,
+                    };
+                }
+            }
+        }
         self.record(index, outcome, SystemTime::now(), duration)
             .await;
+        if let Some(expansion) = expansion {
+            self.join(expansion).await;
+            return;
+        }
         if outcome.is_pass() {
-            for &dependent in &self.plan.nodes()[index].dependents {
+            for dependent in self.plan.nodes()[index].dependents.clone() {
                 self.waiting_on[dependent] -= 1;
                 if self.waiting_on[dependent] == 0 {
-                    self.ready
-                        .push((self.priorities[dependent], std::cmp::Reverse(dependent)));
+                    self.queue(dependent);
                 }
             }
             return;
@@ -230,6 +308,52 @@ impl Scheduler<'_> {
             self.record(dependent, Outcome::Skipped { because: index }, now, None)
                 .await;
             stack.extend(self.plan.nodes()[dependent].dependents.iter().copied());
+        }
+    }
+
+    /// Takes the stages a generator joined to the plan: reused ones end at once, and what
+    /// waits is counted again, since what needs the generator now needs them too.
+    async fn join(&mut self, expansion: Expansion) {
+        let first = expansion.joined.first;
+        let _ = self
+            .events
+            .send(Event::StagesJoined(Arc::clone(&expansion.joined)))
+            .await;
+        self.jobs.extend(expansion.jobs.into_iter().map(Arc::new));
+        self.priorities.extend(expansion.priorities);
+        let added = self.plan.len() - first;
+        self.waiting_on.extend(std::iter::repeat_n(0, added));
+        self.outcomes.extend(std::iter::repeat_n(None, added));
+        self.started_at.extend(std::iter::repeat_n(None, added));
+        self.queued.extend(std::iter::repeat_n(false, added));
+        let now = SystemTime::now();
+        for index in first..self.plan.len() {
+            if let Some(from) = self.jobs[index].reused {
+                self.record(index, Outcome::Cached { from }, now, None)
+                    .await;
+            }
+        }
+        for index in 0..self.plan.len() {
+            if self.outcomes[index].is_some() || self.started_at[index].is_some() {
+                continue;
+            }
+            let needs = &self.plan.nodes()[index].needs;
+            // A joined stage may need one that already did not pass.
+            if let Some(&because) = needs
+                .iter()
+                .find(|&&need| self.outcomes[need].is_some_and(|o| !o.is_pass()))
+            {
+                self.record(index, Outcome::Skipped { because }, now, None)
+                    .await;
+                continue;
+            }
+            self.waiting_on[index] = needs
+                .iter()
+                .filter(|&&need| !self.outcomes[need].is_some_and(Outcome::is_pass))
+                .count();
+            if self.waiting_on[index] == 0 {
+                self.queue(index);
+            }
         }
     }
 

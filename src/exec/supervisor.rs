@@ -36,6 +36,9 @@ pub struct Job {
     pub env_remove: Vec<String>,
     pub timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
+    /// For a `@generates` stage, the file its stdout goes to: the Gzlfile text of the stages
+    /// it generates. Its stderr is its output as usual.
+    pub generates: Option<PathBuf>,
 }
 
 /// Output is read in chunks of this size; memory per stage stays bounded by it.
@@ -111,13 +114,22 @@ impl Supervisor<'_> {
         for name in &self.job.env_remove {
             command.env_remove(name);
         }
+        let stdout = match &self.job.generates {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                Stdio::from(std::fs::File::create(path)?)
+            }
+            None => Stdio::from(writer.try_clone()?),
+        };
         command
             .args(args)
             .current_dir(&self.job.cwd)
             .envs(self.job.env.iter().map(|(k, v)| (k, v)))
             .envs(self.job.secrets.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(writer.try_clone()?)
+            .stdout(stdout)
             .stderr(writer)
             .process_group(0);
         let child = command.spawn()?;

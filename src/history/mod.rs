@@ -96,6 +96,14 @@ pub struct RunLease {
 /// A change to record; [`History::apply`] writes a batch of them in one transaction.
 #[derive(Debug, Clone)]
 pub enum Update {
+    /// A stage joined to a running run (a `@generates` stage made it).
+    StageAdded {
+        run: i64,
+        position: usize,
+        stage: NewStage,
+        cwd: PathBuf,
+        env: Vec<(String, String)>,
+    },
     StageStarted {
         run: i64,
         position: usize,
@@ -359,6 +367,28 @@ impl History {
             let tx = self.conn.transaction()?;
             for update in updates {
                 match update {
+                    Update::StageAdded {
+                        run,
+                        position,
+                        stage,
+                        cwd,
+                        env,
+                    } => {
+                        tx.prepare_cached(
+                            "INSERT INTO stages (run_id, position, name, needs, status, key, inputs, cwd, env)
+                             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8)",
+                        )?
+                        .execute(params![
+                            run,
+                            sql_int(*position),
+                            stage.name,
+                            stage.needs.join(" "),
+                            stage.key,
+                            stage.inputs,
+                            cwd.to_string_lossy(),
+                            serde_json::to_string(env).unwrap_or_default()
+                        ])?;
+                    }
                     Update::StageStarted {
                         run,
                         position,
@@ -677,6 +707,26 @@ impl History {
             )?;
             let rows = statement.query_map(params![repo_identity, name], |row| row.get(0))?;
             rows.collect::<rusqlite::Result<std::collections::HashSet<String>>>()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
+    /// The stages that passed (or were reused as passed) in a repository at `commit`, itself
+    /// and not a snapshot of changes on it.
+    pub fn passed_at(
+        &self,
+        repo_identity: &str,
+        commit: &str,
+    ) -> Result<std::collections::BTreeSet<String>, HistoryError> {
+        let result = (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT DISTINCT stages.name FROM stages
+                 JOIN runs ON runs.id = stages.run_id JOIN repos ON repos.id = runs.repo_id
+                 WHERE repos.identity = ?1 AND runs.commit_id = ?2 AND runs.dirty = 0
+                   AND stages.status IN ('passed', 'cached')",
+            )?;
+            let rows = statement.query_map(params![repo_identity, commit], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<std::collections::BTreeSet<String>>>()
         })();
         result.map_err(|e| self.error(e))
     }

@@ -49,6 +49,25 @@ impl Recorder {
                 self.logs = (0..self.names.len()).map(|_| None).collect();
                 self.sizes = vec![None; self.names.len()];
             }
+            Event::StagesJoined(joined) => {
+                for (offset, stage) in joined.stages.iter().enumerate() {
+                    self.names.push(stage.name.clone());
+                    self.logs.push(None);
+                    self.sizes.push(None);
+                    self.pending.push(Update::StageAdded {
+                        run: self.run,
+                        position: joined.first + offset,
+                        stage: super::NewStage {
+                            name: stage.name.clone(),
+                            needs: stage.needs.clone(),
+                            key: stage.key.clone(),
+                            inputs: stage.inputs.clone(),
+                        },
+                        cwd: stage.cwd.clone(),
+                        env: stage.env.clone(),
+                    });
+                }
+            }
             Event::StageStarted { stage, at, pid } => {
                 self.sizes[*stage] = Some(0);
                 self.pending.push(Update::StageStarted {

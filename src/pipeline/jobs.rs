@@ -8,7 +8,7 @@ use crate::exec::Job;
 use crate::git;
 use crate::history::RunLease;
 use crate::home::Home;
-use crate::plan::Plan;
+use crate::plan::Node;
 use crate::stagefile::Stage;
 
 /// How a stage starts: the command line, and the one to fall back to when it cannot start.
@@ -24,10 +24,10 @@ pub(super) struct Command {
 /// millisecond for bash), which dominates short stages. Should the program not start (not
 /// found, or a file without `#!`), the stage runs through the shell after all, so it behaves
 /// as the shell would.
-pub(super) fn commands(plan: &Plan, home: &Home) -> Result<Vec<Option<Command>>, Error> {
+pub(super) fn commands(nodes: &[Node], home: &Home) -> Result<Vec<Option<Command>>, Error> {
     let mut programs = Programs::default();
     let mut stored: HashMap<&str, PathBuf> = HashMap::new();
-    plan.nodes()
+    nodes
         .iter()
         .map(|node| {
             let stage = &node.stage;
@@ -144,10 +144,12 @@ pub(super) fn job(
         cwd,
         env,
         reused,
-        // Set by a git hook for the user's repository, a stage works in its own checkout; and
-        // secrets given to gzl reach only the stages that name them, under their own name.
+        // Set by a git hook for the user's repository, a stage works in its own checkout;
+        // a gzl a stage starts obeys its own repository's pin; and secrets given to gzl reach
+        // only the stages that name them, under their own name.
         env_remove: git::LOCATION_VARIABLES
             .iter()
+            .chain(&[crate::pin::HANDED_OVER])
             .map(|name| (*name).to_string())
             .chain(
                 std::env::vars_os()
@@ -157,7 +159,26 @@ pub(super) fn job(
             .collect(),
         timeout: attributes.timeout,
         idle_timeout: attributes.idle_timeout,
+        generates: attributes
+            .generates
+            .then(|| generated_path(run, &stage.name)),
     }
+}
+
+/// Where what a `@generates` stage prints goes, kept with the run's logs.
+pub(super) fn generated_path(run: &RunContext<'_>, stage: &str) -> PathBuf {
+    run.run.dir.join(format!("{stage}.generated"))
+}
+
+/// What gzl added to a job's environment, as history records it: secrets by name only.
+pub(super) fn recorded_env(job: &Job) -> Vec<(String, String)> {
+    let mut env = job.env.clone();
+    env.extend(
+        job.secrets
+            .iter()
+            .map(|(name, _)| (name.clone(), "***".to_string())),
+    );
+    env
 }
 
 /// The words of `script` when it is one simple command that needs no shell: one line of

@@ -1,6 +1,7 @@
 //! One run of the pipeline: plan, reuse what history holds, lease a workspace, record,
 //! execute, report. This is what `gzl run` does.
 
+mod generated;
 mod jobs;
 
 use std::sync::Arc;
@@ -92,7 +93,7 @@ pub fn run(
         (Source::Isolated(state), Some(repo)) if !options.no_cache => {
             let inputs = cache::inputs(&plan, repo, &state.tree)?;
             let mut reused = cache::reusable(&plan, &inputs, &forced, &history)?;
-            artifacts::keep_reusable(&plan, &mut reused, &history, &store)?;
+            artifacts::keep_reusable(&plan, 0, &mut reused, &history, &store)?;
             (inputs, reused)
         }
         _ => (Vec::new(), vec![None; plan.len()]),
@@ -150,7 +151,7 @@ pub fn run(
             }
         })
         .collect();
-    let commands = jobs::commands(&plan, history.home())?;
+    let commands = jobs::commands(plan.nodes(), history.home())?;
     // Everything that can fail comes before the run is recorded, so no run is left `running`.
     let executor = runtime()?;
     let dispatcher = runtime()?;
@@ -181,14 +182,16 @@ pub fn run(
     let server = api::Server::bind(&lease.dir, &lease.token, store, run_artifacts, api_history)
         .map_err(artifacts::ArtifactError::from)?;
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
+    let home = history.home().clone();
+    let api_address = server.address().to_path_buf();
     let context = jobs::RunContext {
         root: &root,
         run: &lease,
         commit: commit.as_deref(),
         tree: tree.as_deref(),
         dirty,
-        home: history.home(),
-        api: server.address(),
+        home: &home,
+        api: &api_address,
     };
     let jobs: Vec<Job> = plan
         .nodes()
@@ -197,33 +200,30 @@ pub fn run(
         .zip(&reused)
         .map(|((node, command), reused)| jobs::job(&node.stage, command, *reused, &context))
         .collect();
-    // Secrets are recorded by name only.
     let jobs_places: Vec<(std::path::PathBuf, Vec<(String, String)>)> = jobs
         .iter()
-        .map(|job| {
-            let mut env = job.env.clone();
-            env.extend(
-                job.secrets
-                    .iter()
-                    .map(|(k, _)| (k.clone(), "***".to_string())),
-            );
-            (job.cwd.clone(), env)
-        })
+        .map(|job| (job.cwd.clone(), jobs::recorded_env(job)))
         .collect();
     history.record_environments(run_id, &jobs_places)?;
     let info = Arc::new(RunInfo {
         id: run_id,
         dir: lease.dir.clone(),
         root: root.clone(),
-        commit,
-        tree,
+        commit: commit.clone(),
+        tree: tree.clone(),
         branch,
         dirty,
         stages: stages
             .into_iter()
             .map(|stage| (stage.name, stage.needs))
             .collect(),
-        parallel: options.jobs > 1 && plan.has_parallelism(),
+        // Generated stages may run side by side whatever the plan looks like now.
+        parallel: options.jobs > 1
+            && (plan.has_parallelism()
+                || plan
+                    .nodes()
+                    .iter()
+                    .any(|node| node.stage.attributes.generates)),
         expected: plan
             .nodes()
             .iter()
@@ -249,12 +249,29 @@ pub fn run(
         move || dispatcher.block_on(dispatch(receiver, recorder, view, debugger))
     });
     let _ = events.blocking_send(Event::RunStarted(info));
-    let (outcomes, interrupted) = execute(
+    let mut generated = generated::Generated {
+        gzlfile,
+        context: &context,
+        source: match (source, &project.repo) {
+            (Source::Isolated(state), Some(repo)) if !options.no_cache => {
+                Some((repo, state.tree.as_str()))
+            }
+            _ => None,
+        },
+        inputs,
+        reused,
+        force_all: options.force == Force::Everything,
+        medians: &medians,
+        history: None,
+        api: server.stages(),
+    };
+    let (plan, outcomes, interrupted) = execute(
         &executor,
-        &plan,
+        plan,
         jobs,
         priorities,
         options,
+        &mut generated,
         stop,
         events.clone(),
         &server,
@@ -412,14 +429,15 @@ pub fn settle_interrupted(history: &mut History) -> Result<(), Error> {
 #[allow(clippy::too_many_arguments)]
 fn execute(
     runtime: &tokio::runtime::Runtime,
-    plan: &Plan,
+    plan: Plan,
     jobs: Vec<Job>,
     priorities: Vec<u64>,
     options: &RunOptions,
+    expander: &mut dyn exec::Expander,
     stop: Option<watch::Receiver<bool>>,
     events: mpsc::Sender<Event>,
     server: &api::Server,
-) -> (Vec<Outcome>, bool) {
+) -> (Plan, Vec<Outcome>, bool) {
     let exec_options = exec::Options {
         jobs: options.jobs,
         fail_fast: options.fail_fast,
@@ -442,18 +460,18 @@ fn execute(
         };
         let run = async {
             tokio::join!(
-                exec::execute(plan, jobs, priorities, &exec_options, tee, cancel),
+                exec::execute(plan, jobs, priorities, &exec_options, expander, tee, cancel),
                 forward
             )
             .0
         };
-        let outcomes = tokio::select! {
-            outcomes = run => outcomes,
+        let (plan, outcomes) = tokio::select! {
+            done = run => done,
             never = server.serve() => match never {},
         };
         signals.abort();
         let interrupted = *interrupted_rx.borrow();
-        (outcomes, interrupted)
+        (plan, outcomes, interrupted)
     })
 }
 
@@ -553,7 +571,7 @@ async fn dispatch(
     mut receiver: mpsc::Receiver<Event>,
     mut recorder: Recorder,
     mut view: View,
-    debugger: Option<Debugger>,
+    mut debugger: Option<Debugger>,
 ) -> Recorder {
     let mut write_at: Option<tokio::time::Instant> = None;
     let mut ticker = tokio::time::interval(PROGRESS_TICK);
@@ -574,6 +592,14 @@ async fn dispatch(
                 match &mut event {
                     Event::RunStarted(info) => {
                         stops = Some((info.dir.clone(), info.stages.iter().map(|(n, _)| n.clone()).collect()));
+                    }
+                    Event::StagesJoined(joined) => {
+                        if let Some((_, names)) = &mut stops {
+                            names.extend(joined.stages.iter().map(|s| s.name.clone()));
+                        }
+                        if let Some(debugger) = &mut debugger {
+                            debugger.places.extend(joined.stages.iter().map(|s| (s.cwd.clone(), s.env.clone())));
+                        }
                     }
                     Event::StageFinished { stage, outcome, .. } => {
                         if let Some((dir, names)) = &stops {

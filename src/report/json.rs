@@ -62,6 +62,24 @@ impl Json {
                     "stages": stages,
                 }));
             }
+            Event::StagesJoined(joined) => {
+                let stages: Vec<Value> = joined
+                    .stages
+                    .iter()
+                    .map(|stage| json!({ "name": stage.name, "needs": stage.needs }))
+                    .collect();
+                let generator = joined.generator.map(|index| self.names[index].clone());
+                for stage in &joined.stages {
+                    self.names.push(stage.name.clone());
+                    self.splitters.push(LineSplitter::default());
+                }
+                self.emit(&json!({
+                    "event": "stages_joined",
+                    "run": self.run,
+                    "generator": generator,
+                    "stages": stages,
+                }));
+            }
             Event::StageStarted { stage, at, .. } => self.emit(&json!({
                 "event": "stage_started",
                 "run": self.run,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::duration::format_duration;
-use crate::exec::{Outcome, RunInfo};
+use crate::exec::{Joined, Outcome, RunInfo};
 
 /// How a run's progress shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,6 +103,27 @@ impl Progress {
             Some(multi) => multi.suspend(write),
             None => write(),
         }
+    }
+
+    /// Takes stages a `@generates` stage joined to the run.
+    pub(super) fn joined(&mut self, joined: &Joined) {
+        for stage in &joined.stages {
+            self.names.push(stage.name.clone());
+            let needs = stage
+                .needs
+                .iter()
+                .filter_map(|need| self.names.iter().position(|n| n == need))
+                .collect();
+            self.needs.push(needs);
+            self.expected.push(stage.expected);
+            self.states.push(State::Pending);
+            self.bars.push(None);
+            self.width = self.width.max(stage.name.chars().count());
+        }
+        if let Some(overall) = &self.overall {
+            overall.set_length(self.names.len() as u64);
+        }
+        self.update_overall();
     }
 
     pub(super) fn started(&mut self, stage: usize) {

@@ -90,6 +90,25 @@ impl Terminal {
                     self.prefixes = Some(prefixes);
                 }
             }
+            Event::StagesJoined(joined) => {
+                for stage in &joined.stages {
+                    let index = self.names.len();
+                    self.names.push(stage.name.clone());
+                    self.results.push(None);
+                    self.splitters.push(LineSplitter::default());
+                    self.width = self.width.max(stage.name.chars().count());
+                    if let Some(prefixes) = &mut self.prefixes {
+                        let padded = format!("{:<width$} | ", stage.name, width = self.width);
+                        prefixes.push(
+                            self.style
+                                .paint(PREFIX_COLORS[index % PREFIX_COLORS.len()], &padded),
+                        );
+                    }
+                }
+                if let Some(progress) = &mut self.progress {
+                    progress.joined(joined);
+                }
+            }
             Event::Output { stage, bytes } => {
                 if self.quiet || self.out_closed {
                     return;

@@ -17,7 +17,9 @@ use crate::duration::parse_duration;
 struct GzlParser;
 
 /// Parses and checks a Gzlfile's text: the stages in file order, or every problem found.
-pub fn analyze(source: &str) -> Result<Vec<Stage>, Vec<Diagnostic>> {
+/// `elsewhere` names stages defined outside the text (the Gzlfile, for stages a stage
+/// generates): the text may need them, and must not define them again.
+pub fn analyze(source: &str, elsewhere: &[&str]) -> Result<Vec<Stage>, Vec<Diagnostic>> {
     let file = match GzlParser::parse(Rule::file, source) {
         Ok(mut pairs) => pairs.next().map(Pair::into_inner),
         Err(error) => return Err(vec![syntax_error(&error)]),
@@ -62,7 +64,7 @@ pub fn analyze(source: &str) -> Result<Vec<Stage>, Vec<Diagnostic>> {
     if let Some(draft) = current.take() {
         analyzer.finish(draft);
     }
-    analyzer.check_graph();
+    analyzer.check_graph(elsewhere);
     if analyzer.diagnostics.is_empty() {
         Ok(analyzer
             .stages
@@ -452,6 +454,18 @@ impl<'a> Analyzer {
             );
             return;
         }
+        if name == "generates" {
+            if value.is_empty() {
+                attributes.generates = true;
+            } else {
+                self.diagnostics.push(
+                    Diagnostic::new("`@generates` takes no value", value_span)
+                        .label("not expected here")
+                        .help("write `@generates` alone; the stage's output on stdout is the Gzlfile text it generates"),
+                );
+            }
+            return;
+        }
         if value.is_empty() {
             let example = match name {
                 "timeout" | "idle-timeout" => "a duration such as `90s`, `10m` or `1h30m`",
@@ -604,10 +618,19 @@ impl<'a> Analyzer {
     }
 
     /// Duplicate stages, unknown needs and cycles.
-    fn check_graph(&mut self) {
+    fn check_graph(&mut self, elsewhere: &[&str]) {
         let mut first_seen: HashMap<&str, usize> = HashMap::new();
         for (stage, _) in &self.stages {
-            if let Some(first) = first_seen.get(stage.name.as_str()) {
+            if elsewhere.contains(&stage.name.as_str()) {
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        format!("stage `{}` is already defined in the Gzlfile", stage.name),
+                        stage.name_span.clone(),
+                    )
+                    .label("defined again here")
+                    .help("generate stages under names the Gzlfile does not use"),
+                );
+            } else if let Some(first) = first_seen.get(stage.name.as_str()) {
                 self.diagnostics.push(
                     Diagnostic::new(
                         format!("stage `{}` is defined twice", stage.name),
@@ -634,6 +657,9 @@ impl<'a> Analyzer {
             for (need, span) in stage.needs.iter().zip(spans) {
                 if let Some(&target) = index.get(need.as_str()) {
                     edges[i].push((target, span.clone()));
+                    continue;
+                }
+                if elsewhere.contains(&need.as_str()) {
                     continue;
                 }
                 let help = match suggest(need, self.stages.iter().map(|(s, _)| s.name.as_str())) {

@@ -83,7 +83,7 @@ impl Gzlfile {
 
     /// Checks `source` as the text of the Gzlfile at `path`.
     pub fn parse(path: &Path, source: String) -> Result<Self, StagefileError> {
-        match analyzer::analyze(&source) {
+        match analyzer::analyze(&source, &[]) {
             Ok(stages) => Ok(Gzlfile {
                 path: path.to_path_buf(),
                 source,
@@ -95,6 +95,20 @@ impl Gzlfile {
                 diagnostics,
             }),
         }
+    }
+
+    /// Checks `text`, what stage `generator` printed, as stages to join to a run in which
+    /// `taken` names the stages already defined. Diagnostics point into `text`.
+    pub fn generated(
+        generator: &str,
+        text: &str,
+        taken: &[&str],
+    ) -> Result<Vec<Stage>, StagefileError> {
+        analyzer::analyze(text, taken).map_err(|diagnostics| StagefileError::Invalid {
+            path: PathBuf::from(format!("the output of `{generator}`")),
+            source_text: text.to_string(),
+            diagnostics,
+        })
     }
 
     /// The stage called `name`.

@@ -46,10 +46,12 @@ pub struct Attributes {
     pub clean: Option<Clean>,
     /// `@secret NAME`: secrets the stage gets in its environment, in the order written.
     pub secrets: Vec<String>,
+    /// `@generates`: what the stage prints on stdout is Gzlfile text, stages joined to the run.
+    pub generates: bool,
 }
 
 /// The attribute names the analyzer knows, as written after `@`.
-pub const KNOWN_ATTRIBUTES: [&str; 8] = [
+pub const KNOWN_ATTRIBUTES: [&str; 9] = [
     "timeout",
     "idle-timeout",
     "env",
@@ -58,4 +60,5 @@ pub const KNOWN_ATTRIBUTES: [&str; 8] = [
     "when",
     "clean",
     "secret",
+    "generates",
 ];

@@ -525,3 +525,40 @@ fn stages_side_by_side_store_at_once_and_a_stage_needing_both_gets_both() {
     let listed = test.gzl(&["artifacts", "last"]).status(0).stdout;
     assert_eq!(listed.matches("  200  ").count(), 3, "{listed}");
 }
+
+#[test]
+fn generated_stages_store_and_get_artifacts_also_when_cached() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "build:
+    echo app > app
+    %gzl obj-store app
+parts: build
+    @generates
+    for n in 1 2; do printf 'part-%s: build\\n    %gzl obj-get app\\n    echo \"part %s $(cat app)\" > out-%s\\n    %gzl obj-store out-%s\\n' $n $n $n $n; done
+report: parts
+    rm -f out-1 out-2
+    %gzl obj-get out-1 out-2
+    cat out-1 out-2 >> %out/report
+",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run", "-j", "2"]).status(0);
+    let again = test.gzl(&["run", "-j", "2"]).status(0);
+    assert!(
+        again.summary_of("part-1").contains("cached"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        test.outside_lines("report"),
+        ["part 1 app", "part 2 app", "part 1 app", "part 2 app"]
+    );
+    test.gzl(&["artifacts", "2", "part-2"])
+        .status(0)
+        .stdout_has("part-2  out-2");
+}

@@ -30,7 +30,7 @@ fn print_env_matches_the_environment_the_stage_had() {
     test.write(
         "Gzlfile",
         format!(
-            "test:\n    @env MODE=strict\n    @dir sub\n    env | grep -E '^(GZL_|MODE=|PWD=|CI=)' | grep -v '^GZL_HOME=' | sort > {}\n    exit 1\n",
+            "test:\n    @env MODE=strict\n    @dir sub\n    env | grep -E '^(GZL_|MODE=|PWD=|CI=)' | grep -v -E '^GZL_(HOME|RELEASE_URL)=' | sort > {}\n    exit 1\n",
             seen.display()
         ),
     );

@@ -162,6 +162,8 @@ impl Test {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.temp.path())
             .env("GZL_HOME", self.home())
+            // Nothing listens on the discard port: a test never fetches from the network.
+            .env("GZL_RELEASE_URL", "http://127.0.0.1:9")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("LANG", "C.UTF-8")

@@ -1,0 +1,143 @@
+//! Stages made at run time: what a `@generates` stage printed joins the run's plan, with
+//! keys, reuse and jobs like any stage the Gzlfile defines.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::jobs::{self, RunContext};
+use crate::api;
+use crate::artifacts;
+use crate::cache::{self, Inputs};
+use crate::exec::{Expander, Expansion, Joined, JoinedStage};
+use crate::git::Repo;
+use crate::history::History;
+use crate::plan::Plan;
+use crate::stagefile::{Gzlfile, StagefileError};
+use crate::store::Store;
+
+/// Joins generated stages to a run.
+pub(super) struct Generated<'a> {
+    pub gzlfile: &'a Gzlfile,
+    pub context: &'a RunContext<'a>,
+    /// The repository and source tree, when results are reused and recorded for reuse.
+    pub source: Option<(&'a Repo, &'a str)>,
+    /// The inputs and reused results of every stage so far, in plan order.
+    pub inputs: Vec<Inputs>,
+    pub reused: Vec<Option<i64>>,
+    /// `--force` without stages: nothing is reused.
+    pub force_all: bool,
+    pub medians: &'a HashMap<String, Duration>,
+    /// Opened on first use: the run's own connection belongs to its recorder.
+    pub history: Option<History>,
+    /// The job API, which learns of the joined stages before they start.
+    pub api: api::Stages,
+}
+
+impl Expander for Generated<'_> {
+    fn expand(&mut self, plan: &mut Plan, generator: usize) -> Result<Expansion, String> {
+        let name = plan.nodes()[generator].stage.name.clone();
+        let path = jobs::generated_path(self.context, &name);
+        let text = std::fs::read(&path).map_err(|error| {
+            format!(
+                "cannot read what `{name}` printed ({}): {error}",
+                path.display()
+            )
+        })?;
+        let text = String::from_utf8(text).map_err(|_| {
+            format!("`{name}` printed text that is not UTF-8; @generates stages print Gzlfile text")
+        })?;
+        let mut taken: Vec<&str> = self
+            .gzlfile
+            .stages
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        taken.extend(plan.nodes().iter().map(|node| node.stage.name.as_str()));
+        let stages = match Gzlfile::generated(&name, &text, &taken) {
+            Ok(stages) => stages,
+            Err(StagefileError::Invalid {
+                path,
+                source_text,
+                diagnostics,
+            }) => {
+                let shown = path.display().to_string();
+                let rendered: Vec<String> = diagnostics
+                    .iter()
+                    .map(|d| d.render(&source_text, &shown, false))
+                    .collect();
+                return Err(format!(
+                    "`{name}` generated stages gzl cannot run:\n{}",
+                    rendered.join("\n")
+                ));
+            }
+            Err(error) => return Err(error.to_string()),
+        };
+        let first = plan
+            .extend(self.gzlfile, generator, stages)
+            .map_err(|error| error.to_string())?;
+        match self.source {
+            Some((repo, tree)) => {
+                cache::extend_inputs(plan, &mut self.inputs, repo, tree)
+                    .map_err(|error| error.to_string())?;
+                if self.history.is_none() {
+                    self.history =
+                        Some(History::open(self.context.home).map_err(|error| error.to_string())?);
+                }
+                let history = self.history.as_ref().expect("opened above");
+                let forced = vec![self.force_all; plan.len()];
+                cache::extend_reusable(plan, &self.inputs, &forced, &mut self.reused, history)
+                    .map_err(|error| error.to_string())?;
+                let store = Store::of(self.context.home);
+                artifacts::keep_reusable(plan, first, &mut self.reused, history, &store)
+                    .map_err(|error| error.to_string())?;
+            }
+            None => self.reused.resize(plan.len(), None),
+        }
+        self.api
+            .join(plan, first, &self.reused)
+            .map_err(|error| error.to_string())?;
+        let nodes = &plan.nodes()[first..];
+        let commands =
+            jobs::commands(nodes, self.context.home).map_err(|error| error.to_string())?;
+        let jobs: Vec<_> = nodes
+            .iter()
+            .zip(commands)
+            .zip(&self.reused[first..])
+            .map(|((node, command), reused)| jobs::job(&node.stage, command, *reused, self.context))
+            .collect();
+        let medians = self.medians;
+        let priorities = plan.critical_path_weights(|stage| {
+            medians.get(&stage.name).map_or(1, |d| {
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+            })
+        })[first..]
+            .to_vec();
+        let stages = nodes
+            .iter()
+            .zip(&jobs)
+            .enumerate()
+            .map(|(offset, (node, job))| {
+                let inputs = self.inputs.get(first + offset);
+                JoinedStage {
+                    name: node.stage.name.clone(),
+                    needs: node.stage.needs.clone(),
+                    key: inputs.map(Inputs::key),
+                    inputs: inputs.and_then(|i| serde_json::to_string(i).ok()),
+                    cwd: job.cwd.clone(),
+                    env: jobs::recorded_env(job),
+                    expected: medians.get(&node.stage.name).copied(),
+                }
+            })
+            .collect();
+        Ok(Expansion {
+            jobs,
+            priorities,
+            joined: Arc::new(Joined {
+                generator: Some(generator),
+                first,
+                stages,
+            }),
+        })
+    }
+}
