@@ -105,6 +105,15 @@ enum Kind {
     },
 }
 
+/// A file's bytes as [`Store::put`] read them.
+struct Blob {
+    digest: String,
+    /// What was read, which is what the blob holds even when the file changed meanwhile.
+    size: u64,
+    /// The new blob, written aside; `None` when the store held it already.
+    temporary: Option<PathBuf>,
+}
+
 /// What `gzl gc` removed from the store.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Swept {
@@ -151,16 +160,17 @@ impl Store {
         let tmp = self.root.join("tmp");
         create_dir(&tmp)?;
         let written = Mutex::new(Vec::new());
-        let digests = parallel(&files, |(source, _, _)| {
-            let (digest, temporary) = self.write_blob(source, &tmp)?;
-            if let Some(temporary) = temporary {
-                lock(&written).push((temporary, digest.clone()));
+        let blobs = parallel(&files, |(source, _, _)| {
+            let blob = self.write_blob(source, &tmp)?;
+            if let Some(temporary) = &blob.temporary {
+                lock(&written).push((temporary.clone(), blob.digest.clone()));
             }
-            Ok(digest)
+            Ok(blob)
         })?;
-        for ((_, tree, entry), digest) in files.iter().zip(digests) {
-            if let Kind::File { digest: slot, .. } = &mut trees[*tree][*entry].kind {
-                *slot = digest;
+        for ((_, tree, entry), blob) in files.iter().zip(blobs) {
+            if let Kind::File { digest, size, .. } = &mut trees[*tree][*entry].kind {
+                *digest = blob.digest;
+                *size = blob.size;
             }
         }
         let written = written.into_inner().unwrap_or_default();
@@ -210,24 +220,25 @@ impl Store {
     }
 
     /// Stores the bytes of `source` as a blob written into `tmp`, unless the store holds
-    /// them already. Returns their digest, and the new blob's temporary file.
+    /// them already.
     ///
     /// A file that fits the buffer is read once. A larger one is hashed first and, only when
     /// the store lacks it, read again, hashing what is written: storing an unchanged file
     /// again writes nothing, and the digest always names the bytes written, even when the
     /// file changes meanwhile.
-    fn write_blob(
-        &self,
-        source: &Path,
-        tmp: &Path,
-    ) -> Result<(String, Option<PathBuf>), StoreError> {
+    fn write_blob(&self, source: &Path, tmp: &Path) -> Result<Blob, StoreError> {
         let mut input = File::open(source).map_err(read_error(source))?;
         let mut buffer = vec![0u8; BUFFER];
         let filled = fill(&mut input, &mut buffer).map_err(read_error(source))?;
         if filled < buffer.len() {
             let digest = blake3::hash(&buffer[..filled]).to_hex().to_string();
+            let size = filled as u64;
             if touch(&self.blob(&digest)) {
-                return Ok((digest, None));
+                return Ok(Blob {
+                    digest,
+                    size,
+                    temporary: None,
+                });
             }
             let temporary = temporary_name(tmp, &unique());
             let written = create_object(&temporary).and_then(|mut output| {
@@ -239,20 +250,30 @@ impl Store {
                 let _ = std::fs::remove_file(&temporary);
                 return Err(error);
             }
-            return Ok((digest, Some(temporary)));
+            return Ok(Blob {
+                digest,
+                size,
+                temporary: Some(temporary),
+            });
         }
         let mut hasher = blake3::Hasher::new();
         hasher.update(&buffer);
+        let mut size = filled as u64;
         loop {
             let n = fill(&mut input, &mut buffer).map_err(read_error(source))?;
             hasher.update(&buffer[..n]);
+            size += n as u64;
             if n < buffer.len() {
                 break;
             }
         }
         let digest = hasher.finalize().to_hex().to_string();
         if touch(&self.blob(&digest)) {
-            return Ok((digest, None));
+            return Ok(Blob {
+                digest,
+                size,
+                temporary: None,
+            });
         }
         input
             .seek(std::io::SeekFrom::Start(0))
@@ -260,10 +281,12 @@ impl Store {
         let temporary = temporary_name(tmp, &unique());
         let mut output = create_object(&temporary)?;
         let mut hasher = blake3::Hasher::new();
+        let mut size = 0;
         let copied = (|| {
             loop {
                 let n = fill(&mut input, &mut buffer).map_err(read_error(source))?;
                 hasher.update(&buffer[..n]);
+                size += n as u64;
                 output
                     .write_all(&buffer[..n])
                     .map_err(write_error(&temporary))?;
@@ -277,7 +300,11 @@ impl Store {
             let _ = std::fs::remove_file(&temporary);
             return Err(error);
         }
-        Ok((hasher.finalize().to_hex().to_string(), Some(temporary)))
+        Ok(Blob {
+            digest: hasher.finalize().to_hex().to_string(),
+            size,
+            temporary: Some(temporary),
+        })
     }
 
     fn sync(&self) -> Result<(), StoreError> {
