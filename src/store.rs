@@ -323,6 +323,16 @@ impl Store {
         let (mut size, mut count) = (0, 0);
         let mut dirs = Vec::new();
         for entry in &tree.entries {
+            // A tree is written by `put`, which names entries below the stored path only.
+            let below = Path::new(&entry.path)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !below {
+                return Err(StoreError::Damaged {
+                    digest: digest.to_string(),
+                    store: self.root.clone(),
+                });
+            }
             let path = if entry.path.is_empty() {
                 target.to_path_buf()
             } else {
@@ -386,6 +396,17 @@ impl Store {
     }
 
     fn read_tree(&self, digest: &str) -> Result<Tree, StoreError> {
+        // Digests come from stages too: nothing but a digest may name a file.
+        let is_digest = digest.len() == 64
+            && digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_digest {
+            return Err(StoreError::Missing {
+                digest: digest.to_string(),
+                store: self.root.clone(),
+            });
+        }
         let path = self.tree(digest);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
