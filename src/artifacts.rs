@@ -258,20 +258,23 @@ impl RunArtifacts {
     ) -> Result<(), HistoryError> {
         self.names = plan.nodes().iter().map(|n| n.stage.name.clone()).collect();
         self.needs = plan.nodes().iter().map(|n| n.needs.clone()).collect();
+        let reused_runs = ReusedRuns::of(&reused[first.min(reused.len())..], history)?;
+        let mut provided = Vec::new();
         for (stage, from) in reused.iter().enumerate().skip(first) {
             let Some(from) = *from else { continue };
-            for artifact in history.artifacts(from, Some(&self.names[stage]))? {
+            let name = self.names[stage].clone();
+            for artifact in reused_runs.of_stage(from, &name) {
                 match self.register(stage, &artifact.path, &artifact.digest) {
-                    Ok(()) => history.record_artifact(&ArtifactRecord {
+                    Ok(()) => provided.push(ArtifactRecord {
                         run: self.run,
-                        ..artifact
-                    })?,
+                        ..artifact.clone()
+                    }),
                     // Results from different runs can clash; the first stage keeps the path.
                     Err(error) => tracing::debug!(%error, "a cached artifact is not provided"),
                 }
             }
         }
-        Ok(())
+        history.record_artifacts(&provided)
     }
 
     /// Every stage `stage` needs, directly or through others, in plan order.
@@ -354,21 +357,49 @@ pub fn keep_reusable(
     history: &History,
     store: &Store,
 ) -> Result<(), HistoryError> {
+    let reused_runs = ReusedRuns::of(&reused[first.min(reused.len())..], history)?;
     for (index, node) in plan.nodes().iter().enumerate().skip(first) {
         let Some(from) = reused[index] else { continue };
         let needs_run = node.needs.iter().any(|&need| reused[need].is_none());
-        let lost = || -> Result<bool, HistoryError> {
-            Ok(history
-                .artifacts(from, Some(&node.stage.name))?
-                .iter()
-                .any(|a| a.removed || !store.has(&a.digest)))
+        let lost = || {
+            reused_runs
+                .of_stage(from, &node.stage.name)
+                .any(|a| a.removed || !store.has(&a.digest))
         };
-        if needs_run || lost()? {
+        if needs_run || lost() {
             tracing::debug!(stage = %node.stage.name, from, "not reused: its artifacts are gone");
             reused[index] = None;
         }
     }
     Ok(())
+}
+
+/// The artifacts of the runs whose results stages reuse, read once per run rather than once
+/// per stage: a fully cached pipeline of many stages mostly reuses one run.
+struct ReusedRuns(HashMap<i64, Vec<ArtifactRecord>>);
+
+impl ReusedRuns {
+    fn of(reused: &[Option<i64>], history: &History) -> Result<Self, HistoryError> {
+        let mut runs = HashMap::new();
+        for &run in reused.iter().flatten() {
+            if let std::collections::hash_map::Entry::Vacant(entry) = runs.entry(run) {
+                entry.insert(history.artifacts(run, None)?);
+            }
+        }
+        Ok(ReusedRuns(runs))
+    }
+
+    fn of_stage<'a>(
+        &'a self,
+        run: i64,
+        stage: &'a str,
+    ) -> impl Iterator<Item = &'a ArtifactRecord> + 'a {
+        self.0
+            .get(&run)
+            .into_iter()
+            .flatten()
+            .filter(move |a| a.stage == stage)
+    }
 }
 
 /// The artifacts of run `run` (of one stage when `stage` is given), for `gzl artifacts`.

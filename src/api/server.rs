@@ -315,7 +315,7 @@ fn stored(shared: &Shared, stage: usize, request: &Request) -> Response {
         stored_in: artifacts.run(),
         removed: false,
     };
-    match history.record_artifact(&record) {
+    match history.record_artifacts(std::slice::from_ref(&record)) {
         Ok(()) => Response::ok(),
         Err(error) => Response::refused(format!("cannot record `{path}` in history: {error}")),
     }

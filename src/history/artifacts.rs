@@ -25,27 +25,35 @@ pub struct ArtifactRecord {
 }
 
 impl History {
-    /// Records an artifact; the same stage storing the same path again replaces it.
-    pub fn record_artifact(&mut self, artifact: &ArtifactRecord) -> Result<(), HistoryError> {
-        self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO artifacts
-                     (run_id, stage, path, digest, size, files, stored_in, removed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    artifact.run,
-                    artifact.stage,
-                    artifact.path,
-                    artifact.digest,
-                    sql_int(artifact.size),
-                    sql_int(artifact.files),
-                    artifact.stored_in,
-                ])
-            })
-            .map(drop)
-            .map_err(|e| self.error(e))
+    /// Records artifacts, in one transaction; the same stage storing the same path again
+    /// replaces it.
+    pub fn record_artifacts(&mut self, artifacts: &[ArtifactRecord]) -> Result<(), HistoryError> {
+        if artifacts.is_empty() {
+            return Ok(());
+        }
+        let result = (|| {
+            let tx = self.conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO artifacts
+                         (run_id, stage, path, digest, size, files, stored_in, removed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+                )?;
+                for artifact in artifacts {
+                    insert.execute(params![
+                        artifact.run,
+                        artifact.stage,
+                        artifact.path,
+                        artifact.digest,
+                        sql_int(artifact.size),
+                        sql_int(artifact.files),
+                        artifact.stored_in,
+                    ])?;
+                }
+            }
+            tx.commit()
+        })();
+        result.map_err(|e| self.error(e))
     }
 
     /// The artifacts of a run, of one stage when `stage` is given, in the order stored.
