@@ -562,3 +562,40 @@ report: parts
         .status(0)
         .stdout_has("part-2  out-2");
 }
+
+#[test]
+fn gc_keeps_the_artifacts_of_the_newest_runs_of_each_branch() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "build:
+    cat version > app
+    %gzl obj-store app
+",
+        ),
+    );
+    test.write("gzl.toml", "[artifacts]\nkeep = \"1ms\"\nkeep_last = 1\n");
+    test.write("version", "one\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.write("version", "two\n");
+    test.commit("second");
+    test.gzl(&["run"]).status(0);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("let go 1 artifact; removed 2 objects");
+    test.gzl(&["artifacts", "1"])
+        .status(0)
+        .stdout_has("(removed by gc)");
+    let out = test.outside("kept");
+    test.gzl(&["artifacts", "2", "--out", &out.display().to_string()])
+        .status(0);
+    assert_eq!(std::fs::read_to_string(out.join("app")).unwrap(), "two\n");
+    // Nothing more to let go.
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("let go 0 artifacts; removed 0 objects");
+}
