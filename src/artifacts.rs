@@ -18,11 +18,11 @@ use crate::store::{Store, StoreError, Stored};
 /// A failure of an artifact command.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    #[error(
-        "gzl {command} must be run inside a gzl stage ({} is not set)",
-        api::ADDRESS_VARIABLE
-    )]
-    NotInStage { command: &'static str },
+    #[error("gzl {command} must be run inside a gzl stage ({missing} is not set)")]
+    NotInStage {
+        command: &'static str,
+        missing: &'static str,
+    },
     #[error("`{path}`: {reason}")]
     BadPath { path: String, reason: &'static str },
     #[error("`{path}` does not exist in {}", dir.display())]
@@ -138,19 +138,20 @@ struct InStage {
 
 impl InStage {
     fn from_env(command: &'static str) -> Result<Self, ArtifactError> {
-        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
-        match (
-            var(api::ADDRESS_VARIABLE),
-            var(api::TOKEN_VARIABLE),
-            var(api::STAGE_VARIABLE),
-        ) {
-            (Some(address), Some(token), Some(stage)) => Ok(InStage {
-                address,
-                token,
-                stage,
-            }),
-            _ => Err(ArtifactError::NotInStage { command }),
-        }
+        let var = |name: &'static str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or(ArtifactError::NotInStage {
+                    command,
+                    missing: name,
+                })
+        };
+        Ok(InStage {
+            address: var(api::ADDRESS_VARIABLE)?,
+            token: var(api::TOKEN_VARIABLE)?,
+            stage: var(api::STAGE_VARIABLE)?,
+        })
     }
 
     fn connect(self) -> Result<Client, ArtifactError> {
