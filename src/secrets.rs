@@ -41,7 +41,8 @@ pub fn resolve(home: &Home, name: &str) -> Result<Option<(String, String)>, Secr
         Ok(value) => Some((value, format!("${variable}"))),
         Err(_) => read(&file(home))?
             .remove(name)
-            .map(|value| (value, file(home).display().to_string())),
+            .map(|value| (value, file(home).display().to_string()))
+            .or_else(|| from_keyring(name).map(|value| (value, "the system keyring".into()))),
     };
     match value {
         Some((value, _)) if value.chars().count() < MIN_LENGTH => Err(SecretError::TooShort {
@@ -65,10 +66,25 @@ pub fn unmask(home: &Home, env: &[(String, String)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The service secrets are stored under in the system keyring; the account is the name.
+pub const KEYRING_SERVICE: &str = "gzl";
+
+/// Secret `name` from the system keyring, where there is one: the Secret Service on Linux
+/// and BSD, the Keychain on macOS. No keyring, or nothing in it, is the same: none.
+fn from_keyring(name: &str) -> Option<String> {
+    let entry = keyring::Entry::new(KEYRING_SERVICE, name)
+        .inspect_err(|error| tracing::debug!(%error, "no system keyring"))
+        .ok()?;
+    entry
+        .get_password()
+        .inspect_err(|error| tracing::debug!(%error, name, "not in the system keyring"))
+        .ok()
+}
+
 /// Where gzl looks for secret `name`, for the error that it is missing.
 pub fn searched(home: &Home, name: &str) -> String {
     format!(
-        "the environment variable GZL_SECRET_{name} and {} (`gzl secret set {name}` stores one)",
+        "the environment variable GZL_SECRET_{name}, {} (`gzl secret set {name}` stores one) and the system keyring (service `{KEYRING_SERVICE}`, account `{name}`)",
         file(home).display()
     )
 }

@@ -64,6 +64,8 @@ pub struct App {
     pub search: String,
     /// Each stage's median duration in this repository, by name.
     pub medians: std::collections::HashMap<String, Duration>,
+    /// The runs that had finished when `medians` was read: they change only when one ends.
+    medians_of: Vec<i64>,
 }
 
 impl App {
@@ -82,6 +84,7 @@ impl App {
             typing: None,
             search: String::new(),
             medians: std::collections::HashMap::new(),
+            medians_of: Vec::new(),
         }
     }
 
@@ -89,7 +92,16 @@ impl App {
     pub fn refresh(&mut self, history: &History, identity: &str) -> Result<(), Error> {
         let selected = self.runs.get(self.run).map(|r| r.id);
         self.runs = history.runs(Some(identity), RUNS)?;
-        self.medians = history.median_durations(identity)?;
+        let finished: Vec<i64> = self
+            .runs
+            .iter()
+            .filter(|run| run.finished_at.is_some())
+            .map(|run| run.id)
+            .collect();
+        if finished != self.medians_of {
+            self.medians = history.median_durations(identity)?;
+            self.medians_of = finished;
+        }
         // Keep the same run selected as new runs come in above it.
         if let Some(id) = selected {
             self.run = self.runs.iter().position(|r| r.id == id).unwrap_or(0);

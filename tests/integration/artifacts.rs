@@ -121,11 +121,7 @@ fn a_cached_stage_still_provides_its_artifacts() {
     test.write("input.txt", "two\n");
     test.commit("second");
     let again = test.gzl(&["run"]).status(0);
-    assert!(
-        again.summary_of("build").contains("cached"),
-        "{}",
-        again.stderr
-    );
+    again.summary_has("build", "cached");
     assert_eq!(test.outside_lines("executed"), ["built"]);
     assert_eq!(test.outside_lines("tested"), ["app one", "app two"]);
     // The cached stage's artifacts are the run's too.
@@ -174,11 +170,7 @@ fn a_stage_whose_artifacts_gc_removed_runs_again() {
         .status(0)
         .stdout_has("test would run: it needs `build`, which would run");
     let again = test.gzl(&["run"]).status(0);
-    assert!(
-        again.summary_of("build").contains("passed"),
-        "{}",
-        again.stderr
-    );
+    again.summary_has("build", "passed");
     assert_eq!(test.outside_lines("executed"), ["built", "built"]);
     assert_eq!(test.outside_lines("tested"), ["tested", "tested"]);
 }
@@ -238,11 +230,7 @@ second: first
     );
     test.commit("first");
     let run = test.gzl(&["run"]).status(1);
-    assert!(
-        run.summary_of("second").contains("failed"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("second", "failed");
     test.gzl(&["logs", "last", "second"])
         .status(0)
         .stdout_has("`dist` is already stored by stage `first` in this run; two stages cannot store the same path");
@@ -468,24 +456,12 @@ fn a_stage_whose_objects_left_the_store_runs_again() {
     test.gzl(&["run"]).status(0);
     std::fs::remove_dir_all(test.home().join("objects/blobs")).unwrap();
     let again = test.gzl(&["run"]).status(0);
-    assert!(
-        again.summary_of("build").contains("passed"),
-        "{}",
-        again.stderr
-    );
+    again.summary_has("build", "passed");
     assert_eq!(test.outside_lines("executed"), ["built", "built"]);
     // Stored anew, it is reused from then on.
     let third = test.gzl(&["run"]).status(0);
-    assert!(
-        third.summary_of("build").contains("cached"),
-        "{}",
-        third.stderr
-    );
-    assert!(
-        third.summary_of("test").contains("cached"),
-        "{}",
-        third.stderr
-    );
+    third.summary_has("build", "cached");
+    third.summary_has("test", "cached");
 }
 
 #[test]
@@ -549,11 +525,7 @@ report: parts
     test.commit("first");
     test.gzl(&["run", "-j", "2"]).status(0);
     let again = test.gzl(&["run", "-j", "2"]).status(0);
-    assert!(
-        again.summary_of("part-1").contains("cached"),
-        "{}",
-        again.stderr
-    );
+    again.summary_has("part-1", "cached");
     assert_eq!(
         test.outside_lines("report"),
         ["part 1 app", "part 2 app", "part 1 app", "part 2 app"]

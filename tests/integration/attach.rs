@@ -28,11 +28,7 @@ fn attach_shows_output_from_before_and_after_it_attached_and_exits_with_the_runs
         .stdout_has("talk  | before attaching\n")
         .stdout_has("talk  | after attaching\n")
         .stderr_has("attached to run 1");
-    assert!(
-        attached.summary_of("talk").contains("exit code 4"),
-        "{}",
-        attached.stderr
-    );
+    attached.summary_has("talk", "exit code 4");
 }
 
 #[test]

@@ -31,7 +31,7 @@ fn a_generated_graph_of_four_shards_runs_in_parallel_before_what_needs_the_gener
         .stdout_has("shards | gzl: generated 4 stages: test-1, test-2, test-3, test-4")
         .stdout_has("test-3 | shard 3");
     for shard in ["test-1", "test-2", "test-3", "test-4"] {
-        assert!(run.summary_of(shard).contains("passed"), "{}", run.stderr);
+        run.summary_has(shard, "passed");
     }
     // The report ran after every shard.
     let report = run.stdout.find("report | report").expect("report ran");
@@ -63,19 +63,11 @@ fn generated_stages_are_reused_by_their_own_keys_and_the_generator_always_runs()
     test.write("shards.txt", "1\n2\n3\n5\n");
     test.commit("shard 5 instead of 4");
     let run = test.gzl(&["run"]).status(0);
-    assert!(
-        run.summary_of("shards").contains("passed"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("shards", "passed");
     for shard in ["test-1", "test-2", "test-3"] {
-        assert!(run.summary_of(shard).contains("cached"), "{}", run.stderr);
+        run.summary_has(shard, "cached");
     }
-    assert!(
-        run.summary_of("test-5").contains("passed"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("test-5", "passed");
     assert!(!run.stderr.contains("test-4"), "{}", run.stderr);
     test.gzl(&["why", "shards"])
         .status(0)
@@ -94,16 +86,8 @@ fn a_malformed_generated_text_is_reported_against_it_naming_the_generator() {
         .stdout_has("--> the output of `shards`:1:9")
         .stdout_has("unknown stage `biuld`")
         .stdout_has("stage `build` is already defined in the Gzlfile");
-    assert!(
-        run.summary_of("shards").contains("failed"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.summary_of("report").contains("skipped"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("shards", "failed");
+    run.summary_has("report", "skipped");
 }
 
 #[test]

@@ -72,9 +72,14 @@ impl Test {
     }
 
     pub fn git(&self, args: &[&str]) -> String {
+        self.git_in(&self.repo(), args)
+    }
+
+    /// `git ARGS` in `dir` (a linked worktree, say), which must succeed; its stdout.
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
         let output = Command::new("git")
             .args(args)
-            .current_dir(self.repo())
+            .current_dir(dir)
             .env("GIT_AUTHOR_NAME", "gzl test")
             .env("GIT_AUTHOR_EMAIL", "test@example.com")
             .env("GIT_COMMITTER_NAME", "gzl test")
@@ -248,6 +253,17 @@ impl Run {
     }
 
     /// The summary line of `stage` (`  failed    test  …`) in stderr.
+    /// Asserts that the summary line of `stage` holds `text`.
+    pub fn summary_has(&self, stage: &str, text: &str) -> &Self {
+        let line = self.summary_of(stage);
+        assert!(
+            line.contains(text),
+            "summary of {stage} lacks {text:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
     pub fn summary_of(&self, stage: &str) -> String {
         self.stderr
             .lines()

@@ -165,3 +165,80 @@ fn pre_commit_checks_the_staged_tree_and_blocks_a_failing_commit() {
     commit(&test).status(0);
     assert_eq!(test.git(&["log", "-1", "--format=%s"]), "change");
 }
+
+/// Waits up to 20 s for a finished run of `commit` in history, and returns it.
+fn wait_for_run(test: &Test, commit: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let runs = test.runs();
+        if let Some(run) = runs
+            .iter()
+            .find(|r| r["commit"] == commit && r["status"] != "running")
+        {
+            return run.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run of {commit}: {runs:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn post_checkout_and_post_merge_run_the_new_head_with_their_stages() {
+    let test = Test::with_gzlfile("a:\n    true\nb:\n    true\n");
+    test.write("gzl.toml", "[hooks]\npost-checkout = [\"a\"]\n");
+    let first = test.commit("first");
+    test.git(&["checkout", "-q", "-b", "topic"]);
+    test.write("x", "1");
+    let topic = test.commit("on topic");
+    test.gzl(&["hook", "install", "post-checkout", "post-merge"])
+        .status(0);
+
+    // Switching branches runs the new HEAD, with the stages gzl.toml gives post-checkout.
+    test.git(&["checkout", "-q", "main"]);
+    let run = wait_for_run(&test, &first);
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["stages"].as_array().map(Vec::len), Some(1), "{run}");
+    assert_eq!(run["stages"][0]["name"], "a", "{run}");
+
+    // Checking out a file keeps HEAD where it was: no run.
+    test.write("Gzlfile", "a:\n    true\nb:\n    true\n# edited\n");
+    test.git(&["checkout", "-q", "--", "Gzlfile"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(test.runs().len(), 1);
+
+    // A merge runs what it brought, every stage.
+    test.git(&["merge", "-q", "topic"]);
+    let run = wait_for_run(&test, &topic);
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["stages"].as_array().map(Vec::len), Some(2), "{run}");
+    assert_eq!(test.runs().len(), 2);
+}
+
+#[test]
+fn a_commit_in_a_linked_worktree_runs_that_worktree_s_commit() {
+    let test = Test::with_gzlfile("a:\n    true\n");
+    test.commit("first");
+    test.gzl(&["hook", "install"]).status(0);
+    let side = test.outside("side");
+    test.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "side",
+        &side.display().to_string(),
+    ]);
+    std::fs::write(side.join("y"), "2").unwrap();
+    let git = |args: &[&str]| test.git_in(&side, args);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "on side"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let run = wait_for_run(&test, &head);
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["branch"], "side", "{run}");
+    // The main worktree was not touched.
+    assert!(!test.path("y").exists());
+}

@@ -21,11 +21,7 @@ fn a_second_run_of_the_same_source_executes_nothing() {
     test.gzl(&["run"]).status(0);
     let again = test.gzl(&["run"]).status(0);
     assert_eq!(test.outside_lines("executed"), ["build", "test"]);
-    assert!(
-        again.summary_of("build").contains("cached"),
-        "{}",
-        again.stderr
-    );
+    again.summary_has("build", "cached");
     assert!(again.summary_of("test").contains("reuses run 1"));
     assert!(again.stderr.contains("2 cached"), "{}", again.stderr);
 
@@ -82,7 +78,7 @@ fn when_paths_unchanged_across_a_docs_commit_are_cached() {
     test.write("README.md", "hello\n");
     test.commit("docs only");
     let run = test.gzl(&["run", "-j", "1"]).status(0);
-    assert!(run.summary_of("test").contains("cached"), "{}", run.stderr);
+    run.summary_has("test", "cached");
     test.write("src/lib.rs", "fn main() { }\n");
     test.commit("code");
     test.gzl(&["run", "-j", "1"]).status(0);

@@ -43,24 +43,12 @@ fn a_failure_skips_what_needs_it_and_the_rest_goes_on() {
         "build:\n  echo building\n  exit 3\ntest: build\n  touch test-ran\ndeploy: test\n  touch deploy-ran\nlint:\n  sleep 0.2\n  touch lint-ran\n",
     );
     let run = test.gzl(&["run", "--in-place"]).status(1);
-    assert!(run.summary_of("build").contains("failed"), "{}", run.stderr);
-    assert!(
-        run.summary_of("build").contains("exit code 3"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.summary_of("test").contains("skipped"), "{}", run.stderr);
-    assert!(
-        run.summary_of("deploy").contains("skipped"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.summary_of("deploy").contains("build did not pass"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.summary_of("lint").contains("passed"), "{}", run.stderr);
+    run.summary_has("build", "failed");
+    run.summary_has("build", "exit code 3");
+    run.summary_has("test", "skipped");
+    run.summary_has("deploy", "skipped");
+    run.summary_has("deploy", "build did not pass");
+    run.summary_has("lint", "passed");
     assert!(!test.path("test-ran").exists());
     assert!(!test.path("deploy-ran").exists());
     assert!(test.path("lint-ran").exists());
@@ -90,12 +78,8 @@ fn fail_fast_cancels_running_stages() {
     let run = test
         .gzl(&["run", "--in-place", "-j", "2", "--fail-fast"])
         .status(1);
-    assert!(
-        run.summary_of("slow").contains("cancelled"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.summary_of("bad").contains("failed"), "{}", run.stderr);
+    run.summary_has("slow", "cancelled");
+    run.summary_has("bad", "failed");
     assert!(!process_alive(read_pid(&test.path("slow.pid"))));
 }
 
@@ -103,11 +87,7 @@ fn fail_fast_cancels_running_stages() {
 fn fail_fast_does_not_start_waiting_stages() {
     let test = Test::with_gzlfile("bad:\n  exit 1\nlater:\n  touch later-ran\n");
     let run = test.gzl(&["run", "-j", "1", "--fail-fast"]).status(1);
-    assert!(
-        run.summary_of("later").contains("cancelled"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("later", "cancelled");
     assert!(!test.path("later-ran").exists());
 }
 
@@ -117,11 +97,7 @@ fn a_timeout_kills_the_whole_process_group() {
         "slow:\n  @timeout 500ms\n  sleep 1000 &\n  echo $! > child.pid\n  echo $$ > shell.pid\n  sleep 1000\n",
     );
     let run = test.gzl(&["run", "--in-place"]).status(1);
-    assert!(
-        run.summary_of("slow").contains("timed out"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("slow", "timed out");
     assert!(
         !process_alive(read_pid(&test.path("child.pid"))),
         "background child killed"
@@ -145,21 +121,9 @@ fn an_idle_timeout_stops_a_silent_stage_but_not_a_chatty_one() {
          chatty:\n  @idle-timeout 300ms\n  for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done\n",
     );
     let run = test.gzl(&["run"]).status(1);
-    assert!(
-        run.summary_of("silent").contains("timed out"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.summary_of("silent").contains("no output for"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.summary_of("chatty").contains("passed"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("silent", "timed out");
+    run.summary_has("silent", "no output for");
+    run.summary_has("chatty", "passed");
 }
 
 #[test]
@@ -263,11 +227,7 @@ fn a_named_stage_runs_with_what_it_needs_and_nothing_else() {
 fn a_missing_interpreter_fails_the_stage_with_a_message() {
     let test = Test::with_gzlfile("a:\n  @shell no-such-interpreter-xyz\n  true\n");
     let run = test.gzl(&["run"]).status(1);
-    assert!(
-        run.summary_of("a").contains("could not start"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("a", "could not start");
     run.stdout_has("gzl: cannot start `no-such-interpreter-xyz`");
 }
 
@@ -283,11 +243,7 @@ fn a_missing_working_directory_fails_the_stage() {
 fn a_stage_killed_by_a_signal_is_reported() {
     let test = Test::with_gzlfile("a:\n  kill -9 $$\n");
     let run = test.gzl(&["run"]).status(1);
-    assert!(
-        run.summary_of("a").contains("killed by signal 9"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("a", "killed by signal 9");
 }
 
 #[test]
@@ -313,11 +269,7 @@ fn a_single_command_behaves_as_under_bash() {
             .expect("chmod");
     }
     let run = test.gzl(&["run", "-j", "1"]).status(1);
-    assert!(
-        run.summary_of("missing").contains("exit code 127"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("missing", "exit code 127");
     run.stdout_has("command not found")
         .stdout_has("from plain script")
         .stdout_has("local tool");

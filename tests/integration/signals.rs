@@ -22,12 +22,8 @@ fn interrupt_with(signal: Signal) {
         );
     }
     assert!(!test.path("after-ran").exists());
-    assert!(run.summary_of("a").contains("cancelled"), "{}", run.stderr);
-    assert!(
-        run.summary_of("after").contains("cancelled"),
-        "{}",
-        run.stderr
-    );
+    run.summary_has("a", "cancelled");
+    run.summary_has("after", "cancelled");
     let runs = test.runs();
     assert_eq!(runs[0]["status"], "cancelled");
 }

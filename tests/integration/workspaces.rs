@@ -492,3 +492,23 @@ fn concurrent_runs_of_the_same_snapshot_both_run() {
     let runs = test.runs();
     assert_eq!(runs[0]["tree"], runs[1]["tree"]);
 }
+
+#[test]
+fn a_workspace_git_cannot_use_is_set_aside_made_anew_and_gc_empties_the_trash() {
+    let test = Test::with_gzlfile("a:\n    cat file\n");
+    test.write("file", "one\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let workspace = std::path::PathBuf::from(workspace_of(&test, 1));
+    // A workspace whose repository git cannot read.
+    std::fs::write(workspace.join(".git/HEAD"), "garbage\n").unwrap();
+    test.write("file", "two\n");
+    test.commit("second");
+    test.gzl(&["run"]).status(0).stdout_has("two");
+    assert_eq!(workspace_of(&test, 2), workspace.display().to_string());
+    let trash = workspace.parent().unwrap().join("trash");
+    let aside: Vec<_> = std::fs::read_dir(&trash).unwrap().flatten().collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    test.gzl(&["gc"]).status(0);
+    assert!(!trash.exists(), "gc leaves {}", trash.display());
+}
