@@ -54,6 +54,13 @@ pub enum ArtifactError {
         stage: String,
         path: String,
     },
+    #[error("cannot restore `{path}`, which stage `{stage}` stored")]
+    Restore {
+        path: String,
+        stage: String,
+        #[source]
+        source: StoreError,
+    },
     #[error("run {run}: `{path}` of stage `{stage}` cannot be read from the store")]
     Export {
         run: i64,
@@ -211,7 +218,14 @@ pub fn get(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored, String)>
         .collect::<Result<Vec<_>, _>>()?;
     let mut restored = Vec::with_capacity(names.len());
     for (name, (digest, stored_by)) in names.into_iter().zip(found) {
-        let stored = store.get(&digest, &dir.join(&name))?;
+        let stored =
+            store
+                .get(&digest, &dir.join(&name))
+                .map_err(|source| ArtifactError::Restore {
+                    path: name.clone(),
+                    stage: stored_by.clone(),
+                    source,
+                })?;
         restored.push((name, stored, stored_by));
     }
     Ok(restored)
