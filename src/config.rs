@@ -21,6 +21,7 @@ pub struct Config {
     pub history: HistorySettings,
     pub hooks: Hooks,
     pub gzl: Pin,
+    pub artifacts: ArtifactSettings,
 }
 
 /// `[gzl]`: the gzl this repository is written for.
@@ -110,6 +111,27 @@ impl Default for HistorySettings {
     fn default() -> Self {
         HistorySettings {
             keep: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// `[artifacts]`: how long `gzl gc` keeps what stages stored with `gzl obj-store`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArtifactSettings {
+    /// The artifacts of runs that started within this time are kept.
+    #[serde(deserialize_with = "duration")]
+    pub keep: Duration,
+    /// The artifacts of the newest this many runs (with artifacts) of each branch are kept,
+    /// however old.
+    pub keep_last: usize,
+}
+
+impl Default for ArtifactSettings {
+    fn default() -> Self {
+        ArtifactSettings {
+            keep: Duration::from_secs(30 * 24 * 3600),
+            keep_last: 5,
         }
     }
 }

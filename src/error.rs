@@ -1,5 +1,6 @@
 //! The library's error, and the exit code each kind of failure gives.
 
+use crate::artifacts::ArtifactError;
 use crate::bisect::BisectError;
 use crate::config::ConfigError;
 use crate::debug::DebugError;
@@ -60,6 +61,8 @@ pub enum Error {
     #[error(transparent)]
     Stop(#[from] StopError),
     #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
     Pin(#[from] PinError),
@@ -101,6 +104,8 @@ impl Error {
             Error::Hook(_) => ExitCode::Internal,
             Error::Debug(_) => ExitCode::Usage,
             Error::Stop(_) => ExitCode::Failure,
+            Error::Artifact(error) if error.is_usage() => ExitCode::Usage,
+            Error::Artifact(_) => ExitCode::Internal,
             Error::Secret(SecretError::BadName { .. } | SecretError::TooShort { .. }) => {
                 ExitCode::Usage
             }

@@ -6,7 +6,10 @@
 //!   used (git's own gc then deletes the objects);
 //! - the workspaces of repositories that no longer exist (moved or deleted);
 //! - logs of runs that ended more than `[history] keep` ago. The runs stay listed and their
-//!   results are still reused: a result is a row, not a log.
+//!   results are still reused: a result is a row, not a log;
+//! - artifacts of runs beyond `[artifacts]` (older than `keep` and not among the `keep_last`
+//!   newest of their branch), then every object of the store that no kept artifact of any
+//!   repository names. A stage whose artifacts are gone is not reused: it runs again.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +17,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::history::{History, millis};
 use crate::project::Project;
+use crate::store::{Store, Swept};
 use crate::workspace::Pool;
 
 /// What `gzl gc` removed.
@@ -27,7 +31,15 @@ pub struct Report {
     pub logs: usize,
     /// Pools of repositories that no longer exist.
     pub orphaned_pools: Vec<std::path::PathBuf>,
+    /// Artifacts whose runs the retention policy let go.
+    pub artifacts: usize,
+    /// What the store removed.
+    pub objects: Swept,
 }
+
+/// How long an object stays after it was last stored while runs are going on: a stage may
+/// have written it and not registered it yet.
+const OBJECT_GRACE: Duration = Duration::from_secs(3600);
 
 /// Collects the garbage of `project`'s repository.
 pub fn collect(project: &Project, history: &mut History) -> Result<Report, Error> {
@@ -79,6 +91,19 @@ pub fn collect(project: &Project, history: &mut History) -> Result<Report, Error
         history.forget_logs(run)?;
         report.logs += 1;
     }
+
+    let since = now.checked_sub(config.artifacts.keep).unwrap_or(now);
+    report.artifacts =
+        history.expire_artifacts(&identity, since, config.artifacts.keep_last, now)?;
+    // With no run going on, nothing can be halfway through storing: no grace is needed.
+    let grace = if history.has_running_runs()? {
+        OBJECT_GRACE
+    } else {
+        Duration::ZERO
+    };
+    report.objects = Store::of(history.home())
+        .sweep(&history.live_artifacts()?, grace)
+        .map_err(crate::artifacts::ArtifactError::from)?;
     Ok(report)
 }
 

@@ -1,6 +1,8 @@
 //! gzl: a local-first CI. The binary is a thin layer over this library; `cli` parses
 //! arguments and calls the modules below, each of which owns one concept.
 
+pub mod api;
+pub mod artifacts;
 pub mod attach;
 pub mod bisect;
 pub mod cache;
@@ -25,6 +27,7 @@ pub mod secrets;
 pub mod stagefile;
 pub mod status;
 pub mod stop;
+pub mod store;
 pub mod style;
 pub mod templates;
 pub mod ui;

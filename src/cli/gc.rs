@@ -34,6 +34,14 @@ pub fn run(context: &Context, _args: &Args) -> Result<ExitCode, Error> {
         report.logs,
         plural(report.logs),
     ));
+    out.push_str(&format!(
+        "let go {} artifact{}; removed {} object{} ({}) from the store\n",
+        report.artifacts,
+        plural(report.artifacts),
+        report.objects.objects,
+        plural(report.objects.objects),
+        super::artifacts::human_size(report.objects.bytes),
+    ));
     super::print(&out);
     Ok(ExitCode::Success)
 }

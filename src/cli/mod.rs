@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command, and how errors are shown.
 //! Commands parse their arguments and call the library; they hold no behaviour of their own.
 
+mod artifacts;
 mod attach;
 mod bisect;
 mod cache;
@@ -11,6 +12,8 @@ mod hook;
 mod init;
 mod logs;
 mod ls;
+mod obj_get;
+mod obj_store;
 mod pin;
 mod render;
 mod run;
@@ -75,6 +78,12 @@ enum Command {
     Attach(attach::Args),
     /// A full-screen view of this repository's runs, stages and logs, live
     Ui(ui::Args),
+    /// In a stage: store files or directories for the stages after it
+    ObjStore(obj_store::Args),
+    /// In a stage: restore files or directories a stage it needs stored
+    ObjGet(obj_get::Args),
+    /// List a run's artifacts, or write them into a directory
+    Artifacts(artifacts::Args),
     /// Manage the secrets stages ask for with `@secret NAME`
     #[command(subcommand)]
     Secret(secret::Command),
@@ -122,6 +131,10 @@ pub fn main() -> std::process::ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "gzl", &mut std::io::stdout());
             Ok(ExitCode::Success)
         }
+        // Stage commands need no project: they talk to the runner, whose version they
+        // negotiate over the job API.
+        Command::ObjStore(args) => obj_store::run(cli.directory.as_deref(), &args),
+        Command::ObjGet(args) => obj_get::run(cli.directory.as_deref(), &args),
         command => match Context::new(cli.directory, cli.file) {
             // Commands about the pin itself run in any gzl; the rest in the pinned one.
             Ok(context)
@@ -152,11 +165,14 @@ pub fn main() -> std::process::ExitCode {
                 Command::Ui(args) => ui::run(&context, &args),
                 Command::Secret(command) => secret::run(&command),
                 Command::Gc(args) => gc::run(&context, &args),
+                Command::Artifacts(args) => artifacts::run(&context, &args),
                 Command::Bisect(args) => bisect::run(&context, &args),
                 Command::Hook(command) => hook::run(&context, &command),
                 Command::Watch(args) => watch::run(&context, &args),
                 Command::Init(args) => init::run(&context, &args),
-                Command::Completions { .. } => unreachable!("handled above"),
+                Command::Completions { .. } | Command::ObjStore(_) | Command::ObjGet(_) => {
+                    unreachable!("handled above")
+                }
             },
             Err(error) => Err(error),
         },
@@ -273,6 +289,15 @@ impl Context {
             error => error.into(),
         })
     }
+}
+
+/// The directory gzl was started in, or `-C DIR` from there.
+fn current_dir(directory: Option<&std::path::Path>) -> Result<PathBuf, Error> {
+    let cwd = std::env::current_dir().map_err(|source| Error::Io {
+        message: "cannot read the current directory".into(),
+        source,
+    })?;
+    Ok(directory.map_or_else(|| cwd.clone(), |dir| cwd.join(dir)))
 }
 
 /// Writes a line for people to stderr. A closed stderr is no reason to fail (or panic, as

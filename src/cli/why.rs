@@ -1,11 +1,13 @@
 use std::fmt::Write as _;
 
 use super::Context;
+use crate::artifacts;
 use crate::cache::{self, Difference, Inputs, Why};
 use crate::error::{Error, ExitCode};
 use crate::pipeline;
 use crate::plan::Plan;
 use crate::project::{Source, SourceRequest};
+use crate::store::Store;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,7 +34,9 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let plan = Plan::new(&gzlfile, std::slice::from_ref(&args.stage))?;
     let history = pipeline::open_history()?;
     let inputs = cache::inputs(&plan, repo, &state.tree)?;
-    let reused = cache::reusable(&plan, &inputs, &vec![false; plan.len()], &history)?;
+    let matched = cache::reusable(&plan, &inputs, &vec![false; plan.len()], &history)?;
+    let mut reused = matched.clone();
+    artifacts::keep_reusable(&plan, 0, &mut reused, &history, &Store::of(history.home()))?;
     let index = plan
         .nodes()
         .iter()
@@ -56,7 +60,31 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         &state.tree,
     );
     let stage = &args.stage;
-    let mut out = match &why {
+    // A result whose artifacts are gone is not reused, though its inputs are the same.
+    let lost = matched[index].filter(|_| reused[index].is_none());
+    let mut out = match (&why, lost) {
+        (Why::NeedsRun { .. }, _) | (_, None) => explain(stage, &why),
+        (_, Some(run)) => format!(
+            "{stage} would run: it passed with the same inputs in run {run}, but the store no longer holds what it stored there (gzl gc)\n"
+        ),
+    };
+    let _ = writeln!(out, "  key {}", inputs[index].key());
+    if let (Why::Differs { run, differences }, None) = (&why, lost) {
+        let _ = writeln!(
+            out,
+            "  compared with run {run}, its newest run of `{stage}`:"
+        );
+        for difference in differences {
+            let _ = writeln!(out, "    {}", describe(difference));
+        }
+    }
+    super::print(&out);
+    Ok(ExitCode::Success)
+}
+
+/// The first line of the answer.
+fn explain(stage: &str, why: &Why) -> String {
+    match why {
         Why::Reuses { run } => {
             format!("{stage} would reuse run {run}: it passed with the same inputs\n")
         }
@@ -69,19 +97,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             "{stage} would run: a @generates stage always runs, since what it prints decides the stages\n"
         ),
         Why::Differs { .. } => format!("{stage} would run: no passed run had the same inputs\n"),
-    };
-    let _ = writeln!(out, "  key {}", inputs[index].key());
-    if let Why::Differs { run, differences } = &why {
-        let _ = writeln!(
-            out,
-            "  compared with run {run}, its newest run of `{stage}`:"
-        );
-        for difference in differences {
-            let _ = writeln!(out, "    {}", describe(difference));
-        }
     }
-    super::print(&out);
-    Ok(ExitCode::Success)
 }
 
 fn describe(difference: &Difference) -> String {

@@ -67,6 +67,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE stages ADD COLUMN cwd TEXT;
     ALTER TABLE stages ADD COLUMN env TEXT;
     ",
+    // 6: artifacts, the paths stages stored with `gzl obj-store`. A cached stage's rows are
+    // copied from the run it reuses (`stored_in`); `removed_at` is set when `gzl gc` let the
+    // store drop their objects.
+    "
+    CREATE TABLE artifacts (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        stage TEXT NOT NULL,
+        path TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        stored_in INTEGER NOT NULL,
+        removed_at INTEGER,
+        PRIMARY KEY (run_id, path)
+    );
+    CREATE INDEX artifacts_live ON artifacts(digest) WHERE removed_at IS NULL;
+    ",
 ];
 
 /// Brings the database to the newest schema version.

@@ -5,9 +5,11 @@
 //! whose lock is free belongs to a gzl that died, and the next gzl to look marks it
 //! `interrupted` (see [`History::reap_interrupted`]).
 
+mod artifacts;
 mod migrations;
 mod recorder;
 
+pub use artifacts::ArtifactRecord;
 pub use recorder::Recorder;
 
 use std::collections::HashMap;

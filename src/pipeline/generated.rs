@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::jobs::{self, RunContext};
+use crate::api;
+use crate::artifacts;
 use crate::cache::{self, Inputs};
 use crate::exec::{Expander, Expansion, Joined, JoinedStage};
 use crate::git::Repo;
 use crate::history::History;
 use crate::plan::Plan;
 use crate::stagefile::{Gzlfile, StagefileError};
+use crate::store::Store;
 
 /// Joins generated stages to a run.
 pub(super) struct Generated<'a> {
@@ -27,6 +30,8 @@ pub(super) struct Generated<'a> {
     pub medians: &'a HashMap<String, Duration>,
     /// Opened on first use: the run's own connection belongs to its recorder.
     pub history: Option<History>,
+    /// The job API, which learns of the joined stages before they start.
+    pub api: api::Stages,
 }
 
 impl Expander for Generated<'_> {
@@ -83,9 +88,15 @@ impl Expander for Generated<'_> {
                 let forced = vec![self.force_all; plan.len()];
                 cache::extend_reusable(plan, &self.inputs, &forced, &mut self.reused, history)
                     .map_err(|error| error.to_string())?;
+                let store = Store::of(self.context.home);
+                artifacts::keep_reusable(plan, first, &mut self.reused, history, &store)
+                    .map_err(|error| error.to_string())?;
             }
             None => self.reused.resize(plan.len(), None),
         }
+        self.api
+            .join(plan, first, &self.reused)
+            .map_err(|error| error.to_string())?;
         let nodes = &plan.nodes()[first..];
         let commands =
             jobs::commands(nodes, self.context.home).map_err(|error| error.to_string())?;

@@ -76,6 +76,8 @@ pub(super) struct RunContext<'a> {
     pub dirty: bool,
     /// Where secrets are looked up.
     pub home: &'a Home,
+    /// The run's job API socket.
+    pub api: &'a Path,
 }
 
 /// The job for `stage` of a run.
@@ -96,6 +98,7 @@ pub(super) fn job(
         ("GZL".to_string(), "1".to_string()),
         ("GZL_RUN_ID".to_string(), run.run.id.to_string()),
         ("GZL_TOKEN".to_string(), run.run.token.clone()),
+        ("GZL_API".to_string(), run.api.display().to_string()),
         ("GZL_STAGE".to_string(), stage.name.clone()),
         ("GZL_REPO_ROOT".to_string(), root.clone()),
         ("GZL_WORKSPACE".to_string(), root),

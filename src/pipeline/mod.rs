@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::api;
+use crate::artifacts::{self, RunArtifacts};
 use crate::cache::{self, Inputs};
 use crate::config::{Clean, Config};
 use crate::error::Error;
@@ -22,6 +24,7 @@ use crate::report::View;
 use crate::stagefile::Gzlfile;
 use crate::status::RunStatus;
 use crate::stop;
+use crate::store::Store;
 use crate::workspace::Pool;
 
 /// What `gzl run` was asked to do.
@@ -85,10 +88,12 @@ pub fn run(
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
         })
     });
+    let store = Store::of(history.home());
     let (inputs, reused) = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if !options.no_cache => {
             let inputs = cache::inputs(&plan, repo, &state.tree)?;
-            let reused = cache::reusable(&plan, &inputs, &forced, &history)?;
+            let mut reused = cache::reusable(&plan, &inputs, &forced, &history)?;
+            artifacts::keep_reusable(&plan, 0, &mut reused, &history, &store)?;
             (inputs, reused)
         }
         _ => (Vec::new(), vec![None; plan.len()]),
@@ -150,6 +155,8 @@ pub fn run(
     // Everything that can fail comes before the run is recorded, so no run is left `running`.
     let executor = runtime()?;
     let dispatcher = runtime()?;
+    // The job API records artifacts as stages register them, on a connection of its own.
+    let api_history = History::open(history.home())?;
     let started = SystemTime::now();
     let clock = Instant::now();
     let lease = history.begin_run(
@@ -171,8 +178,12 @@ pub fn run(
     if let Some(workspace) = &workspace {
         workspace.started(run_id)?;
     }
+    let run_artifacts = RunArtifacts::new(run_id, &plan, &reused, &mut history)?;
+    let server = api::Server::bind(&lease.dir, &lease.token, store, run_artifacts, api_history)
+        .map_err(artifacts::ArtifactError::from)?;
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
     let home = history.home().clone();
+    let api_address = server.address().to_path_buf();
     let context = jobs::RunContext {
         root: &root,
         run: &lease,
@@ -180,6 +191,7 @@ pub fn run(
         tree: tree.as_deref(),
         dirty,
         home: &home,
+        api: &api_address,
     };
     let jobs: Vec<Job> = plan
         .nodes()
@@ -251,6 +263,7 @@ pub fn run(
         force_all: options.force == Force::Everything,
         medians: &medians,
         history: None,
+        api: server.stages(),
     };
     let (plan, outcomes, interrupted) = execute(
         &executor,
@@ -261,7 +274,10 @@ pub fn run(
         &mut generated,
         stop,
         events.clone(),
+        &server,
     );
+    // The API lives exactly as long as the run: its socket goes now.
+    drop(server);
     let outcomes: Vec<Outcome> = plan
         .nodes()
         .iter()
@@ -408,8 +424,8 @@ pub fn settle_interrupted(history: &mut History) -> Result<(), Error> {
 }
 
 /// Runs the executor on a single-threaded runtime, turning SIGINT and SIGTERM into a
-/// cancellation (the second one kills at once). Returns the outcomes and whether a signal
-/// cancelled the run.
+/// cancellation (the second one kills at once), and serves the job API meanwhile. Returns
+/// the outcomes and whether a signal cancelled the run.
 #[allow(clippy::too_many_arguments)]
 fn execute(
     runtime: &tokio::runtime::Runtime,
@@ -420,6 +436,7 @@ fn execute(
     expander: &mut dyn exec::Expander,
     stop: Option<watch::Receiver<bool>>,
     events: mpsc::Sender<Event>,
+    server: &api::Server,
 ) -> (Plan, Vec<Outcome>, bool) {
     let exec_options = exec::Options {
         jobs: options.jobs,
@@ -430,16 +447,28 @@ fn execute(
         let (cancel, _) = watch::channel(Cancel::None);
         let (interrupted_tx, interrupted_rx) = watch::channel(false);
         let signals = tokio::spawn(forward_signals(cancel.clone(), interrupted_tx, stop));
-        let (plan, outcomes) = exec::execute(
-            plan,
-            jobs,
-            priorities,
-            &exec_options,
-            expander,
-            events,
-            cancel,
-        )
-        .await;
+        // Events pass by the API on their way out, so it knows which stages are running.
+        let (tee, mut teed) = mpsc::channel(EVENT_QUEUE);
+        let stages = server.stages();
+        let forward = async move {
+            while let Some(event) = teed.recv().await {
+                stages.observe(&event);
+                if events.send(event).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let run = async {
+            tokio::join!(
+                exec::execute(plan, jobs, priorities, &exec_options, expander, tee, cancel),
+                forward
+            )
+            .0
+        };
+        let (plan, outcomes) = tokio::select! {
+            done = run => done,
+            never = server.serve() => match never {},
+        };
         signals.abort();
         let interrupted = *interrupted_rx.borrow();
         (plan, outcomes, interrupted)

@@ -1,5 +1,6 @@
 //! Integration tests: the built `gzl` against temp git repositories.
 
+mod artifacts;
 mod attach;
 mod bisect;
 mod commands;

@@ -1,0 +1,573 @@
+//! Artifacts: `gzl obj-store` in one stage, `gzl obj-get` in a later one, through the run's
+//! job API; `gzl artifacts`; reuse of cached stages; `gzl gc` of the store.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use crate::harness::Test;
+
+/// `text` with `%gzl` replaced by the gzl under test and `%out` by the test's `outside`
+/// directory, for stages that call gzl and leave traces.
+fn gzlfile(test: &Test, text: &str) -> String {
+    let outside = test.outside("x");
+    let outside = outside.parent().expect("outside dir");
+    text.replace("%gzl", env!("CARGO_BIN_EXE_gzl"))
+        .replace("%out", &outside.display().to_string())
+}
+
+/// A stage `build` that makes `out/` (a file, an executable, a symbolic link, a
+/// subdirectory) and `app.txt` and stores both.
+const BUILD: &str = "build:
+    echo built >> %out/executed
+    mkdir -p out/bin out/share/doc
+    printf 'tool\\n' > out/bin/tool
+    chmod 755 out/bin/tool
+    printf 'doc\\n' > out/share/doc/readme
+    ln -s bin/tool out/link
+    printf 'app\\n' > app.txt
+    %gzl obj-store out ./app.txt
+";
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// What `build` stored, checked at `dir`.
+fn assert_restored(dir: &Path) {
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/bin/tool")).unwrap(),
+        "tool\n"
+    );
+    assert_eq!(mode(&dir.join("out/bin/tool")), 0o755);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/share/doc/readme")).unwrap(),
+        "doc\n"
+    );
+    assert_eq!(
+        std::fs::read_link(dir.join("out/link")).unwrap(),
+        Path::new("bin/tool")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("app.txt")).unwrap(),
+        "app\n"
+    );
+}
+
+/// Object files in the store's blobs.
+fn blobs(test: &Test) -> usize {
+    std::fs::read_dir(test.home().join("objects/blobs"))
+        .map(|fans| {
+            fans.flatten()
+                .map(|fan| std::fs::read_dir(fan.path()).map_or(0, Iterator::count))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn artifacts_pass_to_a_later_stage_with_modes_links_and_directories() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            &format!(
+                "{BUILD}deploy: build
+    rm -rf out app.txt
+    %gzl obj-get out app.txt
+    cp -a out app.txt %out/
+"
+            ),
+        ),
+    );
+    test.commit("first");
+    let run = test.gzl(&["run"]).status(0);
+    assert!(
+        run.stdout.contains("gzl: stored out (3 files, 9 B)")
+            && run.stdout.contains("gzl: restored out from `build`"),
+        "{}",
+        run.stdout
+    );
+    assert_restored(test.outside("x").parent().unwrap());
+    // The socket lives as long as the run.
+    assert!(!test.home().join("runs/1/api.sock").exists());
+}
+
+#[test]
+fn a_cached_stage_still_provides_its_artifacts() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            &format!(
+                "{}test: build
+    rm -rf out app.txt
+    %gzl obj-get out app.txt
+    echo \"$(cat app.txt) $(cat input.txt)\" >> %out/tested
+",
+                BUILD.replace("build:\n", "build:\n    @when src/**\n")
+            ),
+        ),
+    );
+    test.write("src/main.c", "int main;\n");
+    test.write("input.txt", "one\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.write("input.txt", "two\n");
+    test.commit("second");
+    let again = test.gzl(&["run"]).status(0);
+    again.summary_has("build", "cached");
+    assert_eq!(test.outside_lines("executed"), ["built"]);
+    assert_eq!(test.outside_lines("tested"), ["app one", "app two"]);
+    // The cached stage's artifacts are the run's too.
+    test.gzl(&["artifacts", "2"])
+        .status(0)
+        .stdout_has("build  out")
+        .stdout_has("build  app.txt");
+}
+
+#[test]
+fn a_stage_whose_artifacts_gc_removed_runs_again() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            &format!(
+                "{BUILD}test: build
+    rm -rf out app.txt
+    %gzl obj-get out app.txt
+    echo tested >> %out/tested
+"
+            ),
+        ),
+    );
+    test.write("gzl.toml", "[artifacts]\nkeep = \"1ms\"\nkeep_last = 0\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    assert!(blobs(&test) > 0);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("let go 2 artifacts; removed 5 objects");
+    assert_eq!(blobs(&test), 0);
+    test.gzl(&["artifacts", "1"])
+        .status(0)
+        .stdout_has("(removed by gc)");
+    test.gzl(&["artifacts", "1", "--out", "exported"])
+        .status(2)
+        .stderr_has("run 1: `out` of stage `build` was removed by gzl gc");
+    // The same source again: `build` would be reused, but its artifacts are gone.
+    test.gzl(&["why", "build"]).status(0).stdout_has(
+        "build would run: it passed with the same inputs in run 1, but the store no longer holds what it stored there (gzl gc)",
+    );
+    test.gzl(&["why", "test"])
+        .status(0)
+        .stdout_has("test would run: it needs `build`, which would run");
+    let again = test.gzl(&["run"]).status(0);
+    again.summary_has("build", "passed");
+    assert_eq!(test.outside_lines("executed"), ["built", "built"]);
+    assert_eq!(test.outside_lines("tested"), ["tested", "tested"]);
+}
+
+#[test]
+fn getting_a_path_no_upstream_stage_stored_is_refused_naming_the_stages() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "build:
+    echo app > app
+    %gzl obj-store app
+    touch %out/stored
+prepare:
+    true
+wait:
+    while [ ! -e %out/stored ]; do sleep 0.02; done
+lint: prepare wait
+    %gzl obj-get app
+missing: build
+    %gzl obj-get nothing/here
+",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run", "-j", "4"]).status(1);
+    let lint = test.gzl(&["logs", "last", "lint"]).status(0);
+    assert!(
+        lint.stdout.contains(
+            "no stage upstream of `lint` stored `app` (upstream: `prepare`, `wait`); stage `build` stored it, but `lint` does not need it"
+        ),
+        "{}",
+        lint.stdout
+    );
+    test.gzl(&["logs", "last", "missing"])
+        .status(0)
+        .stdout_has("no stage upstream of `missing` stored `nothing/here` (upstream: `build`)");
+}
+
+#[test]
+fn two_stages_storing_the_same_path_is_an_error() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "first:
+    echo one > dist
+    %gzl obj-store dist
+second: first
+    echo two > dist
+    %gzl obj-store dist
+",
+        ),
+    );
+    test.commit("first");
+    let run = test.gzl(&["run"]).status(1);
+    run.summary_has("second", "failed");
+    test.gzl(&["logs", "last", "second"])
+        .status(0)
+        .stdout_has("`dist` is already stored by stage `first` in this run; two stages cannot store the same path");
+    // History keeps the first stage's.
+    test.gzl(&["artifacts", "last"])
+        .status(0)
+        .stdout_has("first  dist");
+}
+
+#[test]
+fn the_store_keeps_identical_content_once_across_runs() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "build:
+    mkdir -p a b
+    printf 'same bytes\\n' > a/one
+    printf 'same bytes\\n' > b/two
+    %gzl obj-store a b
+",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run", "--force"]).status(0);
+    assert_eq!(blobs(&test), 1);
+    let first = test.gzl(&["artifacts", "1"]).status(0).stdout;
+    let second = test.gzl(&["artifacts", "2"]).status(0).stdout;
+    assert_eq!(first, second);
+}
+
+#[test]
+fn gzl_artifacts_lists_and_exports_a_run() {
+    let test = Test::new();
+    test.write("Gzlfile", gzlfile(&test, BUILD));
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let listed = test.gzl(&["artifacts", "1"]).status(0);
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", listed.stdout);
+    assert!(
+        lines[0].starts_with("STAGE  PATH     FILES  SIZE  DIGEST"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("build  out          3   9 B  "),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("build  app.txt      1   4 B  "),
+        "{}",
+        lines[2]
+    );
+
+    let out = test.outside("exported");
+    test.gzl(&[
+        "artifacts",
+        "1",
+        "build",
+        "--out",
+        &out.display().to_string(),
+    ])
+    .status(0)
+    .stderr_has("exported/out (3 files, 9 B)");
+    assert_restored(&out);
+
+    test.gzl(&["artifacts", "1", "deploy"])
+        .status(2)
+        .stderr_has("run 1 has no stage `deploy`");
+    test.gzl(&["artifacts", "7"]).status(2).stderr_has("7");
+}
+
+#[test]
+fn stage_commands_outside_a_stage_say_so() {
+    let test = Test::new();
+    for command in ["obj-store", "obj-get"] {
+        test.gzl(&[command, "target/app"])
+            .status(2)
+            .stderr_has(&format!("gzl {command} must be run inside a gzl stage"));
+    }
+}
+
+#[test]
+fn a_request_with_another_token_is_refused() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "build:
+    @env GZL_TOKEN=00000000000000000000000000000000
+    echo app > app
+    %gzl obj-store app
+",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(1);
+    test.gzl(&["logs", "last", "build"])
+        .status(0)
+        .stdout_has("the runner refused: wrong GZL_TOKEN");
+    test.gzl(&["artifacts", "last"])
+        .status(0)
+        .stderr_has("stored no artifacts");
+}
+
+#[test]
+fn a_home_too_deep_for_a_socket_serves_the_api_from_a_private_directory() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "build:
+    echo app > app
+    %gzl obj-store app
+    echo \"$GZL_API\" > %out/api
+use: build
+    rm app
+    %gzl obj-get app
+",
+        ),
+    );
+    test.commit("first");
+    let deep = test.home().join("a".repeat(60)).join("b".repeat(60));
+    let run = test
+        .command(&["run"])
+        .env("GZL_HOME", &deep)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let api = test.outside_lines("api");
+    assert!(api[0].len() <= 100 && !api[0].starts_with(&*deep.to_string_lossy()));
+    assert!(!Path::new(&api[0]).exists(), "the socket outlives its run");
+}
+
+#[test]
+fn the_job_api_speaks_versioned_line_json_and_names_what_it_speaks() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "other:
+    true
+probe: other
+    @shell python3
+    import json, os, socket
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.environ['GZL_API'])
+    replies = s.makefile('r')
+    def ask(request):
+        s.sendall((request + '\\n').encode())
+        return replies.readline()
+    base = {'token': os.environ['GZL_TOKEN'], 'stage': os.environ['GZL_STAGE']}
+    with open('%out/api', 'w') as out:
+        for request in [
+            dict(base, v=1, op='hello', client='0.0.1', later_field=True),
+            dict(base, v=2, op='hello'),
+            dict(base, v=1, op='upload'),
+            dict(base, v=1, op='hello', stage='other'),
+            dict(base, v=1, op='lookup', path='nothing'),
+        ]:
+            out.write(ask(json.dumps(request)))
+        out.write(ask('not json'))
+",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let replies: Vec<serde_json::Value> = test
+        .outside_lines("api")
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(replies.len(), 6);
+    let hello = &replies[0];
+    assert_eq!(hello["ok"], true, "{hello}");
+    assert_eq!(hello["v"], 1);
+    assert_eq!(hello["versions"], serde_json::json!([1]));
+    assert_eq!(hello["capabilities"], serde_json::json!(["store.local"]));
+    assert!(hello["store"].as_str().unwrap().ends_with("/objects"));
+    let refused = |reply: &serde_json::Value, text: &str| {
+        assert_eq!(reply["ok"], false, "{reply}");
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(error.contains(text), "{error:?} lacks {text:?}");
+    };
+    refused(&replies[1], "job API version 2 is not spoken here");
+    assert_eq!(replies[1]["versions"], serde_json::json!([1]));
+    refused(&replies[2], "unknown request `upload`");
+    refused(&replies[3], "stage `other` of run 1 is not running");
+    refused(
+        &replies[4],
+        "no stage upstream of `probe` stored `nothing` (upstream: `other`)",
+    );
+    refused(&replies[5], "not a job API request");
+}
+
+#[test]
+fn a_stage_whose_objects_left_the_store_runs_again() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            &format!(
+                "{BUILD}test: build
+    rm -rf out app.txt
+    %gzl obj-get out app.txt
+"
+            ),
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    std::fs::remove_dir_all(test.home().join("objects/blobs")).unwrap();
+    let again = test.gzl(&["run"]).status(0);
+    again.summary_has("build", "passed");
+    assert_eq!(test.outside_lines("executed"), ["built", "built"]);
+    // Stored anew, it is reused from then on.
+    let third = test.gzl(&["run"]).status(0);
+    third.summary_has("build", "cached");
+    third.summary_has("test", "cached");
+}
+
+#[test]
+fn stages_side_by_side_store_at_once_and_a_stage_needing_both_gets_both() {
+    let test = Test::new();
+    let stage = |name: &str| {
+        format!(
+            "{name}:
+    mkdir -p {name}
+    for i in $(seq 1 200); do echo \"{name} $i\" > {name}/$i.txt; done
+    %gzl obj-store {name}
+"
+        )
+    };
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            &format!(
+                "{}{}{}all: left middle right
+    rm -rf left middle right
+    %gzl obj-get left middle right
+    cat left/7.txt middle/200.txt right/1.txt > %out/got
+",
+                stage("left"),
+                stage("middle"),
+                stage("right")
+            ),
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run", "-j", "3"]).status(0);
+    assert_eq!(
+        test.outside_lines("got"),
+        ["left 7", "middle 200", "right 1"]
+    );
+    let listed = test.gzl(&["artifacts", "last"]).status(0).stdout;
+    assert_eq!(listed.matches("  200  ").count(), 3, "{listed}");
+}
+
+#[test]
+fn generated_stages_store_and_get_artifacts_also_when_cached() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "build:
+    echo app > app
+    %gzl obj-store app
+parts: build
+    @generates
+    for n in 1 2; do printf 'part-%s: build\\n    %gzl obj-get app\\n    echo \"part %s $(cat app)\" > out-%s\\n    %gzl obj-store out-%s\\n' $n $n $n $n; done
+report: parts
+    rm -f out-1 out-2
+    %gzl obj-get out-1 out-2
+    cat out-1 out-2 >> %out/report
+",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run", "-j", "2"]).status(0);
+    let again = test.gzl(&["run", "-j", "2"]).status(0);
+    again.summary_has("part-1", "cached");
+    assert_eq!(
+        test.outside_lines("report"),
+        ["part 1 app", "part 2 app", "part 1 app", "part 2 app"]
+    );
+    test.gzl(&["artifacts", "2", "part-2"])
+        .status(0)
+        .stdout_has("part-2  out-2");
+}
+
+#[test]
+fn gc_keeps_the_artifacts_of_the_newest_runs_of_each_branch() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            "build:
+    cat version > app
+    %gzl obj-store app
+",
+        ),
+    );
+    test.write("gzl.toml", "[artifacts]\nkeep = \"1ms\"\nkeep_last = 1\n");
+    test.write("version", "one\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.write("version", "two\n");
+    test.commit("second");
+    test.gzl(&["run"]).status(0);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("let go 1 artifact; removed 2 objects");
+    test.gzl(&["artifacts", "1"])
+        .status(0)
+        .stdout_has("(removed by gc)");
+    let out = test.outside("kept");
+    test.gzl(&["artifacts", "2", "--out", &out.display().to_string()])
+        .status(0);
+    assert_eq!(std::fs::read_to_string(out.join("app")).unwrap(), "two\n");
+    // Nothing more to let go.
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("let go 0 artifacts; removed 0 objects");
+}
