@@ -348,7 +348,10 @@ impl Store {
                 }
                 Kind::Symlink { target: link } => {
                     make_room(&path)?;
-                    std::os::unix::fs::symlink(link, &path).map_err(write_error(&path))?;
+                    let temporary = beside(&path, count);
+                    std::os::unix::fs::symlink(link, &temporary)
+                        .map_err(write_error(&temporary))?;
+                    replace(&temporary, &path)?;
                     count += 1;
                 }
                 Kind::File {
@@ -357,13 +360,13 @@ impl Store {
                     digest,
                 } => {
                     make_room(&path)?;
-                    files.push((self.blob(digest), path, *mode));
+                    files.push((self.blob(digest), beside(&path, count), path, *mode));
                     size += bytes;
                     count += 1;
                 }
             }
         }
-        parallel(&files, |(blob, path, mode)| {
+        parallel(&files, |(blob, temporary, path, mode)| {
             if !blob.exists() {
                 return Err(StoreError::Missing {
                     digest: digest.to_string(),
@@ -371,8 +374,16 @@ impl Store {
                 });
             }
             // copy_file_range: the kernel copies (or shares extents where the disk can).
-            std::fs::copy(blob, path).map_err(write_error(path))?;
-            set_mode(path, *mode)
+            // Copied aside and renamed over the path, so whoever reads it meanwhile (a stage
+            // beside this one getting the same path) sees one whole file or the other.
+            let copied = std::fs::copy(blob, temporary)
+                .map_err(write_error(temporary))
+                .and_then(|_| set_mode(temporary, *mode));
+            if let Err(error) = copied {
+                let _ = std::fs::remove_file(temporary);
+                return Err(error);
+            }
+            replace(temporary, path)
         })?;
         // Deepest first, so a read-only directory is made so after what it holds.
         for (path, mode) in dirs.iter().rev() {
@@ -622,18 +633,33 @@ fn touch(path: &Path) -> bool {
     })
 }
 
-/// Removes a file or link at `path`, so a restored one can take its place.
+/// Makes sure a restored file or link can take the place of `path`: a directory there is in
+/// the way; a missing parent is made. A file or link there is replaced by the rename.
 fn make_room(path: &Path) -> Result<(), StoreError> {
     match std::fs::symlink_metadata(path) {
         Ok(metadata) if metadata.is_dir() => Err(StoreError::InTheWay {
             path: path.to_path_buf(),
         }),
-        Ok(_) => std::fs::remove_file(path).map_err(write_error(path)),
+        Ok(_) => Ok(()),
         Err(_) => match path.parent() {
             Some(parent) => create_dir(parent),
             None => Ok(()),
         },
     }
+}
+
+/// A name beside `path` for the `index`th entry of a restore by this process.
+fn beside(path: &Path, index: u64) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.gzl-get-{}-{index}", std::process::id()))
+}
+
+/// Renames a restored `temporary` over `path`; it does not stay behind when that fails.
+fn replace(temporary: &Path, path: &Path) -> Result<(), StoreError> {
+    std::fs::rename(temporary, path).map_err(|error| {
+        let _ = std::fs::remove_file(temporary);
+        write_error(path)(error)
+    })
 }
 
 fn create_dir(path: &Path) -> Result<(), StoreError> {
