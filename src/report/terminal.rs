@@ -20,6 +20,10 @@ pub struct Terminal {
     prefixes: Option<Vec<String>>,
     splitters: Vec<LineSplitter>,
     results: Vec<Option<(Outcome, Option<Duration>)>>,
+    /// The order of the summary: plan order, with joined stages after their generator.
+    order: Vec<usize>,
+    /// Which stage generated each joined stage.
+    joined_by: std::collections::HashMap<usize, usize>,
     out: BufWriter<std::io::Stdout>,
     /// Set once stdout is gone (a closed pipe): the run goes on without it.
     out_closed: bool,
@@ -41,6 +45,8 @@ impl Terminal {
             prefixes: None,
             splitters: Vec::new(),
             results: Vec::new(),
+            order: Vec::new(),
+            joined_by: std::collections::HashMap::new(),
             out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             out_closed: false,
             mode: if quiet {
@@ -68,6 +74,7 @@ impl Terminal {
                 }
                 self.names = info.stages.iter().map(|(name, _)| name.clone()).collect();
                 self.results = vec![None; self.names.len()];
+                self.order = (0..self.names.len()).collect();
                 self.splitters = self.names.iter().map(|_| LineSplitter::default()).collect();
                 self.width = self
                     .names
@@ -91,8 +98,30 @@ impl Terminal {
                 }
             }
             Event::StagesJoined(joined) => {
-                for stage in &joined.stages {
+                // The summary shows them right after what generated them (and after what it
+                // generated before).
+                let at = match joined.generator {
+                    Some(generator) => {
+                        let mut at = self
+                            .order
+                            .iter()
+                            .position(|&i| i == generator)
+                            .map_or(self.order.len(), |p| p + 1);
+                        while at < self.order.len()
+                            && self.joined_by.get(&self.order[at]) == Some(&generator)
+                        {
+                            at += 1;
+                        }
+                        at
+                    }
+                    None => self.order.len(),
+                };
+                for (offset, stage) in joined.stages.iter().enumerate() {
                     let index = self.names.len();
+                    self.order.insert(at + offset, index);
+                    if let Some(generator) = joined.generator {
+                        self.joined_by.insert(index, generator);
+                    }
                     self.names.push(stage.name.clone());
                     self.results.push(None);
                     self.splitters.push(LineSplitter::default());
@@ -201,7 +230,8 @@ impl Terminal {
         let width = self.width;
         let mut text = String::new();
         let mut first_failure = None;
-        for (index, name) in self.names.iter().enumerate() {
+        for &index in &self.order {
+            let name = &self.names[index];
             let Some((outcome, duration)) = self.results[index] else {
                 continue;
             };

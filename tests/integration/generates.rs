@@ -33,6 +33,10 @@ fn a_generated_graph_of_four_shards_runs_in_parallel_before_what_needs_the_gener
     for shard in ["test-1", "test-2", "test-3", "test-4"] {
         run.summary_has(shard, "passed");
     }
+    // The summary lists the shards right after what generated them.
+    let position = |stage: &str| run.stderr.find(&run.summary_of(stage)).unwrap();
+    let listed = ["shards", "test-1", "test-2", "test-3", "test-4", "report"].map(position);
+    assert!(listed.is_sorted(), "{}", run.stderr);
     // The report ran after every shard.
     let report = run.stdout.find("report | report").expect("report ran");
     for shard in 1..=4 {
