@@ -17,7 +17,14 @@ pub struct Args {
     /// Write the artifacts into DIR, each at its path, instead of listing them
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+
+    /// List them as one JSON object (docs/json.md)
+    #[arg(long, conflicts_with = "out")]
+    json: bool,
 }
+
+/// The version of `gzl artifacts --json`.
+const SCHEMA: u32 = 1;
 
 pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let history = pipeline::open_history()?;
@@ -39,6 +46,25 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         return Ok(ExitCode::Success);
     }
     let listed = artifacts::list(&history, run.id, stage)?;
+    if args.json {
+        let artifacts: Vec<serde_json::Value> = listed
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "stage": a.stage,
+                    "path": a.path,
+                    "files": a.files,
+                    "size": a.size,
+                    "digest": a.digest,
+                    "stored_in": a.stored_in,
+                    "removed": a.removed,
+                })
+            })
+            .collect();
+        let object = serde_json::json!({ "schema": SCHEMA, "run": run.id, "artifacts": artifacts });
+        super::print(&format!("{object}\n"));
+        return Ok(ExitCode::Success);
+    }
     if listed.is_empty() {
         super::note(&format!("run {} stored no artifacts", run.id));
         return Ok(ExitCode::Success);

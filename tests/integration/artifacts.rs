@@ -288,6 +288,14 @@ fn gzl_artifacts_lists_and_exports_a_run() {
         "{}",
         lines[2]
     );
+    let json = test.gzl(&["artifacts", "last", "--json"]).status(0);
+    let object: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON object");
+    assert_eq!(object["schema"], 1);
+    assert_eq!(object["run"], 1);
+    assert_eq!(object["artifacts"][0]["path"], "out", "{object}");
+    assert_eq!(object["artifacts"][0]["files"], 3, "{object}");
+    assert_eq!(object["artifacts"][1]["stage"], "build", "{object}");
+    assert_eq!(object["artifacts"][1]["stored_in"], 1, "{object}");
 
     let out = test.outside("exported");
     test.gzl(&[
