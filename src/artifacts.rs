@@ -54,6 +54,12 @@ pub enum ArtifactError {
         stage: String,
         path: String,
     },
+    #[error("`{path}` is not in `{directory}`, the directory stage `{stage}` stored")]
+    NotInside {
+        path: String,
+        directory: String,
+        stage: String,
+    },
     #[error("cannot restore `{path}`, which stage `{stage}` stored")]
     Restore {
         path: String,
@@ -91,6 +97,7 @@ impl ArtifactError {
                 | ArtifactError::NoRun { .. }
                 | ArtifactError::NoStage { .. }
                 | ArtifactError::Removed { .. }
+                | ArtifactError::NotInside { .. }
                 | ArtifactError::Api(ApiError::Refused { .. })
         )
     }
@@ -216,17 +223,27 @@ pub fn get(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored, String)>
         .iter()
         .map(|name| client.lookup(name))
         .collect::<Result<Vec<_>, _>>()?;
+    for (name, found) in names.iter().zip(&found) {
+        if let Some(within) = &found.within
+            && !store.holds(&found.digest, within)
+        {
+            return Err(ArtifactError::NotInside {
+                path: name.clone(),
+                directory: name[..name.len() - within.len() - 1].to_string(),
+                stage: found.stored_by.clone(),
+            });
+        }
+    }
     let mut restored = Vec::with_capacity(names.len());
-    for (name, (digest, stored_by)) in names.into_iter().zip(found) {
-        let stored =
-            store
-                .get(&digest, &dir.join(&name))
-                .map_err(|source| ArtifactError::Restore {
-                    path: name.clone(),
-                    stage: stored_by.clone(),
-                    source,
-                })?;
-        restored.push((name, stored, stored_by));
+    for (name, found) in names.into_iter().zip(found) {
+        let stored = store
+            .get(&found.digest, found.within.as_deref(), &dir.join(&name))
+            .map_err(|source| ArtifactError::Restore {
+                path: name.clone(),
+                stage: found.stored_by.clone(),
+                source,
+            })?;
+        restored.push((name, stored, found.stored_by));
     }
     Ok(restored)
 }
@@ -344,14 +361,36 @@ impl RunArtifacts {
     }
 
     /// The digest of `path` and the stage that stored it, when that stage is upstream of
-    /// `stage`.
-    pub fn lookup(&self, stage: usize, path: &str) -> Result<(&str, &str), ArtifactError> {
+    /// `stage`. With `inside`, a path inside a directory an upstream stage stored is found
+    /// too, with where it is within that directory.
+    pub fn lookup(
+        &self,
+        stage: usize,
+        path: &str,
+        inside: bool,
+    ) -> Result<(&str, &str, Option<String>), ArtifactError> {
         let path = normalize(path)?;
         let upstream = self.upstream(stage);
+        let enclosing = || {
+            self.stored
+                .iter()
+                .filter(|(stored, (by, _))| {
+                    upstream.contains(by)
+                        && path.len() > stored.len()
+                        && path.starts_with(stored.as_str())
+                        && path.as_bytes()[stored.len()] == b'/'
+                })
+                .max_by_key(|(stored, _)| stored.len())
+        };
         match self.stored.get(&path) {
             Some((by, digest)) if upstream.contains(by) => {
-                Ok((digest.as_str(), self.names[*by].as_str()))
+                Ok((digest.as_str(), self.names[*by].as_str(), None))
             }
+            None if inside && let Some((stored, (by, digest))) = enclosing() => Ok((
+                digest.as_str(),
+                self.names[*by].as_str(),
+                Some(path[stored.len() + 1..].to_string()),
+            )),
             found => Err(ArtifactError::NotUpstream {
                 path,
                 stage: self.names[stage].clone(),
@@ -456,7 +495,7 @@ pub fn export(
     }
     for artifact in &artifacts {
         store
-            .get(&artifact.digest, &out.join(&artifact.path))
+            .get(&artifact.digest, None, &out.join(&artifact.path))
             .map_err(|source| ArtifactError::Export {
                 run,
                 stage: artifact.stage.clone(),

@@ -58,6 +58,8 @@ pub enum StoreError {
     Damaged { digest: String, store: PathBuf },
     #[error("cannot restore {}: a directory is in the way", path.display())]
     InTheWay { path: PathBuf },
+    #[error("the stored directory holds no `{within}`")]
+    NotInTree { digest: String, within: String },
 }
 
 /// The content-addressed store at `objects/` under gzl's data directory.
@@ -317,8 +319,37 @@ impl Store {
 
     /// Restores the stored path `digest` at `target`, with its modes and symbolic links.
     /// Returns its size and file count.
-    pub fn get(&self, digest: &str, target: &Path) -> Result<Stored, StoreError> {
-        let tree = self.read_tree(digest)?;
+    pub fn get(
+        &self,
+        digest: &str,
+        within: Option<&str>,
+        target: &Path,
+    ) -> Result<Stored, StoreError> {
+        let mut tree = self.read_tree(digest)?;
+        if let Some(within) = within {
+            // Only what is at `within`, as if it had been stored on its own.
+            tree.entries.retain_mut(|entry| {
+                if entry.path == within {
+                    entry.path.clear();
+                    true
+                } else if let Some(below) = entry
+                    .path
+                    .strip_prefix(within)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                {
+                    entry.path = below.to_string();
+                    true
+                } else {
+                    false
+                }
+            });
+            if tree.entries.is_empty() {
+                return Err(StoreError::NotInTree {
+                    digest: digest.to_string(),
+                    within: within.to_string(),
+                });
+            }
+        }
         let mut files = Vec::new();
         let (mut size, mut count) = (0, 0);
         let mut dirs = Vec::new();
@@ -393,6 +424,19 @@ impl Store {
             digest: digest.to_string(),
             size,
             files: count,
+        })
+    }
+
+    /// Whether the tree `digest` holds something at `within`.
+    pub fn holds(&self, digest: &str, within: &str) -> bool {
+        self.read_tree(digest).is_ok_and(|tree| {
+            tree.entries.iter().any(|entry| {
+                entry.path == within
+                    || entry
+                        .path
+                        .strip_prefix(within)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
         })
     }
 
@@ -757,7 +801,7 @@ mod tests {
         assert_eq!(blobs, 2, "identical files are one blob");
 
         let target = temp.path().join("out");
-        store.get(&stored[0].digest, &target).unwrap();
+        store.get(&stored[0].digest, None, &target).unwrap();
         assert_eq!(
             std::fs::read_to_string(target.join("bin/tool")).unwrap(),
             "#!/bin/sh\necho hi\n"
@@ -773,7 +817,7 @@ mod tests {
         );
         assert!(store.has(&stored[0].digest));
         // Restoring over an earlier restore replaces it.
-        store.get(&stored[0].digest, &target).unwrap();
+        store.get(&stored[0].digest, None, &target).unwrap();
     }
 
     #[test]
@@ -792,7 +836,7 @@ mod tests {
         let left = std::fs::read_dir(temp.path().join("objects/tmp")).unwrap();
         assert_eq!(left.count(), 0, "no temporary file is left");
         store
-            .get(&stored[0].digest, &temp.path().join("out"))
+            .get(&stored[0].digest, None, &temp.path().join("out"))
             .unwrap();
         assert_eq!(std::fs::read(temp.path().join("out")).unwrap(), big);
     }

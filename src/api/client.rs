@@ -71,15 +71,21 @@ impl Client {
         .map(drop)
     }
 
-    /// The digest of `path` as a stage upstream stored it, and that stage's name.
-    pub fn lookup(&mut self, path: &str) -> Result<(String, String), ApiError> {
+    /// Where `path` is as a stage upstream stored it: the digest of the stored tree, the
+    /// stage's name, and, for a path inside a stored directory, where in the tree.
+    pub fn lookup(&mut self, path: &str) -> Result<Found, ApiError> {
         let response = self.call(Request {
             op: "lookup".into(),
             path: Some(path.into()),
+            inside: true,
             ..Request::default()
         })?;
         match response.digest {
-            Some(digest) => Ok((digest, response.stored_by.unwrap_or_default())),
+            Some(digest) => Ok(Found {
+                digest,
+                stored_by: response.stored_by.unwrap_or_default(),
+                within: response.within,
+            }),
             None => Err(ApiError::Garbled {
                 answer: "a lookup answered without a digest".into(),
             }),
@@ -116,4 +122,13 @@ impl Client {
             })
         }
     }
+}
+
+/// An answer to `lookup`.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub digest: String,
+    pub stored_by: String,
+    /// The asked path within the stored tree, when it is inside a stored directory.
+    pub within: Option<String>,
 }

@@ -11,7 +11,7 @@
 mod client;
 mod server;
 
-pub use client::Client;
+pub use client::{Client, Found};
 pub use server::{Server, Stages};
 
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,11 @@ pub struct Request {
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<u64>,
+    /// On `lookup`: the client can restore a path inside a stored directory, so the runner
+    /// may answer with the directory and `within`. (Absent from older clients, which get
+    /// exact paths only.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inside: bool,
 }
 
 /// A response line.
@@ -106,6 +111,9 @@ pub struct Response {
     pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_by: Option<String>,
+    /// On `lookup` with `inside`: where in the stored tree `digest` the asked path is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
 }
 
 impl Response {

@@ -269,10 +269,11 @@ async fn answer(shared: &Shared, line: &str) -> Response {
         "lookup" => {
             let registry = lock(&shared.registry);
             let path = request.path.as_deref().unwrap_or_default();
-            match registry.artifacts.lookup(stage, path) {
-                Ok((digest, by)) => Response {
+            match registry.artifacts.lookup(stage, path, request.inside) {
+                Ok((digest, by, within)) => Response {
                     digest: Some(digest.to_string()),
                     stored_by: Some(by.to_string()),
+                    within,
                     ..Response::ok()
                 },
                 Err(error) => Response::refused(error.to_string()),

@@ -579,3 +579,32 @@ fn gc_keeps_the_artifacts_of_the_newest_runs_of_each_branch() {
         .status(0)
         .stdout_has("let go 0 artifacts; removed 0 objects");
 }
+
+#[test]
+fn a_path_inside_a_stored_directory_can_be_got_on_its_own() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        gzlfile(
+            &test,
+            &format!(
+                "{BUILD}tool: build
+    rm -rf out
+    %gzl obj-get out/bin/tool out/share
+    [ -x out/bin/tool ] && cat out/bin/tool out/share/doc/readme > %out/got
+    [ ! -e out/link ]
+missing: build
+    %gzl obj-get out/bin/nothing
+"
+            ),
+        ),
+    );
+    test.commit("first");
+    let run = test.gzl(&["run"]).status(1);
+    run.summary_has("tool", "passed");
+    run.summary_has("missing", "exit code 2");
+    assert_eq!(test.outside_lines("got"), ["tool", "doc"]);
+    test.gzl(&["logs", "last", "missing"])
+        .status(0)
+        .stdout_has("`out/bin/nothing` is not in `out`, the directory stage `build` stored");
+}
