@@ -68,6 +68,12 @@ fn help(error: &Error) -> Option<String> {
             "fetch it with `gzl cache fetch`, or run this gzl anyway with --no-pin (GZL_NO_PIN=1)"
                 .into(),
         ),
+        Error::Artifact(crate::artifacts::ArtifactError::Api(
+            crate::api::ApiError::Connect { .. },
+        )) => Some(
+            "the job API lives as long as its run: `gzl obj-store` and `gzl obj-get` work in a stage while its run runs, not in a `gzl debug` shell afterwards"
+                .into(),
+        ),
         Error::Pin(crate::pin::PinError::NothingPassed { .. }) => {
             Some("run the pipeline at HEAD first: `gzl run`".into())
         }

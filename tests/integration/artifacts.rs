@@ -323,6 +323,19 @@ fn stage_commands_outside_a_stage_say_so() {
             .status(2)
             .stderr_has(&format!("gzl {command} must be run inside a gzl stage"));
     }
+    // A stage's environment after its run ended (a `gzl debug` shell): the API is gone.
+    let gone = test.outside("api.sock");
+    crate::harness::Run::from(
+        test.command(&["obj-get", "target/app"])
+            .env("GZL_API", &gone)
+            .env("GZL_TOKEN", "00000000000000000000000000000000")
+            .env("GZL_STAGE", "build")
+            .output()
+            .unwrap(),
+    )
+    .status(3)
+    .stderr_has("cannot reach gzl's job API at")
+    .stderr_has("not in a `gzl debug` shell afterwards");
 }
 
 #[test]
