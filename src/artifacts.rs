@@ -36,7 +36,7 @@ pub enum ArtifactError {
     )]
     Duplicate { path: String, other: String },
     #[error("no stage upstream of `{stage}` stored `{path}` ({}){}",
-        if upstream.is_empty() { format!("`{stage}` needs no stage") } else { format!("upstream: {}", quoted(upstream)) },
+        if upstream.is_empty() { format!("`{stage}` needs no stage") } else { format!("upstream: {}", crate::style::quoted(upstream)) },
         stored_by.as_ref().map(|other| format!("; stage `{other}` stored it, but `{stage}` does not need it")).unwrap_or_default())]
     NotUpstream {
         path: String,
@@ -101,14 +101,6 @@ impl ArtifactError {
                 | ArtifactError::Api(ApiError::Refused { .. })
         )
     }
-}
-
-fn quoted(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `path` as artifacts are named: relative, `/`-separated, without `.` or a trailing `/`.

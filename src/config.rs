@@ -157,10 +157,9 @@ impl Config {
     /// Reads `gzl.toml` in `root`; the defaults when there is none.
     pub fn load(root: &Path) -> Result<Self, ConfigError> {
         let path = root.join(FILE_NAME);
-        match std::fs::read(&path) {
-            Ok(bytes) => Self::parse(&path, &String::from_utf8_lossy(&bytes)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(ConfigError::Read { path, source }),
+        match read_optional(&path)? {
+            Some(text) => Self::parse(&path, &text),
+            None => Ok(Config::default()),
         }
     }
 
@@ -221,11 +220,22 @@ impl UserConfig {
     /// Reads `config.toml` in `dir`; the defaults when there is none.
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
         let path = dir.join(Self::FILE_NAME);
-        match std::fs::read(&path) {
-            Ok(bytes) => parse_toml(&path, &String::from_utf8_lossy(&bytes)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(UserConfig::default()),
-            Err(source) => Err(ConfigError::Read { path, source }),
+        match read_optional(&path)? {
+            Some(text) => parse_toml(&path, &text),
+            None => Ok(UserConfig::default()),
         }
+    }
+}
+
+/// The text of the settings file at `path`; `None` when there is none.
+fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

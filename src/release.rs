@@ -205,12 +205,7 @@ impl Manifest {
             name: name.into(),
             available: match self.channels.len() {
                 0 => "none".into(),
-                _ => self
-                    .channels
-                    .keys()
-                    .map(|name| format!("`{name}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                _ => crate::style::quoted(self.channels.keys()),
             },
         };
         let version = self.channels.get(name).ok_or_else(no_such)?;

@@ -51,3 +51,12 @@ impl Style {
         self.paint("1", text)
     }
 }
+
+/// Names as messages show them: each in backticks, separated by commas.
+pub fn quoted<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+    names
+        .into_iter()
+        .map(|name| format!("`{}`", name.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -76,7 +76,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                 a.stage.clone(),
                 a.path.clone(),
                 a.files.to_string(),
-                human_size(a.size),
+                indicatif::DecimalBytes(a.size).to_string(),
                 if a.removed {
                     "(removed by gc)".to_string()
                 } else {
@@ -121,22 +121,6 @@ pub(super) fn files_and_size(files: u64, size: u64) -> String {
     format!(
         "{files} file{}, {}",
         if files == 1 { "" } else { "s" },
-        human_size(size)
+        indicatif::DecimalBytes(size)
     )
-}
-
-/// Bytes in decimal units, as `ls -h --si` shows them.
-pub(super) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }

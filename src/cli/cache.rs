@@ -47,7 +47,7 @@ pub fn run(context: &Context, command: &Command) -> Result<ExitCode, Error> {
                     format!(
                         "{:<width$}  {:>10}  used {:<9} {}\n",
                         binary.version.to_string(),
-                        indicatif::HumanBytes(binary.size).to_string(),
+                        indicatif::DecimalBytes(binary.size).to_string(),
                         super::render::ago(now.duration_since(binary.used).unwrap_or_default()),
                         binary.path.display()
                     )
@@ -76,7 +76,7 @@ pub fn run(context: &Context, command: &Command) -> Result<ExitCode, Error> {
             }
             super::note(&format!(
                 "removed {removed} cached gzl binaries, {}",
-                indicatif::HumanBytes(freed)
+                indicatif::DecimalBytes(freed)
             ));
         }
         Command::Fetch { release } => {

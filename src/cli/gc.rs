@@ -40,7 +40,7 @@ pub fn run(context: &Context, _args: &Args) -> Result<ExitCode, Error> {
         plural(report.artifacts),
         report.objects.objects,
         plural(report.objects.objects),
-        super::artifacts::human_size(report.objects.bytes),
+        indicatif::DecimalBytes(report.objects.bytes),
     ));
     super::print(&out);
     Ok(ExitCode::Success)

@@ -90,7 +90,7 @@ fn explain(stage: &str, why: &Why) -> String {
         }
         Why::NeedsRun { needs } => format!(
             "{stage} would run: it needs {}, which would run\n",
-            quoted(needs)
+            crate::style::quoted(needs)
         ),
         Why::NeverRan => format!("{stage} would run: it has never run isolated here\n"),
         Why::Generates => format!(
@@ -135,12 +135,4 @@ fn describe(difference: &Difference) -> String {
             "the same inputs: that run did not pass, and failures are not reused".to_string()
         }
     }
-}
-
-fn quoted(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -303,16 +303,16 @@ fn serving_requirement(requirement: &semver::VersionReq, cache: &Cache) -> Servi
 
 /// Which gzl serves exactly `version`.
 pub fn serving_version(version: &semver::Version, cache: &Cache) -> Serving {
-    let exact = semver::VersionReq {
-        comparators: vec![semver::Comparator {
-            op: semver::Op::Exact,
-            major: version.major,
-            minor: Some(version.minor),
-            patch: Some(version.patch),
-            pre: version.pre.clone(),
-        }],
-    };
-    serving_requirement(&exact, cache)
+    if *version == running() {
+        return Serving::This;
+    }
+    match cache.binaries().into_iter().find(|b| b.version == *version) {
+        Some(binary) => Serving::Cached {
+            version: binary.version,
+            path: binary.path,
+        },
+        None => Serving::Missing,
+    }
 }
 
 /// Asks the release source which version serves `wanted`. A channel's answer is remembered

@@ -107,11 +107,8 @@ impl Expander for Generated<'_> {
             .map(|((node, command), reused)| jobs::job(&node.stage, command, *reused, self.context))
             .collect();
         let medians = self.medians;
-        let priorities = plan.critical_path_weights(|stage| {
-            medians.get(&stage.name).map_or(1, |d| {
-                u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-            })
-        })[first..]
+        let priorities = plan.critical_path_weights(|stage| super::median_weight(medians, stage))
+            [first..]
             .to_vec();
         let stages = nodes
             .iter()

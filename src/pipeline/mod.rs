@@ -83,11 +83,7 @@ pub fn run(
 
     let identity = project.identity();
     let medians = history.median_durations(&identity)?;
-    let priorities = plan.critical_path_weights(|stage| {
-        medians.get(&stage.name).map_or(1, |d| {
-            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-        })
-    });
+    let priorities = plan.critical_path_weights(|stage| median_weight(&medians, stage));
     let store = Store::of(history.home());
     let (inputs, reused) = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if !options.no_cache => {
@@ -319,6 +315,16 @@ pub fn run(
         id: run_id,
         status,
         outcomes,
+    })
+}
+
+/// A stage's weight for scheduling: its median duration in milliseconds, 1 without one.
+fn median_weight(
+    medians: &std::collections::HashMap<String, Duration>,
+    stage: &crate::stagefile::Stage,
+) -> u64 {
+    medians.get(&stage.name).map_or(1, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
     })
 }
 

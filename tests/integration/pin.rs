@@ -442,6 +442,84 @@ fn self_update_replaces_the_running_gzl_with_the_latest_release() {
 }
 
 #[test]
+fn self_update_follows_the_users_channel() {
+    let server = ReleaseServer::start(
+        &[("99.0.0", Some("stable")), ("100.0.0-beta.1", Some("beta"))],
+        Duration::ZERO,
+    );
+    let test = Test::with_gzlfile("a:\n    true\n");
+    std::fs::create_dir_all(test.home().join("config")).unwrap();
+    std::fs::write(
+        test.home().join("config/config.toml"),
+        "channel = \"beta\"\n",
+    )
+    .unwrap();
+    let copy = test.outside("gzl");
+    std::fs::copy(env!("CARGO_BIN_EXE_gzl"), &copy).unwrap();
+    let copied_gzl = |args: &[&str]| {
+        Run::from(
+            std::process::Command::new(&copy)
+                .args(args)
+                .env_clear()
+                .env("GZL_HOME", test.home())
+                .env("GZL_RELEASE_URL", &server.url)
+                .current_dir(test.repo())
+                .output()
+                .unwrap(),
+        )
+    };
+    copied_gzl(&["self-update"])
+        .status(0)
+        .stderr_has("to 100.0.0-beta.1");
+    copied_gzl(&["x"])
+        .status(0)
+        .stdout_has("gzl 100.0.0-beta.1 with: x");
+}
+
+#[test]
+fn gzl_toml_names_the_source_and_a_channels_last_answer_serves_while_it_is_down() {
+    let server = ReleaseServer::start(&[("0.9.4", Some("stable"))], Duration::ZERO);
+    let test = pinned(&format!(
+        "channel = \"stable\"\nrelease_url = \"{}\"",
+        server.url
+    ));
+    let without_variable = |args: &[&str]| {
+        Run::from(
+            test.command(args)
+                .env_remove("GZL_RELEASE_URL")
+                .output()
+                .unwrap(),
+        )
+    };
+    without_variable(&["ls"])
+        .status(0)
+        .stdout_has("gzl 0.9.4 with: ls");
+    assert!(!server.requests().is_empty());
+    // GZL_RELEASE_URL wins over gzl.toml.
+    test.gzl(&["version"])
+        .status(0)
+        .stdout_has("release source: http://127.0.0.1:9");
+    // Two days later, the source is down: what the channel named last still serves.
+    let answer = test.home().join("cache/bin/channels/stable");
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&answer)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+    test.write(
+        "gzl.toml",
+        "[gzl]\nchannel = \"stable\"\nrelease_url = \"http://127.0.0.1:9\"\n",
+    );
+    let asked = server.requests().len();
+    without_variable(&["ls"])
+        .status(0)
+        .stdout_has("gzl 0.9.4 with: ls");
+    assert_eq!(server.requests().len(), asked);
+}
+
+#[test]
 fn pin_verify_tries_the_candidate_on_what_passed_and_pins_only_when_nothing_differs() {
     // Candidates are this gzl under another version number; the picky one lets stages tell.
     let dir = tempfile::tempdir().unwrap();
