@@ -259,6 +259,7 @@ impl RunArtifacts {
         run: i64,
         plan: &Plan,
         reused: &[Option<i64>],
+        reused_runs: &ReusedRuns,
         history: &mut History,
     ) -> Result<Self, HistoryError> {
         let mut artifacts = RunArtifacts {
@@ -267,22 +268,23 @@ impl RunArtifacts {
             needs: Vec::new(),
             stored: HashMap::new(),
         };
-        artifacts.join(plan, 0, reused, history)?;
+        artifacts.join(plan, 0, reused, reused_runs, history)?;
         Ok(artifacts)
     }
 
     /// Follows `plan` after stages joined it at indices from `first` on: what they need,
-    /// what now needs them, and the artifacts of those that are cached (`reused`).
+    /// what now needs them, and the artifacts of those that are cached (`reused`), from
+    /// `reused_runs` (what [`keep_reusable`] read).
     pub fn join(
         &mut self,
         plan: &Plan,
         first: usize,
         reused: &[Option<i64>],
+        reused_runs: &ReusedRuns,
         history: &mut History,
     ) -> Result<(), HistoryError> {
         self.names = plan.nodes().iter().map(|n| n.stage.name.clone()).collect();
         self.needs = plan.nodes().iter().map(|n| n.needs.clone()).collect();
-        let reused_runs = ReusedRuns::of(&reused[first.min(reused.len())..], history)?;
         let mut provided = Vec::new();
         for (stage, from) in reused.iter().enumerate().skip(first) {
             let Some(from) = *from else { continue };
@@ -395,14 +397,14 @@ impl RunArtifacts {
 
 /// Drops from `reused` every stage from `first` on whose artifacts the store no longer holds
 /// whole (gc removed them), and so every stage needing one: they run again and store them
-/// anew.
+/// anew. Returns the artifacts of the runs reused, which the run then provides.
 pub fn keep_reusable(
     plan: &Plan,
     first: usize,
     reused: &mut [Option<i64>],
     history: &History,
     store: &Store,
-) -> Result<(), HistoryError> {
+) -> Result<ReusedRuns, HistoryError> {
     let reused_runs = ReusedRuns::of(&reused[first.min(reused.len())..], history)?;
     for (index, node) in plan.nodes().iter().enumerate().skip(first) {
         let Some(from) = reused[index] else { continue };
@@ -417,12 +419,13 @@ pub fn keep_reusable(
             reused[index] = None;
         }
     }
-    Ok(())
+    Ok(reused_runs)
 }
 
 /// The artifacts of the runs whose results stages reuse, read once per run rather than once
 /// per stage: a fully cached pipeline of many stages mostly reuses one run.
-struct ReusedRuns(HashMap<i64, Vec<ArtifactRecord>>);
+#[derive(Default)]
+pub struct ReusedRuns(HashMap<i64, Vec<ArtifactRecord>>);
 
 impl ReusedRuns {
     fn of(reused: &[Option<i64>], history: &History) -> Result<Self, HistoryError> {

@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::sync::watch;
 
 use super::{ApiError, LOCAL_STORE, Request, Response, VERSION, VERSIONS};
-use crate::artifacts::RunArtifacts;
+use crate::artifacts::{ReusedRuns, RunArtifacts};
 use crate::exec::Event;
 use crate::history::{ArtifactRecord, History};
 use crate::store::Store;
@@ -149,11 +149,12 @@ impl Stages {
         plan: &crate::plan::Plan,
         first: usize,
         reused: &[Option<i64>],
+        reused_runs: &ReusedRuns,
     ) -> Result<(), crate::history::HistoryError> {
         {
             let mut registry = lock(&self.0.registry);
             let Registry { artifacts, history } = &mut *registry;
-            artifacts.join(plan, first, reused, history)?;
+            artifacts.join(plan, first, reused, reused_runs, history)?;
         }
         self.0
             .states

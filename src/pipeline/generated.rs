@@ -76,7 +76,7 @@ impl Expander for Generated<'_> {
         let first = plan
             .extend(self.gzlfile, generator, stages)
             .map_err(|error| error.to_string())?;
-        match self.source {
+        let reused_runs = match self.source {
             Some((repo, tree)) => {
                 cache::extend_inputs(plan, &mut self.inputs, repo, tree)
                     .map_err(|error| error.to_string())?;
@@ -90,12 +90,15 @@ impl Expander for Generated<'_> {
                     .map_err(|error| error.to_string())?;
                 let store = Store::of(self.context.home);
                 artifacts::keep_reusable(plan, first, &mut self.reused, history, &store)
-                    .map_err(|error| error.to_string())?;
+                    .map_err(|error| error.to_string())?
             }
-            None => self.reused.resize(plan.len(), None),
-        }
+            None => {
+                self.reused.resize(plan.len(), None);
+                artifacts::ReusedRuns::default()
+            }
+        };
         self.api
-            .join(plan, first, &self.reused)
+            .join(plan, first, &self.reused, &reused_runs)
             .map_err(|error| error.to_string())?;
         let nodes = &plan.nodes()[first..];
         let commands =

@@ -85,14 +85,18 @@ pub fn run(
     let medians = history.median_durations(&identity)?;
     let priorities = plan.critical_path_weights(|stage| median_weight(&medians, stage));
     let store = Store::of(history.home());
-    let (inputs, reused) = match (source, &project.repo) {
+    let (inputs, reused, reused_runs) = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if !options.no_cache => {
             let inputs = cache::inputs(&plan, repo, &state.tree)?;
             let mut reused = cache::reusable(&plan, &inputs, &forced, &history)?;
-            artifacts::keep_reusable(&plan, 0, &mut reused, &history, &store)?;
-            (inputs, reused)
+            let reused_runs = artifacts::keep_reusable(&plan, 0, &mut reused, &history, &store)?;
+            (inputs, reused, reused_runs)
         }
-        _ => (Vec::new(), vec![None; plan.len()]),
+        _ => (
+            Vec::new(),
+            vec![None; plan.len()],
+            artifacts::ReusedRuns::default(),
+        ),
     };
     let workspace = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if reused.iter().any(Option::is_none) => {
@@ -174,7 +178,7 @@ pub fn run(
     if let Some(workspace) = &workspace {
         workspace.started(run_id)?;
     }
-    let run_artifacts = RunArtifacts::new(run_id, &plan, &reused, &mut history)?;
+    let run_artifacts = RunArtifacts::new(run_id, &plan, &reused, &reused_runs, &mut history)?;
     let server = api::Server::bind(&lease.dir, &lease.token, store, run_artifacts, api_history)
         .map_err(artifacts::ArtifactError::from)?;
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
