@@ -8,6 +8,13 @@ use crate::harness::Test;
 
 /// `text` with `%gzl` replaced by the gzl under test and `%out` by the test's `outside`
 /// directory, for stages that call gzl and leave traces.
+/// A repository whose Gzlfile is `text`, with `%gzl` and `%out` filled in.
+fn with_stages(text: &str) -> Test {
+    let test = Test::new();
+    test.write("Gzlfile", gzlfile(&test, text));
+    test
+}
+
 fn gzlfile(test: &Test, text: &str) -> String {
     let outside = test.outside("x");
     let outside = outside.parent().expect("outside dir");
@@ -70,20 +77,13 @@ fn blobs(test: &Test) -> usize {
 
 #[test]
 fn artifacts_pass_to_a_later_stage_with_modes_links_and_directories() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            &format!(
-                "{BUILD}deploy: build
+    let test = with_stages(&format!(
+        "{BUILD}deploy: build
     rm -rf out app.txt
     %gzl obj-get out app.txt
     cp -a out app.txt %out/
 "
-            ),
-        ),
-    );
+    ));
     test.commit("first");
     let run = test.gzl(&["run"]).status(0);
     assert!(
@@ -99,21 +99,14 @@ fn artifacts_pass_to_a_later_stage_with_modes_links_and_directories() {
 
 #[test]
 fn a_cached_stage_still_provides_its_artifacts() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            &format!(
-                "{}test: build
+    let test = with_stages(&format!(
+        "{}test: build
     rm -rf out app.txt
     %gzl obj-get out app.txt
     echo \"$(cat app.txt) $(cat input.txt)\" >> %out/tested
 ",
-                BUILD.replace("build:\n", "build:\n    @when src/**\n")
-            ),
-        ),
-    );
+        BUILD.replace("build:\n", "build:\n    @when src/**\n")
+    ));
     test.write("src/main.c", "int main;\n");
     test.write("input.txt", "one\n");
     test.commit("first");
@@ -133,20 +126,13 @@ fn a_cached_stage_still_provides_its_artifacts() {
 
 #[test]
 fn a_stage_whose_artifacts_gc_removed_runs_again() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            &format!(
-                "{BUILD}test: build
+    let test = with_stages(&format!(
+        "{BUILD}test: build
     rm -rf out app.txt
     %gzl obj-get out app.txt
     echo tested >> %out/tested
 "
-            ),
-        ),
-    );
+    ));
     test.write("gzl.toml", "[artifacts]\nkeep = \"1ms\"\nkeep_last = 0\n");
     test.commit("first");
     test.gzl(&["run"]).status(0);
@@ -177,12 +163,8 @@ fn a_stage_whose_artifacts_gc_removed_runs_again() {
 
 #[test]
 fn getting_a_path_no_upstream_stage_stored_is_refused_naming_the_stages() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            "build:
+    let test = with_stages(
+        "build:
     echo app > app
     %gzl obj-store app
     touch %out/stored
@@ -195,7 +177,6 @@ lint: prepare wait
 missing: build
     %gzl obj-get nothing/here
 ",
-        ),
     );
     test.commit("first");
     test.gzl(&["run", "-j", "4"]).status(1);
@@ -214,19 +195,14 @@ missing: build
 
 #[test]
 fn two_stages_storing_the_same_path_is_an_error() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            "first:
+    let test = with_stages(
+        "first:
     echo one > dist
     %gzl obj-store dist
 second: first
     echo two > dist
     %gzl obj-store dist
 ",
-        ),
     );
     test.commit("first");
     let run = test.gzl(&["run"]).status(1);
@@ -242,18 +218,13 @@ second: first
 
 #[test]
 fn the_store_keeps_identical_content_once_across_runs() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            "build:
+    let test = with_stages(
+        "build:
     mkdir -p a b
     printf 'same bytes\\n' > a/one
     printf 'same bytes\\n' > b/two
     %gzl obj-store a b
 ",
-        ),
     );
     test.commit("first");
     test.gzl(&["run"]).status(0);
@@ -340,17 +311,12 @@ fn stage_commands_outside_a_stage_say_so() {
 
 #[test]
 fn a_request_with_another_token_is_refused() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            "build:
+    let test = with_stages(
+        "build:
     @env GZL_TOKEN=00000000000000000000000000000000
     echo app > app
     %gzl obj-store app
 ",
-        ),
     );
     test.commit("first");
     test.gzl(&["run"]).status(1);
@@ -364,12 +330,8 @@ fn a_request_with_another_token_is_refused() {
 
 #[test]
 fn a_home_too_deep_for_a_socket_serves_the_api_from_a_private_directory() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            "build:
+    let test = with_stages(
+        "build:
     echo app > app
     %gzl obj-store app
     echo \"$GZL_API\" > %out/api
@@ -377,7 +339,6 @@ use: build
     rm app
     %gzl obj-get app
 ",
-        ),
     );
     test.commit("first");
     let deep = test.home().join("a".repeat(60)).join("b".repeat(60));
@@ -398,12 +359,8 @@ use: build
 
 #[test]
 fn the_job_api_speaks_versioned_line_json_and_names_what_it_speaks() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            "other:
+    let test = with_stages(
+        "other:
     true
 probe: other
     @shell python3
@@ -426,7 +383,6 @@ probe: other
             out.write(ask(json.dumps(request)))
         out.write(ask('not json'))
 ",
-        ),
     );
     test.commit("first");
     test.gzl(&["run"]).status(0);
@@ -460,19 +416,12 @@ probe: other
 
 #[test]
 fn a_stage_whose_objects_left_the_store_runs_again() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            &format!(
-                "{BUILD}test: build
+    let test = with_stages(&format!(
+        "{BUILD}test: build
     rm -rf out app.txt
     %gzl obj-get out app.txt
 "
-            ),
-        ),
-    );
+    ));
     test.commit("first");
     test.gzl(&["run"]).status(0);
     std::fs::remove_dir_all(test.home().join("objects/blobs")).unwrap();
@@ -525,12 +474,7 @@ fn stages_side_by_side_store_at_once_and_a_stage_needing_both_gets_both() {
 
 #[test]
 fn generated_stages_store_and_get_artifacts_also_when_cached() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            "build:
+    let test = with_stages("build:
     echo app > app
     %gzl obj-store app
 parts: build
@@ -540,9 +484,7 @@ report: parts
     rm -f out-1 out-2
     %gzl obj-get out-1 out-2
     cat out-1 out-2 >> %out/report
-",
-        ),
-    );
+");
     test.commit("first");
     test.gzl(&["run", "-j", "2"]).status(0);
     let again = test.gzl(&["run", "-j", "2"]).status(0);
@@ -558,16 +500,11 @@ report: parts
 
 #[test]
 fn gc_keeps_the_artifacts_of_the_newest_runs_of_each_branch() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            "build:
+    let test = with_stages(
+        "build:
     cat version > app
     %gzl obj-store app
 ",
-        ),
     );
     test.write("gzl.toml", "[artifacts]\nkeep = \"1ms\"\nkeep_last = 1\n");
     test.write("version", "one\n");
@@ -595,13 +532,8 @@ fn gc_keeps_the_artifacts_of_the_newest_runs_of_each_branch() {
 
 #[test]
 fn a_path_inside_a_stored_directory_can_be_got_on_its_own() {
-    let test = Test::new();
-    test.write(
-        "Gzlfile",
-        gzlfile(
-            &test,
-            &format!(
-                "{BUILD}tool: build
+    let test = with_stages(&format!(
+        "{BUILD}tool: build
     rm -rf out
     %gzl obj-get out/bin/tool out/share
     [ -x out/bin/tool ] && cat out/bin/tool out/share/doc/readme > %out/got
@@ -609,9 +541,7 @@ fn a_path_inside_a_stored_directory_can_be_got_on_its_own() {
 missing: build
     %gzl obj-get out/bin/nothing
 "
-            ),
-        ),
-    );
+    ));
     test.commit("first");
     let run = test.gzl(&["run"]).status(1);
     run.summary_has("tool", "passed");

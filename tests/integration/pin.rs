@@ -407,18 +407,7 @@ fn self_update_replaces_the_running_gzl_with_the_latest_release() {
     let test = Test::with_gzlfile("a:\n    true\n");
     let copy = test.outside("gzl");
     std::fs::copy(env!("CARGO_BIN_EXE_gzl"), &copy).unwrap();
-    let copied_gzl = |server: &ReleaseServer, args: &[&str]| {
-        Run::from(
-            std::process::Command::new(&copy)
-                .args(args)
-                .env_clear()
-                .env("GZL_HOME", test.home())
-                .env("GZL_RELEASE_URL", &server.url)
-                .current_dir(test.repo())
-                .output()
-                .unwrap(),
-        )
-    };
+    let copied_gzl = |server: &ReleaseServer, args: &[&str]| run_copy(&test, &copy, server, args);
     let older = ReleaseServer::start(&[("0.0.1", None)], Duration::ZERO);
     copied_gzl(&older, &["self-update"])
         .status(0)
@@ -456,18 +445,7 @@ fn self_update_follows_the_users_channel() {
     .unwrap();
     let copy = test.outside("gzl");
     std::fs::copy(env!("CARGO_BIN_EXE_gzl"), &copy).unwrap();
-    let copied_gzl = |args: &[&str]| {
-        Run::from(
-            std::process::Command::new(&copy)
-                .args(args)
-                .env_clear()
-                .env("GZL_HOME", test.home())
-                .env("GZL_RELEASE_URL", &server.url)
-                .current_dir(test.repo())
-                .output()
-                .unwrap(),
-        )
-    };
+    let copied_gzl = |args: &[&str]| run_copy(&test, &copy, &server, args);
     copied_gzl(&["self-update"])
         .status(0)
         .stderr_has("to 100.0.0-beta.1");
@@ -570,6 +548,21 @@ fn pin_verify_tries_the_candidate_on_what_passed_and_pins_only_when_nothing_diff
         runs.iter().all(|run| run["workspace"].is_string()),
         "{runs:?}"
     );
+}
+
+/// Runs `copy`, a copy of gzl that `self-update` may replace, in `test`'s repository with
+/// releases from `server`.
+fn run_copy(test: &Test, copy: &Path, server: &ReleaseServer, args: &[&str]) -> Run {
+    Run::from(
+        std::process::Command::new(copy)
+            .args(args)
+            .env_clear()
+            .env("GZL_HOME", test.home())
+            .env("GZL_RELEASE_URL", &server.url)
+            .current_dir(test.repo())
+            .output()
+            .unwrap(),
+    )
 }
 
 /// The target triple gzl was built for, which release archives are named after.
