@@ -93,13 +93,8 @@ pub fn run(context: &Context, command: &Command) -> Result<ExitCode, Error> {
                 })?,
             };
             let (source, _) = super::pin::sources(context)?;
-            let (version, manifest) = pin::resolve(&wanted, &source, &cache)?;
-            let path = match (pin::serving_version(&version, &cache), manifest) {
-                (Serving::Cached { path, .. }, _) => path,
-                (Serving::This, _) => std::env::current_exe().unwrap_or_default(),
-                (Serving::Missing, Some(manifest)) => cache.install(&manifest, &version)?,
-                (Serving::Missing, None) => unreachable!("a release source was asked"),
-            };
+            let (version, serving) = pin::obtain(&wanted, &source, &cache, &mut |_| {})?;
+            let path = super::pin::binary(serving)?;
             super::note(&format!("gzl {version}: {}", path.display()));
         }
     }

@@ -76,21 +76,8 @@ fn verify(
         Serving::Cached { version, path } => (version, path),
         _ => {
             let (source, _) = sources(context)?;
-            let (version, manifest) = pin::resolve(&wanted, &source, &cache)?;
-            match (pin::serving_version(&version, &cache), manifest) {
-                (Serving::Cached { path, .. }, _) => (version, path),
-                (Serving::Missing, Some(manifest)) => {
-                    let path = cache.install(&manifest, &version)?;
-                    (version, path)
-                }
-                _ => (
-                    version,
-                    std::env::current_exe().map_err(|source| Error::Io {
-                        message: "cannot find this gzl's binary".into(),
-                        source,
-                    })?,
-                ),
-            }
+            let (version, serving) = pin::obtain(&wanted, &source, &cache, &mut |_| {})?;
+            (version, binary(serving)?)
         }
     };
     let stages: Vec<String> = passed.iter().cloned().collect();
@@ -230,16 +217,22 @@ fn provide(context: &Context, wanted: &Wanted, cache: &Cache) -> Result<Serving,
         }
         .into());
     }
-    let (version, manifest) = pin::resolve(wanted, &source, cache)?;
-    match (pin::serving_version(&version, cache), manifest) {
-        (Serving::Missing, Some(manifest)) => {
-            super::note(&format!(
-                "gzl: this repository pins gzl {wanted}; fetching gzl {version} from {}",
-                source.url()
-            ));
-            let path = cache.install(&manifest, &version)?;
-            Ok(Serving::Cached { version, path })
-        }
-        (serving, _) => Ok(serving),
+    let (_, serving) = pin::obtain(wanted, &source, cache, &mut |version| {
+        super::note(&format!(
+            "gzl: this repository pins gzl {wanted}; fetching gzl {version} from {}",
+            source.url()
+        ));
+    })?;
+    Ok(serving)
+}
+
+/// The binary of a gzl `pin::obtain` gave: a cached one, or this one.
+pub(super) fn binary(serving: Serving) -> Result<std::path::PathBuf, Error> {
+    match serving {
+        Serving::Cached { path, .. } => Ok(path),
+        _ => std::env::current_exe().map_err(|source| Error::Io {
+            message: "cannot find this gzl's binary".into(),
+            source,
+        }),
     }
 }

@@ -315,9 +315,34 @@ pub fn serving_version(version: &semver::Version, cache: &Cache) -> Serving {
     }
 }
 
+/// The gzl that serves `wanted`, as the release source says: this one or a cached one,
+/// fetched into the cache first when missing (`fetching` is told of the download before it
+/// starts). Never `Serving::Missing`.
+pub fn obtain(
+    wanted: &Wanted,
+    source: &Source,
+    cache: &Cache,
+    fetching: &mut dyn FnMut(&semver::Version),
+) -> Result<(semver::Version, Serving), crate::error::Error> {
+    let (version, manifest) = resolve(wanted, source, cache)?;
+    let serving = match (serving_version(&version, cache), manifest) {
+        (Serving::Missing, Some(manifest)) => {
+            fetching(&version);
+            let path = cache.install(&manifest, &version)?;
+            Serving::Cached {
+                version: version.clone(),
+                path,
+            }
+        }
+        (serving, _) => serving,
+    };
+    Ok((version, serving))
+}
+
 /// Asks the release source which version serves `wanted`. A channel's answer is remembered
-/// for a day; when the source cannot be reached, the channel's last known release serves.
-pub fn resolve(
+/// for a day; when the source cannot be reached, the channel's last known release serves
+/// (the manifest is then `None`, and that release is at hand).
+fn resolve(
     wanted: &Wanted,
     source: &Source,
     cache: &Cache,
