@@ -1,9 +1,12 @@
 //! Signs gzl release archives, for `.ci/release` (docs/releasing.md).
 //!
 //! ```text
-//! gzl-release-sign keygen PRIVATE PUBLIC   a new key pair; prints the public key in base64
-//! gzl-release-sign sign PRIVATE ARCHIVE    signs a .tar.gz in place
+//! gzl-release-sign keygen PRIVATE PUBLIC      a new key pair; prints the public key in base64
+//! gzl-release-sign sign ARCHIVE PRIVATE...    signs a .tar.gz in place, with every key given
 //! ```
+//!
+//! Several keys sign one archive while the project moves from one key to another: gzl takes
+//! an archive any of its keys signed.
 //!
 //! Keys and signatures are zipsign's (ed25519ph over the archive, the archive's file name as
 //! context, the signature in a gzip member appended to it): what gzl checks through
@@ -15,13 +18,13 @@ use std::path::Path;
 use base64::Engine as _;
 use zipsign_api::SigningKey;
 
-const USAGE: &str = "usage: gzl-release-sign keygen PRIVATE PUBLIC | sign PRIVATE ARCHIVE";
+const USAGE: &str = "usage: gzl-release-sign keygen PRIVATE PUBLIC | sign ARCHIVE PRIVATE...";
 
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let result = match arguments.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["keygen", private, public] => keygen(Path::new(private), Path::new(public)),
-        ["sign", private, archive] => sign(Path::new(private), Path::new(archive)),
+        ["sign", archive, ref keys @ ..] if !keys.is_empty() => sign(Path::new(archive), keys),
         _ => Err(USAGE.into()),
     };
     if let Err(message) = result {
@@ -55,9 +58,9 @@ fn keygen(private: &Path, public: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn sign(private: &Path, archive: &Path) -> Result<(), String> {
-    let keys = zipsign_api::sign::read_signing_keys([std::fs::File::open(private)])
-        .map_err(|e| format!("{} is not a signing key: {e}", private.display()))?;
+fn sign(archive: &Path, private: &[&str]) -> Result<(), String> {
+    let keys = zipsign_api::sign::read_signing_keys(private.iter().map(std::fs::File::open))
+        .map_err(|e| format!("{} are not signing keys: {e}", private.join(", ")))?;
     // gzl verifies with the archive's file name as context, so a signature cannot be moved to
     // another archive (another version or target).
     let context = archive

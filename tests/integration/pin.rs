@@ -238,7 +238,7 @@ fn repack(dir: &Path, version: &str, fill: impl FnOnce(&Path)) {
         .unwrap();
     assert!(tar.success());
     let signed = std::process::Command::new(SIGNER)
-        .args(["sign".as_ref(), TEST_KEY.as_ref(), archive.as_os_str()])
+        .args(["sign".as_ref(), archive.as_os_str(), TEST_KEY.as_ref()])
         .status()
         .unwrap();
     assert!(signed.success());
@@ -973,4 +973,56 @@ fn an_unsigned_release_is_taken_only_with_the_users_setting() {
         .status(0)
         .stdout_has("gzl 0.9.4 with: ls");
     assert_eq!(cache_entries(&test), ["0.9.4"]);
+}
+
+// On a terminal gzl asks before it uses a repository's release source, and remembers a yes.
+#[test]
+fn a_yes_at_the_prompt_trusts_the_repository_source() {
+    use std::io::{Read as _, Write as _};
+    let server = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    let test = pinned_at("0.9.4", &server.url);
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let terminal = std::fs::File::from(pty.slave);
+    let child = test
+        .command(&["ls"])
+        .env_remove("GZL_RELEASE_URL")
+        .stdin(terminal.try_clone().unwrap())
+        .stderr(terminal)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // What gzl writes to the terminal, read aside so that waiting for it has a deadline.
+    let mut master = std::fs::File::from(pty.master);
+    let mut answer = master.try_clone().unwrap();
+    let (sender, written) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = master.read(&mut buffer) {
+            if sender
+                .send(String::from_utf8_lossy(&buffer[..n]).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    while !screen.contains("[y/N]") {
+        screen += &written
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no question on the terminal: {screen}"));
+    }
+    assert!(
+        screen.contains(&format!("asks for gzl 0.9.4 from {}", server.url)),
+        "{screen}"
+    );
+    answer.write_all(b"y\n").unwrap();
+    Run::from(child.wait_with_output().unwrap())
+        .status(0)
+        .stdout_has("gzl 0.9.4 with: ls");
+    let trusted = std::fs::read_to_string(test.home().join("config/trusted.toml")).unwrap();
+    assert!(trusted.contains(&server.url), "{trusted}");
+    without_users_source(&test, &["version"])
+        .status(0)
+        .stdout_has("(gzl.toml, trusted for this repository)");
 }
