@@ -903,6 +903,27 @@ fn a_script_instead_of_a_binary_is_refused() {
     assert_eq!(cache_entries(&test), Vec::<String>::new());
 }
 
+// A program for another architecture would fail at every start (or run under emulation):
+// the ELF header's machine must be this one's.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_executable_for_another_machine_is_refused() {
+    let (_test, run) = fetch_repacked(|dir| {
+        let program = stand_in(dir, "0.9.4", "0.9.4");
+        let mut bytes = std::fs::read(&program).unwrap();
+        // e_machine: x86-64 (62) becomes AArch64 (183), anything else x86-64.
+        let other: u16 = if bytes[18] == 62 { 183 } else { 62 };
+        bytes[18..20].copy_from_slice(&other.to_le_bytes());
+        std::fs::remove_file(&program).unwrap();
+        std::fs::write(dir.join("gzl"), bytes).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.join("gzl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    });
+    run.status(2)
+        .stderr_has("holds an ELF executable for machine")
+        .stderr_has(&format!("not for {}", std::env::consts::ARCH));
+}
+
 // A release is handed over to only when it is the version the pin asked for.
 #[test]
 fn a_binary_that_answers_another_version_is_not_handed_over() {
