@@ -246,7 +246,14 @@ pub fn version(context: &Context) -> Result<ExitCode, Error> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
     let mut out = format!("gzl {} ({this})\n", pin::running());
-    match Pin::read(&context.project.root) {
+    let root = &context.project.root;
+    let pin = Pin::read(root);
+    let user = UserConfig::load(home.config()).unwrap_or_default();
+    let origin = pin
+        .as_ref()
+        .ok()
+        .map(|pin| Origin::of(pin, &user, &Trust::of(&home), root));
+    match pin {
         Ok(Pin { wanted: None, .. }) => {
             out.push_str("this repository pins no version (gzl.toml [gzl] version)\n");
         }
@@ -259,6 +266,12 @@ pub fn version(context: &Context) -> Result<ExitCode, Error> {
                 "pinned: {wanted}; gzl {version} serves this repository, from {}\n",
                 path.display()
             )),
+            Serving::Missing if matches!(origin, Some(Origin::Untrusted(_))) => {
+                out.push_str(&format!(
+                    "pinned: {wanted}; not in {} yet, and gzl does not fetch it from a release source you have not trusted\n",
+                    cache.dir().display()
+                ))
+            }
             Serving::Missing => out.push_str(&format!(
                 "pinned: {wanted}; not in {} yet: the next gzl command fetches it\n",
                 cache.dir().display()
@@ -266,9 +279,7 @@ pub fn version(context: &Context) -> Result<ExitCode, Error> {
         },
         Err(error) => out.push_str(&format!("pinned: {error}\n")),
     }
-    if let (Ok(home), Ok(pin)) = (Home::locate(), Pin::read(&context.project.root)) {
-        let user = UserConfig::load(home.config()).unwrap_or_default();
-        let origin = Origin::of(&pin, &user, &Trust::of(&home), &context.project.root);
+    if let Some(origin) = origin {
         out.push_str(&format!("release source: {origin}\n"));
     }
     super::print(&out);

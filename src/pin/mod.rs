@@ -40,6 +40,10 @@ pub enum PinError {
         cache: PathBuf,
         settings: PathBuf,
     },
+    #[error(
+        "gzl.toml's [gzl] {key} holds control characters: \"{escaped}\"; gzl does not print them, or use them"
+    )]
+    ControlCharacters { key: &'static str, escaped: String },
     #[error("cannot write {}: {message}", path.display())]
     Write { path: PathBuf, message: String },
     #[error("the candidate gzl {} could not try the stages: {message}", candidate.display())]
@@ -105,6 +109,18 @@ impl Pin {
             return Ok(Pin::default());
         };
         let text = |key: &str| table.get(key).and_then(toml::Value::as_str);
+        // What gzl.toml says is printed in messages: text that could drive the terminal is
+        // refused here, once, rather than escaped wherever it is shown.
+        for key in ["version", "channel", "release_url"] {
+            if let Some(value) = text(key)
+                && value.chars().any(char::is_control)
+            {
+                return Err(PinError::ControlCharacters {
+                    key,
+                    escaped: value.escape_debug().to_string(),
+                });
+            }
+        }
         let wanted = match (text("version"), text("channel")) {
             (Some(version), _) => Some(Wanted::Version {
                 written: version.into(),

@@ -1047,3 +1047,17 @@ fn a_yes_at_the_prompt_trusts_the_repository_source() {
         .status(0)
         .stdout_has("(gzl.toml, trusted for this repository)");
 }
+
+// gzl prints what the pin says (the source to trust, the channel): a cloned gzl.toml must not
+// drive the terminal through those messages.
+#[test]
+fn control_characters_in_the_pin_are_refused_not_printed() {
+    let test = pinned("version = \"0.9.4\"\nrelease_url = \"http://x/\\u001b[2J\\r\"");
+    let run = without_users_source(&test, &["run"]).status(2).stderr_has(
+        "gzl.toml's [gzl] release_url holds control characters: \"http://x/\\u{1b}[2J\\r\"",
+    );
+    assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
+    test.write("gzl.toml", "[gzl]\nchannel = \"\\u001b]0;owned\\u0007\"\n");
+    let run = without_users_source(&test, &["version"]).status(0);
+    assert!(!run.stdout.contains('\u{1b}'), "{:?}", run.stdout);
+}
