@@ -198,9 +198,13 @@ pub struct UserConfig {
     pub auto_update: bool,
     /// The release track `gzl self-update` follows.
     pub channel: Option<String>,
-    /// Where releases are fetched from, when neither `GZL_RELEASE_URL` nor the repository's
-    /// `gzl.toml` says.
+    /// Where releases are fetched from, unless `GZL_RELEASE_URL` says; wins over a
+    /// repository's `release_url`.
     pub release_url: Option<String>,
+    /// Whether a release must be signed by the project's key or `release_public_key`.
+    pub verify_signatures: bool,
+    /// Another key whose signature makes a release good (a team's own builds, say).
+    pub release_public_key: Option<ReleaseKey>,
 }
 
 impl Default for UserConfig {
@@ -209,7 +213,30 @@ impl Default for UserConfig {
             auto_update: true,
             channel: None,
             release_url: None,
+            verify_signatures: true,
+            release_public_key: None,
         }
+    }
+}
+
+/// An ed25519 public key that signs gzl releases, written in base64 (44 characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseKey(pub crate::release::PublicKey);
+
+impl<'de> Deserialize<'de> for ReleaseKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .map(ReleaseKey)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not an ed25519 public key in base64, 44 characters such as `gzl-release-sign keygen` prints"
+                ))
+            })
     }
 }
 

@@ -92,7 +92,7 @@ pub fn run(context: &Context, command: &Command) -> Result<ExitCode, Error> {
                     )
                 })?,
             };
-            let (source, _) = super::pin::sources(context)?;
+            let (source, _) = super::pin::sources(context, &format!("gzl {wanted}"))?;
             let (version, serving) = pin::obtain(&wanted, &source, &cache, &mut |_| {})?;
             let path = super::pin::binary(serving)?;
             super::note(&format!("gzl {version}: {}", path.display()));

@@ -2,7 +2,7 @@ use super::Context;
 use crate::config::UserConfig;
 use crate::error::{Error, ExitCode};
 use crate::home::Home;
-use crate::pin::{self, Cache, Pin, PinError, Serving, Wanted};
+use crate::pin::{self, Cache, Origin, Pin, PinError, Serving, Trust, Wanted};
 use crate::release::Source;
 
 #[derive(clap::Args)]
@@ -20,10 +20,22 @@ pub struct PinArgs {
     /// when they all pass
     #[arg(long, requires = "release")]
     verify: bool,
+
+    /// Trust the release source this repository's gzl.toml names (release_url), for this
+    /// repository: gzl may then fetch the pinned gzl from it
+    #[arg(long, conflicts_with_all = ["release", "channel", "verify", "untrust"])]
+    trust: bool,
+
+    /// Stop trusting the release source this repository's gzl.toml names
+    #[arg(long, conflicts_with_all = ["release", "channel", "verify"])]
+    untrust: bool,
 }
 
 /// `gzl pin`: writes the pin into gzl.toml, keeping the rest of the file.
 pub fn pin(context: &Context, args: &PinArgs) -> Result<ExitCode, Error> {
+    if args.trust || args.untrust {
+        return trust(context, args.trust);
+    }
     let (key, value) = match (&args.release, &args.channel) {
         (Some(version), _) => {
             let requirement = pin::requirement(version)?;
@@ -34,7 +46,7 @@ pub fn pin(context: &Context, args: &PinArgs) -> Result<ExitCode, Error> {
         }
         (None, Some(channel)) => ("channel", channel.clone()),
         (None, None) => {
-            let (source, _) = sources(context)?;
+            let (source, _) = sources(context, "the latest gzl")?;
             let manifest = source.manifest("the latest gzl")?;
             ("version", manifest.latest()?.to_string())
         }
@@ -75,7 +87,7 @@ fn verify(
     let (version, candidate) = match pin::serving(&wanted, &cache) {
         Serving::Cached { version, path } => (version, path),
         _ => {
-            let (source, _) = sources(context)?;
+            let (source, _) = sources(context, &format!("gzl {wanted}"))?;
             let (version, serving) = pin::obtain(&wanted, &source, &cache, &mut |_| {})?;
             (version, binary(serving)?)
         }
@@ -112,13 +124,118 @@ fn verify(
     Ok(false)
 }
 
-/// The release source in force for this repository, and the user's settings.
-pub(super) fn sources(context: &Context) -> Result<(Source, UserConfig), Error> {
+/// `gzl pin --trust` and `--untrust`: whether gzl may fetch from the release source this
+/// repository's gzl.toml names.
+fn trust(context: &Context, allow: bool) -> Result<ExitCode, Error> {
+    let root = &context.project.root;
+    let home = Home::locate()?;
+    let trust = Trust::of(&home);
+    if !allow {
+        match trust.revoke(root)? {
+            Some(url) => super::note(&format!(
+                "no longer trusting {url} as the release source of {}",
+                root.display()
+            )),
+            None => super::note(&format!(
+                "no release source was trusted for {}",
+                root.display()
+            )),
+        }
+        return Ok(ExitCode::Success);
+    }
+    let Some(url) = Pin::read(root)?.release_url else {
+        return Err(Error::usage(
+            format!(
+                "{} names no release_url: there is nothing to trust",
+                root.join(crate::config::FILE_NAME).display()
+            ),
+            Some(
+                "gzl fetches from your release source or the project's, which need no trust".into(),
+            ),
+        ));
+    };
+    trust.allow(root, &url)?;
+    super::note(&format!(
+        "trusted {url} as the release source of {} (remembered in {})",
+        root.display(),
+        trust.path().display()
+    ));
+    let user = UserConfig::load(home.config())?;
+    if let Some(yours) = Source::users_url(&user) {
+        super::note(&format!(
+            "your own release source {yours} (GZL_RELEASE_URL or config.toml) still wins over it"
+        ));
+    }
+    Ok(ExitCode::Success)
+}
+
+/// The release source for this repository, and the user's settings, for a command that needs
+/// one to get `wanted`: a source the repository names that the user has not trusted for it is
+/// an error, unless the user trusts it at the prompt.
+pub(super) fn sources(context: &Context, wanted: &str) -> Result<(Source, UserConfig), Error> {
     let home = Home::locate()?;
     let user = UserConfig::load(home.config())?;
     let pin = Pin::read(&context.project.root)?;
-    let source = Source::choose(pin.release_url.as_deref(), user.release_url.as_deref());
-    Ok((source, user))
+    match consented(context, &pin, &user, wanted)? {
+        Ok(source) => Ok((source, user)),
+        Err(refused) => Err(refused.into()),
+    }
+}
+
+/// The release source for this repository, or why it may not be used: the repository names one
+/// the user has not trusted for it. On a terminal, the user is asked, and a yes is remembered.
+fn consented(
+    context: &Context,
+    pin: &Pin,
+    user: &UserConfig,
+    wanted: &str,
+) -> Result<Result<Source, PinError>, Error> {
+    let home = Home::locate()?;
+    let trust = Trust::of(&home);
+    let root = &context.project.root;
+    let origin = Origin::of(pin, user, &trust, root);
+    let url = match origin.source(user) {
+        Ok(source) => return Ok(Ok(source)),
+        Err(url) => url.to_string(),
+    };
+    let untrusted = PinError::Untrusted {
+        wanted: wanted.into(),
+        url: url.clone(),
+        repository: root.clone(),
+    };
+    if !ask(&untrusted)? {
+        return Ok(Err(untrusted));
+    }
+    trust.allow(root, &url)?;
+    super::note(&format!(
+        "gzl: trusted {url} for {} (remembered in {}; `gzl pin --untrust` forgets it)",
+        root.display(),
+        trust.path().display()
+    ));
+    Ok(Ok(Source::new(&url, user)))
+}
+
+/// Asks the user at the terminal whether to trust the source `untrusted` names; false without
+/// a terminal (stdin and stderr) to ask at.
+fn ask(untrusted: &PinError) -> Result<bool, Error> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Ok(false);
+    }
+    super::note_raw(&format!(
+        "gzl: {untrusted}.\ngzl: trust it for this repository, and run what it serves? [y/N] "
+    ));
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|source| Error::Io {
+            message: "cannot read the answer".into(),
+            source,
+        })?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// `gzl version`: this gzl, the repository's pin, and which gzl serves it.
@@ -129,7 +246,14 @@ pub fn version(context: &Context) -> Result<ExitCode, Error> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
     let mut out = format!("gzl {} ({this})\n", pin::running());
-    match Pin::read(&context.project.root) {
+    let root = &context.project.root;
+    let pin = Pin::read(root);
+    let user = UserConfig::load(home.config()).unwrap_or_default();
+    let origin = pin
+        .as_ref()
+        .ok()
+        .map(|pin| Origin::of(pin, &user, &Trust::of(&home), root));
+    match pin {
         Ok(Pin { wanted: None, .. }) => {
             out.push_str("this repository pins no version (gzl.toml [gzl] version)\n");
         }
@@ -142,6 +266,12 @@ pub fn version(context: &Context) -> Result<ExitCode, Error> {
                 "pinned: {wanted}; gzl {version} serves this repository, from {}\n",
                 path.display()
             )),
+            Serving::Missing if matches!(origin, Some(Origin::Untrusted(_))) => {
+                out.push_str(&format!(
+                    "pinned: {wanted}; not in {} yet, and gzl does not fetch it from a release source you have not trusted\n",
+                    cache.dir().display()
+                ))
+            }
             Serving::Missing => out.push_str(&format!(
                 "pinned: {wanted}; not in {} yet: the next gzl command fetches it\n",
                 cache.dir().display()
@@ -149,8 +279,8 @@ pub fn version(context: &Context) -> Result<ExitCode, Error> {
         },
         Err(error) => out.push_str(&format!("pinned: {error}\n")),
     }
-    if let Ok((source, _)) = sources(context) {
-        out.push_str(&format!("release source: {}\n", source.url()));
+    if let Some(origin) = origin {
+        out.push_str(&format!("release source: {origin}\n"));
     }
     super::print(&out);
     Ok(ExitCode::Success)
@@ -196,9 +326,12 @@ pub fn obey(context: &Context, no_pin: bool) -> Result<(), Error> {
 }
 
 /// Finds out from the release source which gzl serves `wanted`, and fetches it, unless the
-/// user's settings forbid fetching.
+/// user's settings forbid fetching. A release source the repository names that the user has
+/// not trusted for it is not used: this gzl goes on, with a warning that says how to allow it.
 fn provide(context: &Context, wanted: &Wanted, cache: &Cache) -> Result<Serving, Error> {
-    let (source, user) = sources(context)?;
+    let home = Home::locate()?;
+    let user = UserConfig::load(home.config())?;
+    let pin = Pin::read(&context.project.root)?;
     if !user.auto_update {
         // A channel's last known release still serves, however old the knowledge.
         if let Wanted::Channel(name) = wanted
@@ -208,7 +341,6 @@ fn provide(context: &Context, wanted: &Wanted, cache: &Cache) -> Result<Serving,
         {
             return Ok(serving);
         }
-        let home = Home::locate()?;
         return Err(PinError::NotCached {
             wanted: wanted.to_string(),
             running: pin::running().to_string(),
@@ -217,6 +349,16 @@ fn provide(context: &Context, wanted: &Wanted, cache: &Cache) -> Result<Serving,
         }
         .into());
     }
+    let source = match consented(context, &pin, &user, &format!("gzl {wanted}"))? {
+        Ok(source) => source,
+        Err(untrusted) => {
+            super::note(&format!(
+                "gzl: warning: {untrusted}; running gzl {} instead (`gzl pin --trust` allows it)",
+                pin::running()
+            ));
+            return Ok(Serving::This);
+        }
+    };
     let (_, serving) = pin::obtain(wanted, &source, cache, &mut |version| {
         super::note(&format!(
             "gzl: this repository pins gzl {wanted}; fetching gzl {version} from {}",

@@ -74,6 +74,16 @@ fn help(error: &Error) -> Option<String> {
             "the job API lives as long as its run: `gzl obj-store` and `gzl obj-get` work in a stage while its run runs, not in a `gzl debug` shell afterwards"
                 .into(),
         ),
+        Error::Pin(crate::pin::PinError::Untrusted { .. }) => Some(
+            "`gzl pin --trust` trusts it for this repository; your own release source (GZL_RELEASE_URL, or release_url in config.toml) needs no trust"
+                .into(),
+        ),
+        Error::Release(
+            crate::release::ReleaseError::Signature { .. },
+        ) => Some(
+            "a release source you trust that signs with another key: set release_public_key in config.toml; unsigned releases: verify_signatures = false (docs/config.md)"
+                .into(),
+        ),
         Error::Pin(crate::pin::PinError::NothingPassed { .. }) => {
             Some("run the pipeline at HEAD first: `gzl run`".into())
         }

@@ -17,7 +17,8 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<ExitCode, Error> {
     let home = Home::locate()?;
     let user = UserConfig::load(home.config())?;
-    let source = Source::choose(None, user.release_url.as_deref());
+    let url = Source::users_url(&user).unwrap_or_else(|| crate::release::DEFAULT_URL.into());
+    let source = Source::new(&url, &user);
     let wanted = match (&args.release, &user.channel) {
         (Some(version), _) => format!("gzl {version}"),
         (None, Some(channel)) => format!("gzl channel `{channel}`"),

@@ -4,15 +4,19 @@
 //! The versions gzl can hand over to live in its binary cache, one folder per version
 //! (`<cache>/bin/<version>/gzl`). Reading the pin and the cache touches no network; a
 //! version the cache lacks is fetched from the release source (`crate::release`) and
-//! installed so that a concurrent gzl never sees half a binary.
+//! installed so that a concurrent gzl never sees half a binary. A release source the
+//! repository names is used only once the user trusted it for that repository (`trust`).
 
+mod trust;
 mod verify;
 
+pub use trust::Trust;
 pub use verify::{Trial, trial};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::config::UserConfig;
 use crate::home::Home;
 use crate::release::{Manifest, ReleaseError, Source};
 
@@ -36,6 +40,10 @@ pub enum PinError {
         cache: PathBuf,
         settings: PathBuf,
     },
+    #[error(
+        "gzl.toml's [gzl] {key} holds control characters: \"{escaped}\"; gzl does not print them, or use them"
+    )]
+    ControlCharacters { key: &'static str, escaped: String },
     #[error("cannot write {}: {message}", path.display())]
     Write { path: PathBuf, message: String },
     #[error("the candidate gzl {} could not try the stages: {message}", candidate.display())]
@@ -46,6 +54,15 @@ pub enum PinError {
     NothingPassed { commit: String },
     #[error("gzl's binary cache {}: {message}", path.display())]
     Cache { path: PathBuf, message: String },
+    #[error(
+        "this repository's gzl.toml asks for {wanted} from {url} (release_url), a release source you have not trusted for {}",
+        repository.display()
+    )]
+    Untrusted {
+        wanted: String,
+        url: String,
+        repository: PathBuf,
+    },
 }
 
 /// What a repository asks for.
@@ -92,6 +109,18 @@ impl Pin {
             return Ok(Pin::default());
         };
         let text = |key: &str| table.get(key).and_then(toml::Value::as_str);
+        // What gzl.toml says is printed in messages: text that could drive the terminal is
+        // refused here, once, rather than escaped wherever it is shown.
+        for key in ["version", "channel", "release_url"] {
+            if let Some(value) = text(key)
+                && value.chars().any(char::is_control)
+            {
+                return Err(PinError::ControlCharacters {
+                    key,
+                    escaped: value.escape_debug().to_string(),
+                });
+            }
+        }
         let wanted = match (text("version"), text("channel")) {
             (Some(version), _) => Some(Wanted::Version {
                 written: version.into(),
@@ -102,8 +131,62 @@ impl Pin {
         };
         Ok(Pin {
             wanted,
-            release_url: text("release_url").map(str::to_string),
+            release_url: text("release_url")
+                .filter(|url| !url.trim().is_empty())
+                .map(str::to_string),
         })
+    }
+}
+
+/// Where the gzl a repository pins comes from, and whether the user agreed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `GZL_RELEASE_URL`, or `release_url` in the user's settings: the user's own choice, which
+    /// wins over the repository's.
+    User(String),
+    /// The repository's `release_url`, which the user trusted for this repository.
+    Trusted(String),
+    /// The repository's `release_url`, not trusted for this repository (or not at this URL).
+    Untrusted(String),
+    /// The project's release server.
+    Project,
+}
+
+impl Origin {
+    /// Where the repository at `root`, pinning `pin`, gets its gzl from.
+    pub fn of(pin: &Pin, user: &UserConfig, trust: &Trust, root: &Path) -> Origin {
+        if let Some(url) = Source::users_url(user) {
+            return Origin::User(url);
+        }
+        match &pin.release_url {
+            Some(url) if trust.trusts(root, url) => Origin::Trusted(url.clone()),
+            Some(url) => Origin::Untrusted(url.clone()),
+            None => Origin::Project,
+        }
+    }
+
+    /// The release source to fetch from; the URL of the repository's source while it is not
+    /// trusted.
+    pub fn source(&self, user: &UserConfig) -> Result<Source, &str> {
+        match self {
+            Origin::User(url) | Origin::Trusted(url) => Ok(Source::new(url, user)),
+            Origin::Project => Ok(Source::new(crate::release::DEFAULT_URL, user)),
+            Origin::Untrusted(url) => Err(url),
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::User(url) => write!(f, "{url} (yours: GZL_RELEASE_URL or config.toml)"),
+            Origin::Trusted(url) => write!(f, "{url} (gzl.toml, trusted for this repository)"),
+            Origin::Untrusted(url) => write!(
+                f,
+                "{url} (gzl.toml, not trusted for this repository: `gzl pin --trust` allows it)"
+            ),
+            Origin::Project => write!(f, "{} (the project's)", crate::release::DEFAULT_URL),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The pinned tool: gzl.toml's `[gzl] version` decides which gzl runs in the repository, and a
 //! missing version is fetched from a release source, here a real HTTP server on 127.0.0.1
-//! serving releases made by `.ci/release`.
+//! serving releases made by `.ci/release`, signed with a test key the tests' user settings
+//! trust (`release_public_key`). The released programs are stand-ins compiled with `cc`: real
+//! executables of this machine that answer the version they are released as.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
@@ -9,6 +11,92 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::harness::{Run, Test};
+
+/// The private key the tests sign releases with: a test key, trusted nowhere else.
+const TEST_KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/integration/keys/test-release.key"
+);
+
+/// The public half of `TEST_KEY`, as the user's `release_public_key`.
+const TEST_PUBLIC_KEY: &str = "mqltELeQCFBqKeZR9aKCSwrpMEhU4yNlPQKaDoyrnQ0=";
+
+/// The program that signs release archives.
+const SIGNER: &str = env!("CARGO_BIN_EXE_gzl-release-sign");
+
+/// A stand-in gzl: answers `--version` with `ANSWER`; otherwise execs `EXEC` (with
+/// `GZL_CANDIDATE=1` when `CANDIDATE` is defined) or prints its version, its arguments and
+/// whether it was handed over to.
+const STAND_IN: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("gzl %s\n", ANSWER);
+        return 0;
+    }
+#ifdef EXEC
+#ifdef CANDIDATE
+    setenv("GZL_CANDIDATE", "1", 1);
+#endif
+    argv[0] = EXEC;
+    execv(EXEC, argv);
+    perror(EXEC);
+    return 127;
+#else
+    const char *handed_over = getenv("GZL_PIN_HANDED_OVER");
+    printf("gzl %s with:", VERSION);
+    for (int i = 1; i < argc; i++) printf(" %s", argv[i]);
+    printf(" (handed over: %s)\n", handed_over ? handed_over : "");
+    return 0;
+#endif
+}
+"#;
+
+/// Compiles the stand-in into `dir` as `name`, with `defines` (`VERSION=...`, ...).
+fn compile(dir: &Path, name: &str, defines: &[String]) -> PathBuf {
+    let source = dir.join(format!("{name}.c"));
+    std::fs::write(&source, STAND_IN).unwrap();
+    let program = dir.join(name);
+    let output = std::process::Command::new("cc")
+        .args(defines.iter().map(|define| format!("-D{define}")))
+        .arg("-o")
+        .arg(&program)
+        .arg(&source)
+        .output()
+        .expect("cc runs");
+    assert!(
+        output.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::remove_file(source).unwrap();
+    program
+}
+
+/// A stand-in gzl of `version` that answers `answer` to `--version`.
+fn stand_in(dir: &Path, version: &str, answer: &str) -> PathBuf {
+    compile(
+        dir,
+        &format!("stand-in-{version}"),
+        &[
+            format!("VERSION=\"{version}\""),
+            format!("ANSWER=\"{answer}\""),
+        ],
+    )
+}
+
+/// How a release is signed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signed {
+    WithTestKey,
+    /// `--unsigned`.
+    Not,
+    /// Neither a key nor `--unsigned`.
+    Unsaid,
+}
 
 /// A static file server for a release directory that records every request.
 struct ReleaseServer {
@@ -24,10 +112,8 @@ impl ReleaseServer {
     fn start(releases: &[(&str, Option<&str>)], delay: Duration) -> ReleaseServer {
         let dir = tempfile::tempdir().expect("release dir");
         for (version, channel) in releases {
-            let stand_in = format!(
-                "#!/bin/sh\necho \"gzl {version} with: $* (handed over: $GZL_PIN_HANDED_OVER)\"\n"
-            );
-            release(dir.path(), version, *channel, &stand_in);
+            let program = stand_in(dir.path(), version, version);
+            release(dir.path(), version, *channel, &program, Signed::WithTestKey);
         }
         ReleaseServer::serve(dir, delay)
     }
@@ -94,21 +180,12 @@ fn serve(stream: std::net::TcpStream, root: &Path, log: &Mutex<Vec<String>>, del
     }
 }
 
-/// Releases `script` as gzl `version` into `dir` with the project's release script.
-fn release(dir: &Path, version: &str, channel: Option<&str>, script: &str) {
-    let program = dir.join(format!("stand-in-{version}"));
-    std::fs::write(&program, script).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/release");
-    let mut command = std::process::Command::new(script);
-    command.args(["--out".as_ref(), dir.as_os_str()]);
-    command.args(["--binary".as_ref(), program.as_os_str()]);
-    command.args(["--version", version]);
-    if let Some(channel) = channel {
-        command.args(["--channel", channel]);
-    }
-    let output = command.output().expect(".ci/release runs");
+/// Releases `program` (removed then) as gzl `version` into `dir` with the project's release
+/// script.
+fn release(dir: &Path, version: &str, channel: Option<&str>, program: &Path, signed: Signed) {
+    let output = release_script(dir, version, channel, program, signed)
+        .output()
+        .expect(".ci/release runs");
     assert!(
         output.status.success(),
         ".ci/release: {}",
@@ -117,12 +194,102 @@ fn release(dir: &Path, version: &str, channel: Option<&str>, script: &str) {
     std::fs::remove_file(program).unwrap();
 }
 
-/// A repository whose gzl.toml holds `pin`, whose gzl fetches from `server`.
+/// The project's release script, to release `program` as gzl `version` into `dir`.
+fn release_script(
+    dir: &Path,
+    version: &str,
+    channel: Option<&str>,
+    program: &Path,
+    signed: Signed,
+) -> std::process::Command {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/release");
+    let mut command = std::process::Command::new(script);
+    command.env_remove("GZL_RELEASE_KEY");
+    command.env("GZL_RELEASE_SIGNER", SIGNER);
+    command.args(["--out".as_ref(), dir.as_os_str()]);
+    command.args(["--binary".as_ref(), program.as_os_str()]);
+    command.args(["--version", version]);
+    match signed {
+        Signed::WithTestKey => drop(command.args(["--key", TEST_KEY])),
+        Signed::Not => drop(command.arg("--unsigned")),
+        Signed::Unsaid => {}
+    }
+    if let Some(channel) = channel {
+        command.args(["--channel", channel]);
+    }
+    command
+}
+
+/// Replaces the archive of `version` in the release directory `dir` with one holding what
+/// `fill` puts into a directory, signed with the test key, and updates the checksums the
+/// release publishes: a release whose only fault is what its archive holds.
+fn repack(dir: &Path, version: &str, fill: impl FnOnce(&Path)) {
+    let staging = tempfile::tempdir().unwrap();
+    fill(staging.path());
+    let archive = dir.join(format!("{version}/gzl-{version}-{}.tar.gz", host_target()));
+    let before = sha256(&archive);
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(staging.path())
+        .arg("-czf")
+        .arg(&archive)
+        .arg("gzl")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let signed = std::process::Command::new(SIGNER)
+        .args(["sign".as_ref(), archive.as_os_str(), TEST_KEY.as_ref()])
+        .status()
+        .unwrap();
+    assert!(signed.success());
+    let after = sha256(&archive);
+    for listing in [
+        dir.join(format!("{version}/SHA256SUMS")),
+        dir.join("manifest.json"),
+    ] {
+        let text = std::fs::read_to_string(&listing).unwrap();
+        assert!(text.contains(&before), "{text}");
+        std::fs::write(&listing, text.replace(&before, &after)).unwrap();
+    }
+}
+
+/// The SHA-256 of a file, in hex.
+fn sha256(path: &Path) -> String {
+    let output = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.split_whitespace().next().unwrap().to_string()
+}
+
+/// Writes the user's settings of `test`: the test key, and `more`.
+fn user_config(test: &Test, more: &str) {
+    std::fs::create_dir_all(test.home().join("config")).unwrap();
+    std::fs::write(
+        test.home().join("config/config.toml"),
+        format!("release_public_key = \"{TEST_PUBLIC_KEY}\"\n{more}"),
+    )
+    .unwrap();
+}
+
+/// A repository whose gzl.toml holds `pin`, whose user trusts the test key.
 fn pinned(pin: &str) -> Test {
     let test = Test::with_gzlfile("a:\n    echo ran\n");
     test.write("gzl.toml", format!("# which gzl\n[gzl]\n{pin}\n"));
     test.commit("first");
+    user_config(&test, "");
     test
+}
+
+/// gzl in `test`, with no release source of the user's own: only gzl.toml can name one.
+fn without_users_source(test: &Test, args: &[&str]) -> Run {
+    Run::from(
+        test.command(args)
+            .env_remove("GZL_RELEASE_URL")
+            .output()
+            .unwrap(),
+    )
 }
 
 fn gzl_from(test: &Test, server: &ReleaseServer, args: &[&str]) -> Run {
@@ -259,12 +426,7 @@ fn two_gzl_fetching_at_once_both_run_one_valid_binary() {
 fn auto_update_off_never_fetches_and_says_how_to() {
     let server = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
     let test = pinned("version = \"0.9.4\"");
-    std::fs::create_dir_all(test.home().join("config")).unwrap();
-    std::fs::write(
-        test.home().join("config/config.toml"),
-        "auto_update = false\n",
-    )
-    .unwrap();
+    user_config(&test, "auto_update = false\n");
     gzl_from(&test, &server, &["ls"])
         .status(2)
         .stderr_has("auto_update = false in")
@@ -374,6 +536,7 @@ fn cache_prune_removes_binaries_unused_for_long_but_keeps_the_one_in_use() {
 fn pin_writes_gzl_toml_keeping_what_was_there() {
     let server = ReleaseServer::start(&[("0.9.4", None), ("0.10.0", None)], Duration::ZERO);
     let test = Test::with_gzlfile("a:\n    true\n");
+    user_config(&test, "");
     test.write(
         "gzl.toml",
         "# Settings for gzl.\n[workspaces]\npool = 2 # two is enough\n",
@@ -405,6 +568,7 @@ fn pin_writes_gzl_toml_keeping_what_was_there() {
 #[test]
 fn self_update_replaces_the_running_gzl_with_the_latest_release() {
     let test = Test::with_gzlfile("a:\n    true\n");
+    user_config(&test, "");
     let copy = test.outside("gzl");
     std::fs::copy(env!("CARGO_BIN_EXE_gzl"), &copy).unwrap();
     let copied_gzl = |server: &ReleaseServer, args: &[&str]| run_copy(&test, &copy, server, args);
@@ -437,12 +601,7 @@ fn self_update_follows_the_users_channel() {
         Duration::ZERO,
     );
     let test = Test::with_gzlfile("a:\n    true\n");
-    std::fs::create_dir_all(test.home().join("config")).unwrap();
-    std::fs::write(
-        test.home().join("config/config.toml"),
-        "channel = \"beta\"\n",
-    )
-    .unwrap();
+    user_config(&test, "channel = \"beta\"\n");
     let copy = test.outside("gzl");
     std::fs::copy(env!("CARGO_BIN_EXE_gzl"), &copy).unwrap();
     let copied_gzl = |args: &[&str]| run_copy(&test, &copy, &server, args);
@@ -461,14 +620,8 @@ fn gzl_toml_names_the_source_and_a_channels_last_answer_serves_while_it_is_down(
         "channel = \"stable\"\nrelease_url = \"{}\"",
         server.url
     ));
-    let without_variable = |args: &[&str]| {
-        Run::from(
-            test.command(args)
-                .env_remove("GZL_RELEASE_URL")
-                .output()
-                .unwrap(),
-        )
-    };
+    let without_variable = |args: &[&str]| without_users_source(&test, args);
+    without_variable(&["pin", "--trust"]).status(0);
     without_variable(&["ls"])
         .status(0)
         .stdout_has("gzl 0.9.4 with: ls");
@@ -476,7 +629,7 @@ fn gzl_toml_names_the_source_and_a_channels_last_answer_serves_while_it_is_down(
     // GZL_RELEASE_URL wins over gzl.toml.
     test.gzl(&["version"])
         .status(0)
-        .stdout_has("release source: http://127.0.0.1:9");
+        .stdout_has("release source: http://127.0.0.1:9 (yours");
     // Two days later, the source is down: what the channel named last still serves.
     let answer = test.home().join("cache/bin/channels/stable");
     let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
@@ -491,6 +644,7 @@ fn gzl_toml_names_the_source_and_a_channels_last_answer_serves_while_it_is_down(
         "[gzl]\nchannel = \"stable\"\nrelease_url = \"http://127.0.0.1:9\"\n",
     );
     let asked = server.requests().len();
+    without_variable(&["pin", "--trust"]).status(0);
     without_variable(&["ls"])
         .status(0)
         .stdout_has("gzl 0.9.4 with: ls");
@@ -502,24 +656,21 @@ fn pin_verify_tries_the_candidate_on_what_passed_and_pins_only_when_nothing_diff
     // Candidates are this gzl under another version number; the picky one lets stages tell.
     let dir = tempfile::tempdir().unwrap();
     let gzl = env!("CARGO_BIN_EXE_gzl");
-    release(
-        dir.path(),
-        "0.98.0",
-        None,
-        &format!("#!/bin/sh\nexec {gzl} \"$@\"\n"),
-    );
-    release(
-        dir.path(),
-        "0.99.0",
-        None,
-        &format!("#!/bin/sh\nGZL_CANDIDATE=1 exec {gzl} \"$@\"\n"),
-    );
+    for (version, picky) in [("0.98.0", false), ("0.99.0", true)] {
+        let mut defines = vec![format!("ANSWER=\"{version}\""), format!("EXEC=\"{gzl}\"")];
+        if picky {
+            defines.push("CANDIDATE".into());
+        }
+        let program = compile(dir.path(), &format!("stand-in-{version}"), &defines);
+        release(dir.path(), version, None, &program, Signed::WithTestKey);
+    }
     let server = ReleaseServer::serve(dir, Duration::ZERO);
     let test = Test::with_gzlfile(
         "build:\n    echo built\npicky: build\n    test -z \"$GZL_CANDIDATE\"\nnever:\n    false\n",
     );
     test.write("gzl.toml", "[gzl] # which gzl\nversion = \"0.1\"\n");
     test.commit("first");
+    user_config(&test, "");
     gzl_from(&test, &server, &["pin", "--verify", "0.99.0"])
         .status(2)
         .stderr_has("no stage has passed at HEAD")
@@ -576,4 +727,337 @@ fn host_target() -> String {
         .find_map(|line| line.strip_prefix("host: "))
         .expect("rustc -vV names the host")
         .to_string()
+}
+
+/// A repository pinning gzl `version` from the release source at `url` (its gzl.toml's
+/// `release_url`).
+fn pinned_at(version: &str, url: &str) -> Test {
+    pinned(&format!("version = \"{version}\"\nrelease_url = \"{url}\""))
+}
+
+// A cloned repository's gzl.toml must not make gzl download and run a program the user did
+// not choose: its release_url is not used until the user trusts it.
+#[test]
+fn a_repository_release_url_is_not_used_without_trust() {
+    let server = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    let test = pinned_at("0.9.4", &server.url);
+    let asks = format!(
+        "asks for gzl 0.9.4 from {} (release_url), a release source you have not trusted for",
+        server.url
+    );
+    without_users_source(&test, &["run"])
+        .status(0)
+        .stdout_has("ran")
+        .stderr_has(&asks)
+        .stderr_has("running gzl")
+        .stderr_has("`gzl pin --trust` allows it");
+    without_users_source(&test, &["cache", "fetch"])
+        .status(2)
+        .stderr_has(&asks)
+        .stderr_has("`gzl pin --trust` trusts it for this repository");
+    test.gzl(&["version"])
+        .status(0)
+        .stdout_has("release source: http://127.0.0.1:9 (yours");
+    without_users_source(&test, &["version"])
+        .status(0)
+        .stdout_has("(gzl.toml, not trusted for this repository: `gzl pin --trust` allows it)");
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    assert_eq!(cache_entries(&test), Vec::<String>::new());
+}
+
+// `gzl pin --trust` is the non-interactive consent; `--untrust` takes it back.
+#[test]
+fn gzl_pin_trust_allows_the_repository_source() {
+    let server = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    let test = pinned_at("0.9.4", &server.url);
+    without_users_source(&test, &["pin", "--trust"])
+        .status(0)
+        .stderr_has(&format!("trusted {} as the release source of", server.url));
+    without_users_source(&test, &["ls", "-n", "1"])
+        .status(0)
+        .stdout_has("gzl 0.9.4 with: ls -n 1 (handed over: 1)")
+        .stderr_has("fetching gzl 0.9.4 from http://127.0.0.1");
+    without_users_source(&test, &["version"])
+        .status(0)
+        .stdout_has("(gzl.toml, trusted for this repository)");
+    assert!(test.home().join("config/trusted.toml").is_file());
+    without_users_source(&test, &["pin", "--untrust"])
+        .status(0)
+        .stderr_has(&format!("no longer trusting {}", server.url));
+    without_users_source(&test, &["version"])
+        .status(0)
+        .stdout_has("not trusted for this repository");
+    // Nothing to trust without a release_url.
+    test.write("gzl.toml", "[gzl]\nversion = \"0.9.4\"\n");
+    without_users_source(&test, &["pin", "--trust"])
+        .status(2)
+        .stderr_has("names no release_url: there is nothing to trust");
+}
+
+// Trust is for a repository AND a URL: gzl.toml pointing elsewhere needs consent again.
+#[test]
+fn changing_a_trusted_release_url_needs_trust_again() {
+    let trusted = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    let other = ReleaseServer::start(&[("0.9.5", None)], Duration::ZERO);
+    let test = pinned_at("0.9.4", &trusted.url);
+    without_users_source(&test, &["pin", "--trust"]).status(0);
+    test.write(
+        "gzl.toml",
+        format!(
+            "[gzl]\nversion = \"0.9.5\"\nrelease_url = \"{}\"\n",
+            other.url
+        ),
+    );
+    without_users_source(&test, &["run"])
+        .status(0)
+        .stdout_has("ran")
+        .stderr_has(&format!(
+            "asks for gzl 0.9.5 from {} (release_url), a release source you have not trusted",
+            other.url
+        ));
+    assert!(other.requests().is_empty(), "{:?}", other.requests());
+    without_users_source(&test, &["pin", "--trust"]).status(0);
+    without_users_source(&test, &["ls"])
+        .status(0)
+        .stdout_has("gzl 0.9.5 with: ls");
+    assert!(trusted.requests().is_empty(), "{:?}", trusted.requests());
+}
+
+// The user's own release source is the user's choice: it needs no trust, and a repository
+// cannot override it.
+#[test]
+fn the_users_release_source_wins_over_the_repository() {
+    let users = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    let repositorys = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    let test = pinned_at("0.9.4", &repositorys.url);
+    without_users_source(&test, &["pin", "--trust"]).status(0);
+    user_config(&test, &format!("release_url = \"{}\"\n", users.url));
+    let run = without_users_source(&test, &["ls"])
+        .status(0)
+        .stdout_has("gzl 0.9.4 with: ls")
+        .stderr_has(&format!("fetching gzl 0.9.4 from {}", users.url));
+    assert!(!run.stderr.contains("trust"), "{}", run.stderr);
+    assert!(!users.requests().is_empty());
+    assert!(
+        repositorys.requests().is_empty(),
+        "{:?}",
+        repositorys.requests()
+    );
+}
+
+/// Serves release 0.9.4 whose archive holds what `fill` makes, signed and checksummed as a
+/// good release is, and asks gzl in a repository pinning it to run: the error it gives.
+fn fetch_repacked(fill: impl FnOnce(&Path)) -> (Test, Run) {
+    let server = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    repack(server.dir.path(), "0.9.4", fill);
+    let test = pinned("version = \"0.9.4\"");
+    let run = gzl_from(&test, &server, &["ls"]);
+    assert_eq!(
+        cache_entries(&test),
+        Vec::<String>::new(),
+        "nothing installed"
+    );
+    (test, run)
+}
+
+// A symbolic link in the archive would install a link to any file on the machine as gzl.
+#[test]
+fn a_symlink_in_a_release_archive_is_refused() {
+    let (_test, run) = fetch_repacked(|dir| {
+        std::os::unix::fs::symlink("/bin/sh", dir.join("gzl")).unwrap();
+    });
+    run.status(2).stderr_has(
+        "the archive of gzl 0.9.4 from http://127.0.0.1:",
+    ).stderr_has("holds a symbolic link to `/bin/sh` as `gzl`, not a program for this machine; nothing was installed");
+}
+
+// An empty file is not a gzl, however it is signed.
+#[test]
+fn an_empty_binary_is_refused() {
+    let (_test, run) = fetch_repacked(|dir| {
+        std::fs::write(dir.join("gzl"), "").unwrap();
+    });
+    run.status(2)
+        .stderr_has("holds an empty file as `gzl`, not a program for this machine");
+}
+
+// A script is not an executable of this platform: gzl releases are programs.
+#[test]
+fn a_script_instead_of_a_binary_is_refused() {
+    let server = ReleaseServer::serve(tempfile::tempdir().unwrap(), Duration::ZERO);
+    let program = server.path("script");
+    std::fs::write(&program, "#!/bin/sh\necho gzl 0.9.4\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    release(
+        server.dir.path(),
+        "0.9.4",
+        None,
+        &program,
+        Signed::WithTestKey,
+    );
+    let test = pinned("version = \"0.9.4\"");
+    gzl_from(&test, &server, &["ls"])
+        .status(2)
+        .stderr_has("holds a script (`#!/bin/sh`) as `gzl`, not a program for this machine");
+    assert_eq!(cache_entries(&test), Vec::<String>::new());
+}
+
+// A program for another architecture would fail at every start (or run under emulation):
+// the ELF header's machine must be this one's.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_executable_for_another_machine_is_refused() {
+    let (_test, run) = fetch_repacked(|dir| {
+        let program = stand_in(dir, "0.9.4", "0.9.4");
+        let mut bytes = std::fs::read(&program).unwrap();
+        // e_machine: x86-64 (62) becomes AArch64 (183), anything else x86-64.
+        let other: u16 = if bytes[18] == 62 { 183 } else { 62 };
+        bytes[18..20].copy_from_slice(&other.to_le_bytes());
+        std::fs::remove_file(&program).unwrap();
+        std::fs::write(dir.join("gzl"), bytes).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.join("gzl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    });
+    run.status(2)
+        .stderr_has("holds an ELF executable for machine")
+        .stderr_has(&format!("not for {}", std::env::consts::ARCH));
+}
+
+// A release is handed over to only when it is the version the pin asked for.
+#[test]
+fn a_binary_that_answers_another_version_is_not_handed_over() {
+    let server = ReleaseServer::serve(tempfile::tempdir().unwrap(), Duration::ZERO);
+    let program = stand_in(server.dir.path(), "0.9.4", "6.6.6");
+    release(
+        server.dir.path(),
+        "0.9.4",
+        None,
+        &program,
+        Signed::WithTestKey,
+    );
+    let test = pinned("version = \"0.9.4\"");
+    let run = gzl_from(&test, &server, &["ls"])
+        .status(2)
+        .stderr_has("the gzl fetched as 0.9.4 from http://127.0.0.1:")
+        .stderr_has(
+            "answers `gzl 6.6.6` to `gzl --version`, not `gzl 0.9.4`; nothing was installed",
+        );
+    assert!(!run.stdout.contains("with:"), "{}", run.stdout);
+    assert_eq!(cache_entries(&test), Vec::<String>::new());
+}
+
+// Checksums only say the download is what the server holds; a signature says who made it.
+#[test]
+fn an_unsigned_release_is_refused() {
+    let server = ReleaseServer::serve(tempfile::tempdir().unwrap(), Duration::ZERO);
+    let program = stand_in(server.dir.path(), "0.9.4", "0.9.4");
+    release(server.dir.path(), "0.9.4", None, &program, Signed::Not);
+    let test = pinned("version = \"0.9.4\"");
+    gzl_from(&test, &server, &["ls"])
+        .status(2)
+        .stderr_has("gzl 0.9.4 from http://127.0.0.1:")
+        .stderr_has("is not signed by a key gzl trusts")
+        .stderr_has("verify_signatures = false");
+    assert_eq!(cache_entries(&test), Vec::<String>::new());
+
+    // Signed, but with a key the user has not named: refused the same way.
+    let signed = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    std::fs::write(test.home().join("config/config.toml"), "").unwrap();
+    gzl_from(&test, &signed, &["ls"])
+        .status(2)
+        .stderr_has("is not signed by a key gzl trusts")
+        .stderr_has("set release_public_key in config.toml");
+    assert_eq!(cache_entries(&test), Vec::<String>::new());
+
+    // The release script does not make an unsigned release unless told to.
+    let program = stand_in(server.dir.path(), "0.9.5", "0.9.5");
+    let mut script = release_script(server.dir.path(), "0.9.5", None, &program, Signed::Unsaid);
+    let output = script.output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("releases are signed: pass --key FILE"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+// An unsigned release (a team's own builds, say) is the user's explicit choice.
+#[test]
+fn an_unsigned_release_is_taken_only_with_the_users_setting() {
+    let server = ReleaseServer::serve(tempfile::tempdir().unwrap(), Duration::ZERO);
+    let program = stand_in(server.dir.path(), "0.9.4", "0.9.4");
+    release(server.dir.path(), "0.9.4", None, &program, Signed::Not);
+    let test = pinned("version = \"0.9.4\"");
+    user_config(&test, "verify_signatures = false\n");
+    gzl_from(&test, &server, &["ls"])
+        .status(0)
+        .stdout_has("gzl 0.9.4 with: ls");
+    assert_eq!(cache_entries(&test), ["0.9.4"]);
+}
+
+// On a terminal gzl asks before it uses a repository's release source, and remembers a yes.
+#[test]
+fn a_yes_at_the_prompt_trusts_the_repository_source() {
+    use std::io::{Read as _, Write as _};
+    let server = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    let test = pinned_at("0.9.4", &server.url);
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let terminal = std::fs::File::from(pty.slave);
+    let child = test
+        .command(&["ls"])
+        .env_remove("GZL_RELEASE_URL")
+        .stdin(terminal.try_clone().unwrap())
+        .stderr(terminal)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // What gzl writes to the terminal, read aside so that waiting for it has a deadline.
+    let mut master = std::fs::File::from(pty.master);
+    let mut answer = master.try_clone().unwrap();
+    let (sender, written) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = master.read(&mut buffer) {
+            if sender
+                .send(String::from_utf8_lossy(&buffer[..n]).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    while !screen.contains("[y/N]") {
+        screen += &written
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no question on the terminal: {screen}"));
+    }
+    assert!(
+        screen.contains(&format!("asks for gzl 0.9.4 from {}", server.url)),
+        "{screen}"
+    );
+    answer.write_all(b"y\n").unwrap();
+    Run::from(child.wait_with_output().unwrap())
+        .status(0)
+        .stdout_has("gzl 0.9.4 with: ls");
+    let trusted = std::fs::read_to_string(test.home().join("config/trusted.toml")).unwrap();
+    assert!(trusted.contains(&server.url), "{trusted}");
+    without_users_source(&test, &["version"])
+        .status(0)
+        .stdout_has("(gzl.toml, trusted for this repository)");
+}
+
+// gzl prints what the pin says (the source to trust, the channel): a cloned gzl.toml must not
+// drive the terminal through those messages.
+#[test]
+fn control_characters_in_the_pin_are_refused_not_printed() {
+    let test = pinned("version = \"0.9.4\"\nrelease_url = \"http://x/\\u001b[2J\\r\"");
+    let run = without_users_source(&test, &["run"]).status(2).stderr_has(
+        "gzl.toml's [gzl] release_url holds control characters: \"http://x/\\u{1b}[2J\\r\"",
+    );
+    assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
+    test.write("gzl.toml", "[gzl]\nchannel = \"\\u001b]0;owned\\u0007\"\n");
+    let run = without_users_source(&test, &["version"]).status(0);
+    assert!(!run.stdout.contains('\u{1b}'), "{:?}", run.stdout);
 }
