@@ -14,7 +14,7 @@
 //! chunk says; a chunk ending in a line break holds its last line back only when that line
 //! looks like wrapped base64, so ordinary lines are never delayed.
 
-use aho_corasick::{AhoCorasick, Input, MatchKind};
+use aho_corasick::{AhoCorasick, Input, MatchKind, Span, packed};
 
 /// What replaces a secret.
 const MASK: &[u8] = b"***";
@@ -38,7 +38,7 @@ const WRAPPED_LINE: usize = 16;
 #[derive(Debug)]
 pub struct Masker {
     /// Finds every form; `None` when there are no secrets.
-    searcher: Option<AhoCorasick>,
+    searcher: Option<Searcher>,
     /// Why the forms cannot be searched for (too many to build a searcher): then nothing of
     /// the output is shown, as the secrets could not be kept out of it.
     broken: Option<String>,
@@ -73,10 +73,7 @@ impl Masker {
         }
         let searcher = match forms.is_empty() {
             true => Ok(None),
-            false => AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(&forms)
-                .map(Some),
+            false => Searcher::new(&forms).map(Some),
         };
         Masker {
             broken: searcher.as_ref().err().map(ToString::to_string),
@@ -130,12 +127,12 @@ impl Masker {
         // finds them (an overlapping search would too, but it cannot skip ahead as fast).
         let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut from = 0;
-        while let Some(found) = searcher.find(Input::new(&flat.bytes).range(from..)) {
+        while let Some((start, stop)) = searcher.find(&flat.bytes, from) {
             match spans.last_mut() {
-                Some(last) if found.start() <= last.1 => last.1 = last.1.max(found.end()),
-                _ => spans.push((found.start(), found.end())),
+                Some(last) if start <= last.1 => last.1 = last.1.max(stop),
+                _ => spans.push((start, stop)),
             }
-            from = found.start() + 1;
+            from = start + 1;
         }
         // A trailing line break continues a form only at the end of a wrapped base64 line.
         let may_continue = !end
@@ -227,6 +224,43 @@ impl Masker {
                 .filter(|_| bytes.iter().all(|&b| is_base64(b)))
                 .map(|n| n + bytes.len()),
         };
+    }
+}
+
+/// Finds the leftmost-longest form.
+#[derive(Debug)]
+enum Searcher {
+    /// SIMD (Teddy), for up to 64 forms where the CPU has it: it stays fast whatever the
+    /// output, where the automaton's prefilter may stop at every other byte.
+    Packed(packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Searcher {
+    fn new(forms: &[Vec<u8>]) -> Result<Self, aho_corasick::BuildError> {
+        let packed = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostLongest)
+            .builder()
+            .extend(forms)
+            .build();
+        match packed {
+            Some(packed) => Ok(Searcher::Packed(packed)),
+            None => AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(forms)
+                .map(Searcher::Automaton),
+        }
+    }
+
+    /// The leftmost-longest form in `text` from `from` on: where it starts and ends.
+    fn find(&self, text: &[u8], from: usize) -> Option<(usize, usize)> {
+        let found = match self {
+            Searcher::Packed(packed) => packed.find_in(text, Span::from(from..text.len())),
+            Searcher::Automaton(automaton) => {
+                automaton.find(Input::new(text).range(from..text.len()))
+            }
+        };
+        found.map(|m| (m.start(), m.end()))
     }
 }
 
@@ -627,6 +661,20 @@ mod tests {
         assert_eq!(masker.push(b"ter22\n"), b"ter22\n");
         assert_eq!(masker.push(b"prompt: hun"), b"prompt: ");
         assert_eq!(masker.finish(), b"hun");
+    }
+
+    // Past 64 forms the search is an automaton instead of SIMD: it masks the same.
+    #[test]
+    fn many_secrets_are_masked_like_few() {
+        let secrets: Vec<String> = (0..20).map(|i| format!("secret-{i:02}/x y")).collect();
+        let masker = Masker::new(&secrets);
+        assert!(matches!(
+            masker.searcher,
+            Some(super::Searcher::Automaton(_))
+        ));
+        let text = "a secret-07/x y, b c2VjcmV0LTE5L3ggeQ, c secret-11%2Fx+y\n";
+        let names: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        assert_eq!(mask_all(&names, &[text]), "a ***, b ***, c ***\n");
     }
 
     // A 4-character secret masks its own text, not every short run of base64.
