@@ -40,8 +40,9 @@ pub struct Masker {
     /// Finds every form; `None` when there are no secrets.
     searcher: Option<Searcher>,
     /// Why the forms cannot be searched for (too many to build a searcher): then nothing of
-    /// the output is shown, as the secrets could not be kept out of it.
-    broken: Option<String>,
+    /// the output is shown, as the secrets could not be kept out of it; `finish` says why,
+    /// once.
+    broken: Option<(String, bool)>,
     /// Every form, sorted: to tell whether the end of a chunk may begin one.
     forms: Vec<Vec<u8>>,
     /// The bytes a form begins with.
@@ -76,7 +77,10 @@ impl Masker {
             false => Searcher::new(&forms).map(Some),
         };
         Masker {
-            broken: searcher.as_ref().err().map(ToString::to_string),
+            broken: searcher
+                .as_ref()
+                .err()
+                .map(|error| (error.to_string(), false)),
             searcher: searcher.ok().flatten(),
             longest: forms.iter().map(Vec::len).max().unwrap_or(0),
             forms,
@@ -106,9 +110,12 @@ impl Masker {
 
     /// What was held back, at the end of the output.
     pub fn finish(&mut self) -> Vec<u8> {
-        if let Some(error) = self.broken.take() {
-            return format!("gzl: output hidden: cannot search it for secrets ({error})\n")
-                .into_bytes();
+        if let Some((error, told)) = &mut self.broken {
+            let note = format!("gzl: output hidden: cannot search it for secrets ({error})\n");
+            return match std::mem::replace(told, true) {
+                false => note.into_bytes(),
+                true => Vec::new(),
+            };
         }
         let held = std::mem::take(&mut self.held);
         self.mask(&held, true)
@@ -153,11 +160,15 @@ impl Masker {
                 if i > 0 {
                     shown.push(b'\n');
                 }
-                match piece {
-                    [] => {}
-                    [b'\r'] => shown.push(b'\r'),
-                    [.., b'\r'] => shown.extend_from_slice(b"***\r"),
-                    _ => shown.extend_from_slice(MASK),
+                let (text, cr) = match piece.strip_suffix(b"\r") {
+                    Some(text) => (text, true),
+                    None => (piece, false),
+                };
+                if !text.is_empty() {
+                    shown.extend_from_slice(MASK);
+                }
+                if cr {
+                    shown.push(b'\r');
                 }
             }
             done = to;
