@@ -118,32 +118,37 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, String>, SecretError> {
     })
 }
 
-/// Writes the secrets file, readable by its owner only, replacing it whole.
+/// Writes the secrets file, readable by its owner only, replacing it whole: through a new
+/// temporary file in the same directory, created 0600 with O_EXCL (so never a leftover with
+/// other permissions, nor a symbolic link planted there), then renamed into place.
 pub fn write(path: &Path, secrets: &BTreeMap<String, String>) -> Result<(), SecretError> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let error = |e: std::io::Error| SecretError::File {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(error)?;
-    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(error)?;
     let text = toml::to_string(secrets).map_err(|e| SecretError::File {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let temporary = path.with_extension("toml.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
+    // tempfile creates it with a random name, O_CREAT | O_EXCL and mode 0600.
+    let mut file = tempfile::Builder::new()
+        .prefix(".secrets.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
         .map_err(error)?;
     file.write_all(text.as_bytes()).map_err(error)?;
-    file.sync_all().map_err(error)?;
-    std::fs::rename(&temporary, path).map_err(error)
+    file.as_file().sync_all().map_err(error)?;
+    file.persist(path).map_err(|e| error(e.error))?;
+    // The rename is durable once the directory is.
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(error)
 }
 
 /// Checks a secret's name: an environment variable name.

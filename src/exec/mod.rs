@@ -15,6 +15,7 @@
 //! so memory does not grow with output.
 
 mod event;
+mod generator;
 mod mask;
 mod supervisor;
 

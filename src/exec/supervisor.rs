@@ -11,6 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
+use super::generator::Generated;
 use super::{Cancel, Event, Outcome};
 
 /// Everything needed to start one stage's process.
@@ -36,13 +37,13 @@ pub struct Job {
     pub env_remove: Vec<String>,
     pub timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
-    /// For a `@generates` stage, the file its stdout goes to: the Gzlfile text of the stages
-    /// it generates. Its stderr is its output as usual.
+    /// For a `@generates` stage, the file its stdout goes to, masked: the Gzlfile text of the
+    /// stages it generates. Its stderr is its output as usual.
     pub generates: Option<PathBuf>,
 }
 
 /// Output is read in chunks of this size; memory per stage stays bounded by it.
-const CHUNK: usize = 64 * 1024;
+pub(super) const CHUNK: usize = 64 * 1024;
 
 /// After the processes of a group are killed, how long to keep reading what they wrote.
 const DRAIN_AFTER_KILL: Duration = Duration::from_secs(1);
@@ -89,7 +90,7 @@ impl Supervisor<'_> {
             }
             (spawned, _) => spawned,
         };
-        let (child, reader) = match spawned {
+        let (child, reader, generated) = match spawned {
             Ok(started) => started,
             Err(error) => {
                 let message = format!("cannot start `{}`: {error}", words[0]);
@@ -98,13 +99,51 @@ impl Supervisor<'_> {
         };
         tracing::debug!(stage = %self.job.name, pid = child.id(), command = ?words, "stage started");
         self.started(child.id()).await;
-        self.supervise(child, reader).await
+        match generated {
+            Some(generated) => self.supervise_generator(child, reader, generated).await,
+            None => self.supervise(child, reader).await,
+        }
+    }
+
+    /// Supervises a `@generates` stage while what it prints on stdout is copied, masked, to
+    /// its file; the copy is complete when this returns.
+    async fn supervise_generator(
+        &mut self,
+        child: tokio::process::Child,
+        reader: tokio::net::unix::pipe::Receiver,
+        generated: Generated,
+    ) -> Outcome {
+        let (done, stage_done) = tokio::sync::oneshot::channel();
+        let supervised = async {
+            let outcome = self.supervise(child, reader).await;
+            let _ = done.send(());
+            outcome
+        };
+        let (outcome, copied) =
+            tokio::join!(supervised, generated.copy(stage_done, DRAIN_AFTER_KILL));
+        match copied {
+            Ok(()) => outcome,
+            Err(message) => {
+                self.note(&message, b'\n').await;
+                match outcome {
+                    Outcome::Passed => Outcome::Failed {
+                        exit_code: None,
+                        signal: None,
+                    },
+                    other => other,
+                }
+            }
+        }
     }
 
     fn spawn(
         &self,
         words: &[String],
-    ) -> std::io::Result<(tokio::process::Child, tokio::net::unix::pipe::Receiver)> {
+    ) -> std::io::Result<(
+        tokio::process::Child,
+        tokio::net::unix::pipe::Receiver,
+        Option<Generated>,
+    )> {
         // One pipe for stdout and stderr keeps the two interleaved exactly as written.
         let (reader, writer) = std::io::pipe()?;
         let (program, args) = words
@@ -114,14 +153,12 @@ impl Supervisor<'_> {
         for name in &self.job.env_remove {
             command.env_remove(name);
         }
-        let stdout = match &self.job.generates {
+        let (stdout, generated) = match &self.job.generates {
             Some(path) => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                Stdio::from(std::fs::File::create(path)?)
+                let (stdout, generated) = Generated::open(path, &self.job.secrets)?;
+                (Stdio::from(stdout), Some(generated))
             }
-            None => Stdio::from(writer.try_clone()?),
+            None => (Stdio::from(writer.try_clone()?), None),
         };
         command
             .args(args)
@@ -137,7 +174,7 @@ impl Supervisor<'_> {
         // the reader would never see the end of the output.
         drop(command);
         let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
-        Ok((child, reader))
+        Ok((child, reader, generated))
     }
 
     async fn supervise(

@@ -131,3 +131,207 @@ fn secrets_are_stored_by_gzl_secret_and_a_readable_file_is_refused() {
         .status(2)
         .stderr_has("no secret `TOKEN`");
 }
+
+/// Every file under `dir` (recursively) whose bytes hold `needle`.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && bytes
+                    .windows(needle.len())
+                    .any(|window| window == needle.as_bytes())
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+// A generator's stdout went straight to runs/ID/STAGE.generated, unmasked, and from there into
+// the generated stages' scripts, their logs, JSON and history.
+#[test]
+fn a_secret_printed_by_a_generator_is_masked_in_every_output() {
+    let test = Test::with_gzlfile(
+        "gen:\n    @generates\n    @secret TOKEN\n    printf 'use-it:\\n    echo \"inlined %s\"\\n' \"$TOKEN\"\n    echo \"on stderr $TOKEN\" >&2\n",
+    );
+    test.commit("first");
+    let run = with_token(&test, &["run"]).status(0);
+    run.summary_has("use-it", "passed");
+    let logs = test.gzl(&["logs", "last", "use-it"]).status(0);
+    // A generated script gets `***` where the generator inlined the secret.
+    assert!(logs.stdout.contains("inlined ***"), "{}", logs.stdout);
+    let json = with_token(&test, &["run", "--json"]).status(0);
+    let generated = test.gzl(&["logs", "last", "gen"]).status(0);
+    for (what, text) in [
+        ("terminal", &run.stdout),
+        ("summary", &run.stderr),
+        ("log of the generated stage", &logs.stdout),
+        ("log of the generator", &generated.stdout),
+        ("json", &json.stdout),
+    ] {
+        assert!(!text.contains(TOKEN), "{what} shows the secret:\n{text}");
+    }
+    // Nowhere in gzl's home: the .generated file, the stored scripts, logs, history.db.
+    assert!(
+        test.home().join("scripts").is_dir() && test.home().join("history.db").is_file(),
+        "the home holds no scripts or history"
+    );
+    assert_eq!(
+        files_holding(&test.home(), TOKEN),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert!(
+        !files_holding(&test.home(), "inlined ***").is_empty(),
+        "the masked text is not where the secret would have been"
+    );
+}
+
+// Diagnostics about generated text quote the line they are about.
+#[test]
+fn a_secret_in_an_invalid_generated_line_is_masked_in_the_diagnostic() {
+    let test = Test::with_gzlfile(
+        "gen:\n    @generates\n    @secret TOKEN\n    printf 'not a stage %s\\n' \"$TOKEN\"\n",
+    );
+    test.commit("first");
+    let run = with_token(&test, &["run"]).status(1);
+    run.summary_has("gen", "failed");
+    assert!(
+        run.stdout.contains("generated stages gzl cannot run"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("not a stage ***"), "{}", run.stdout);
+    let json = with_token(&test, &["run", "--json"]).status(1);
+    for text in [&run.stdout, &run.stderr, &json.stdout] {
+        assert!(!text.contains(TOKEN), "shows the secret:\n{text}");
+    }
+    assert_eq!(
+        files_holding(&test.home(), TOKEN),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
+
+/// `gzl secret set NAME`, given `value` on stdin.
+fn secret_set(test: &Test, name: &str, value: &str) -> Run {
+    let mut set = test
+        .command(&["secret", "set", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{value}\n").as_bytes())
+        .unwrap();
+    Run::from(set.wait_with_output().unwrap())
+}
+
+// The secrets file was written through `secrets.toml.tmp` opened without O_EXCL: a leftover
+// there kept its permissions (0644) and a symbolic link there was followed.
+#[test]
+fn the_secrets_file_is_never_written_through_a_leftover() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let test = Test::new();
+    let config = test.home().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let file = config.join("secrets.toml");
+    let leftover = config.join("secrets.toml.tmp");
+    let mode = |path: &std::path::Path| {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+
+    std::fs::write(&leftover, "").unwrap();
+    std::fs::set_permissions(&leftover, std::fs::Permissions::from_mode(0o644)).unwrap();
+    secret_set(&test, "TOKEN", TOKEN).status(0);
+    assert_eq!(mode(&file), 0o600);
+    assert!(std::fs::read_to_string(&file).unwrap().contains(TOKEN));
+    assert!(
+        !std::fs::read_to_string(&leftover)
+            .unwrap_or_default()
+            .contains(TOKEN)
+    );
+
+    let elsewhere = test.outside("elsewhere");
+    std::fs::write(&elsewhere, "").unwrap();
+    std::fs::remove_file(&leftover).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &leftover).unwrap();
+    secret_set(&test, "OTHER", "another-token-value").status(0);
+    assert!(std::fs::symlink_metadata(&file).unwrap().is_file());
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "");
+    test.gzl(&["secret", "ls"])
+        .status(0)
+        .stdout_has("OTHER\nTOKEN\n");
+}
+
+/// How many characters of the base64 text `encoded` that carry bits of a secret (`length`
+/// bytes from byte `offset` of the encoded data) `masked` still shows, line breaks aside.
+/// Panics unless `masked` is `encoded` with one part masked.
+fn secret_characters_shown(encoded: &str, masked: &str, offset: usize, length: usize) -> usize {
+    let flat = |text: &str| text.replace(['\r', '\n'], "");
+    let (encoded, masked) = (flat(encoded), flat(masked));
+    let common = |a: &mut dyn Iterator<Item = (u8, u8)>| a.take_while(|(x, y)| x == y).count();
+    let before = common(&mut encoded.bytes().zip(masked.bytes()));
+    let after =
+        common(&mut encoded.bytes().rev().zip(masked.bytes().rev())).min(masked.len() - before);
+    let hidden = &masked[before..masked.len() - after];
+    assert!(
+        !hidden.is_empty() && hidden.bytes().all(|b| b == b'*'),
+        "not masked in one place: {masked}"
+    );
+    let bits = 8 * offset..8 * (offset + length);
+    (0..encoded.len())
+        .filter(|&i| i < before || i >= encoded.len() - after)
+        .filter(|&i| 6 * i < bits.end && 6 * i + 6 > bits.start)
+        .count()
+}
+
+// Only the base64 of the secret alone was masked: not inside `user:TOKEN` (a Basic auth
+// header) at the two other alignments, nor wrapped by `base64` at 76 columns.
+#[test]
+fn base64_of_a_secret_inside_basic_auth_and_wrapped_is_masked_in_a_stage_output() {
+    let test = Test::new();
+    let outside = test.outside("encoded");
+    test.write(
+        "Gzlfile",
+        format!(
+            "enc:\n    @secret TOKEN\n    for user in u us usr; do printf '%s:%s' $user \"$TOKEN\" | base64 | tee -a {out}; done\n    echo BEGIN\n    printf '%s' \"$(printf 'x%.0s' $(seq 100))$TOKEN$(printf 'y%.0s' $(seq 100))\" | base64 | tee -a {out}\n    echo END\n",
+            out = outside.display()
+        ),
+    );
+    test.commit("first");
+    with_token(&test, &["run"]).status(0);
+    let log = test.gzl(&["logs", "last", "enc"]).status(0).stdout;
+    assert!(!log.contains(TOKEN), "{log}");
+    let encoded = std::fs::read_to_string(&outside).unwrap();
+    let encoded: Vec<&str> = encoded.lines().collect();
+    let masked: Vec<&str> = log.lines().collect();
+    for (user, line) in ["u", "us", "usr"].iter().enumerate() {
+        let shown =
+            secret_characters_shown(encoded[user], masked[user], line.len() + 1, TOKEN.len());
+        assert!(shown <= 2, "{} shows {shown} characters", masked[user]);
+    }
+    let wrapped = encoded[3..].join("\n");
+    assert!(encoded.len() > 5, "base64 did not wrap: {wrapped}");
+    let begin = masked.iter().position(|l| *l == "BEGIN").unwrap();
+    let end = masked.iter().position(|l| *l == "END").unwrap();
+    let shown = secret_characters_shown(
+        &wrapped,
+        &masked[begin + 1..end].join("\n"),
+        100,
+        TOKEN.len(),
+    );
+    assert!(shown <= 2, "{log}");
+}
