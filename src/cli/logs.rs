@@ -25,7 +25,7 @@ pub struct Args {
 const POLL: Duration = Duration::from_millis(50);
 
 pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
-    let mut history = pipeline::open_history()?;
+    let history = pipeline::open_history_to_read()?;
     let run = find_run(context, &history, &args.run)?;
     let stages = history.stages(run.id)?;
     let selected: Vec<&StageRecord> = match &args.stage {
@@ -62,7 +62,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         }
         let shown = match &reused {
             Some(reused) => copy_log(reused, &mut out, 0).map(|_| ()),
-            None if args.follow => follow(&mut history, run.id, stage, &mut out),
+            None if args.follow => follow(&history, run.id, stage, &mut out),
             None => copy_log(stage, &mut out, 0).map(|_| ()),
         };
         if let Err(error) = shown {
@@ -169,7 +169,7 @@ fn copy_log(stage: &StageRecord, out: &mut impl Write, offset: u64) -> std::io::
 
 /// Shows a stage's log and then what it writes, until the stage has ended and all is shown.
 fn follow(
-    history: &mut History,
+    history: &History,
     run: i64,
     stage: &StageRecord,
     out: &mut impl Write,
@@ -184,7 +184,7 @@ fn follow(
             return Ok(());
         }
         std::thread::sleep(POLL);
-        let _ = pipeline::settle_interrupted(history);
+        pipeline::settle_from_reader(history);
         if let Ok(stages) = history.stages(run)
             && let Some(updated) = stages.into_iter().find(|s| s.position == stage.position)
         {
