@@ -27,7 +27,11 @@ const POLL: Duration = Duration::from_millis(50);
 pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let history = pipeline::open_history_to_read()?;
     let run = find_run(context, &history, &args.run)?;
-    let stages = history.stages(run.id)?;
+    let stages: Vec<StageRecord> = history
+        .stages(run.id)?
+        .into_iter()
+        .map(|stage| with_log_path(&history, run.id, stage))
+        .collect();
     let selected: Vec<&StageRecord> = match &args.stage {
         Some(name) => vec![find_stage(&run, &stages, name)?],
         None => stages.iter().collect(),
@@ -48,7 +52,8 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             (StageStatus::Cached, Some(from)) => history
                 .stages(from)?
                 .into_iter()
-                .find(|s| s.name == stage.name),
+                .find(|s| s.name == stage.name)
+                .map(|s| with_log_path(&history, from, s)),
             _ => None,
         };
         if reused.is_some() {
@@ -151,6 +156,20 @@ impl<W: Write> Write for LineTracker<W> {
     }
 }
 
+/// The stage with its log's path: where history has none (its row could not be written, on a
+/// full disk say), the place its log is made in, which holds it if it was.
+fn with_log_path(history: &History, run: i64, mut stage: StageRecord) -> StageRecord {
+    if stage.log_path.is_none() && stage.status != StageStatus::Pending {
+        stage.log_path = Some(
+            history
+                .home()
+                .run_dir(run)
+                .join(format!("{}.log", stage.name)),
+        );
+    }
+    stage
+}
+
 /// Copies a stage's log from `offset` on; returns the new offset.
 fn copy_log(stage: &StageRecord, out: &mut impl Write, offset: u64) -> std::io::Result<u64> {
     let Some(path) = &stage.log_path else {
@@ -188,7 +207,7 @@ fn follow(
         if let Ok(stages) = history.stages(run)
             && let Some(updated) = stages.into_iter().find(|s| s.position == stage.position)
         {
-            current = updated;
+            current = with_log_path(history, run, updated);
         }
         if current.status == StageStatus::Pending {
             let finished = history

@@ -306,13 +306,45 @@ impl Recorder {
     }
 }
 
-/// An error with its causes, on one line.
+/// An error with its causes, on one line, and what SQLite was doing when it failed.
 fn describe(error: &HistoryError) -> String {
     let mut text = error.to_string();
+    let mut last = String::new();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
+        let cause_text = cause.to_string();
+        // rusqlite's causes repeat SQLite's message with its code.
+        if last.is_empty() || !cause_text.ends_with(&last) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        last = cause_text;
         source = cause.source();
     }
+    if let HistoryError::Database {
+        source: rusqlite::Error::SqliteFailure(failure, _),
+        ..
+    } = error
+        && let Some(doing) = sqlite_operation(failure.extended_code)
+    {
+        text.push_str(&format!(" ({doing})"));
+    }
     text
+}
+
+/// What SQLite was doing, from the extended code of an error: its message alone ("disk I/O
+/// error") does not say.
+fn sqlite_operation(code: std::ffi::c_int) -> Option<&'static str> {
+    use rusqlite::ffi;
+    Some(match code {
+        ffi::SQLITE_FULL => "no space left for the database or its -wal file",
+        ffi::SQLITE_IOERR_READ | ffi::SQLITE_IOERR_SHORT_READ => "reading the database",
+        ffi::SQLITE_IOERR_WRITE => "writing the database or its -wal file",
+        ffi::SQLITE_IOERR_FSYNC | ffi::SQLITE_IOERR_DIR_FSYNC => "syncing the database",
+        ffi::SQLITE_IOERR_TRUNCATE => "truncating the database or its -wal file",
+        ffi::SQLITE_IOERR_SHMOPEN => "opening the database's -shm file",
+        ffi::SQLITE_IOERR_SHMSIZE | ffi::SQLITE_IOERR_SHMMAP => "growing the database's -shm file",
+        ffi::SQLITE_CANTOPEN => "opening a file of the database (too many open files?)",
+        ffi::SQLITE_READONLY => "writing a database it may only read",
+        _ => return None,
+    })
 }
