@@ -499,3 +499,139 @@ fn an_open_home_is_tightened_where_gzl_made_it() {
     assert_eq!(mode(&home.join("runs")), 0o700);
     assert_eq!(mode(&home.join("history.db")), 0o600);
 }
+
+// Too many open files used to stop recording at the first log gzl could not open: the other
+// stages' logs were lost and the run ended `interrupted`. The limit that makes a log fail
+// depends on how many files gzl holds, so the test looks for it: from too few for the stages
+// to start, up to enough for every log.
+#[test]
+fn too_many_open_files_is_reported_and_logs_are_kept() {
+    const STAGES: usize = 6;
+    let test = Test::new();
+    let go = test.outside("go");
+    let end = test.outside("end");
+    let mut gzlfile = String::new();
+    for i in 1..=STAGES {
+        gzlfile.push_str(&format!(
+            "s{i}:\n    touch {}\n    {}\n    echo from s{i}\n    touch {}\n    {}\n\n",
+            test.outside(&format!("started-s{i}")).display(),
+            wait_line(&go),
+            test.outside(&format!("printed-s{i}")).display(),
+            wait_line(&end),
+        ));
+    }
+    test.write("Gzlfile", gzlfile);
+    test.commit("init");
+    let count = |prefix: &str| {
+        (1..=STAGES)
+            .filter(|i| test.outside(&format!("{prefix}-s{i}")).exists())
+            .count()
+    };
+    for limit in 16..=96 {
+        let home = test.outside(&format!("home-{limit}"));
+        for prefix in ["started", "printed"] {
+            for i in 1..=STAGES {
+                let _ = std::fs::remove_file(test.outside(&format!("{prefix}-s{i}")));
+            }
+        }
+        let _ = std::fs::remove_file(&go);
+        let _ = std::fs::remove_file(&end);
+        // History is made first, without the limit.
+        let made = test.command(&["ls"]).env("GZL_HOME", &home).output();
+        assert!(made.is_ok_and(|o| o.status.success()));
+        let inner = test.command(&["run", "-j", &STAGES.to_string(), "--progress", "plain"]);
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {limit}; exec \"$0\" \"$@\""))
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .current_dir(test.repo())
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in inner.get_envs() {
+            if let Some(value) = value {
+                command.env(key, value);
+            }
+        }
+        command.env("GZL_HOME", &home);
+        let mut child = Gzl(command.spawn().expect("gzl starts"));
+        let stderr = child.0.stderr.take().expect("stderr");
+        let (lines, received) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines.send(line);
+            }
+        });
+        // Every stage starts, or one could not (too few files), or gzl has ended.
+        let mut seen: Vec<String> = Vec::new();
+        wait_until("the stages start, or gzl ends", || {
+            seen.extend(received.try_iter());
+            count("started") == STAGES
+                || seen.iter().any(|line| line.contains(": failed in"))
+                || child.0.try_wait().is_ok_and(|s| s.is_some())
+        });
+        let started = count("started") == STAGES;
+        std::fs::write(&go, "").expect("go");
+        if started {
+            // Each stage has printed, and gzl has logged it or said it could not.
+            let runs = home.join("runs/1");
+            wait_until("every log is made or reported", || {
+                seen.extend(received.try_iter());
+                (1..=STAGES).all(|i| {
+                    runs.join(format!("s{i}.log")).exists()
+                        || seen
+                            .iter()
+                            .any(|line| line.contains(&format!("the log of `s{i}`")))
+                }) || child.0.try_wait().is_ok_and(|s| s.is_some())
+            });
+        }
+        std::fs::write(&end, "").expect("end");
+        let status = child.0.wait().expect("gzl ends");
+        reader.join().expect("reader");
+        seen.extend(received.try_iter());
+        let stderr = seen.join("\n");
+        // Below the window the stages cannot even start; look further.
+        if !started || !stderr.contains("cannot create the log of") {
+            assert_ne!(
+                status.code(),
+                Some(0),
+                "no limit made a log fail before every log could be made"
+            );
+            continue;
+        }
+        assert!(stderr.contains("Too many open files"), "{stderr}");
+        assert_eq!(status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("run 1 passed: 6 passed"), "{stderr}");
+        // The logs that could be made hold their stage's output, and history holds the run.
+        let mut kept = 0;
+        for i in 1..=STAGES {
+            let lost = stderr.contains(&format!("cannot create the log of `s{i}`"));
+            let logs = test
+                .command(&["logs", "1", &format!("s{i}")])
+                .env("GZL_HOME", &home)
+                .output()
+                .expect("gzl logs");
+            if !lost {
+                kept += 1;
+                assert_eq!(
+                    String::from_utf8_lossy(&logs.stdout),
+                    format!("from s{i}\n")
+                );
+            }
+        }
+        assert!(kept > 0, "{stderr}");
+        let ls = test
+            .command(&["ls", "--json"])
+            .env("GZL_HOME", &home)
+            .output()
+            .expect("gzl ls");
+        let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).expect("ls --json");
+        assert_eq!(ls["runs"][0]["status"], "passed");
+        return;
+    }
+    panic!("no limit up to 96 open files let the stages start");
+}
