@@ -40,8 +40,6 @@ pub struct Recorder {
     faults: Vec<String>,
     /// Stages whose log lost output.
     lost_logs: Vec<String>,
-    /// Whether any write of rows failed, even if a later one succeeded.
-    history_failed: bool,
 }
 
 /// The log file of one stage.
@@ -57,11 +55,9 @@ enum Log {
 /// What recording a run left undone, told at its end.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unrecorded {
-    /// History could not record how the run ended: it shows it `running` until another gzl
-    /// marks it `interrupted`.
+    /// History could not record how the run ended (nor, so, what came before it and was
+    /// still waiting): it shows it `running` until another gzl marks it `interrupted`.
     pub end: bool,
-    /// History missed some changes on the way, though the end is recorded.
-    pub changes: bool,
     /// Stages whose log misses output.
     pub logs: Vec<String>,
 }
@@ -81,13 +77,15 @@ impl std::fmt::Display for Unrecorded {
                  interrupted once this gzl has exited"
                     .to_string(),
             );
-        } else if self.changes {
-            parts.push("history missed changes during the run but recorded its end".to_string());
         }
-        if !self.logs.is_empty() {
+        if let [name] = self.logs.as_slice() {
+            parts.push(format!(
+                "the log of `{name}` misses output (it keeps what was written before)"
+            ));
+        } else if !self.logs.is_empty() {
             let names: Vec<String> = self.logs.iter().map(|n| format!("`{n}`")).collect();
             parts.push(format!(
-                "the log of {} misses output (it keeps what was written before)",
+                "the logs of {} miss output (they keep what was written before)",
                 names.join(", ")
             ));
         }
@@ -108,7 +106,6 @@ impl Recorder {
             history_failing: false,
             faults: Vec::new(),
             lost_logs: Vec::new(),
-            history_failed: false,
         }
     }
 
@@ -263,7 +260,6 @@ impl Recorder {
             Err(error) => {
                 if !self.history_failing {
                     self.history_failing = true;
-                    self.history_failed = true;
                     self.faults.push(format!(
                         "cannot write run {} to history: {}; the run goes on, and gzl tries \
                          again with its next changes",
@@ -300,7 +296,6 @@ impl Recorder {
             .any(|update| matches!(update, Update::RunFinished { .. }));
         Unrecorded {
             end,
-            changes: self.history_failed,
             logs: self.lost_logs.clone(),
         }
     }
