@@ -12,6 +12,9 @@ pub struct Home {
     root: PathBuf,
     cache: PathBuf,
     config: PathBuf,
+    /// Whether gzl named the data directory (the platform's), rather than the user
+    /// (`$GZL_HOME`, which may be a directory gzl did not make).
+    root_named_by_gzl: bool,
 }
 
 impl Home {
@@ -27,6 +30,7 @@ impl Home {
                 cache: home.join("cache"),
                 config: home.join("config"),
                 root: home,
+                root_named_by_gzl: false,
             });
         }
         directories::ProjectDirs::from("", "", "gzl")
@@ -34,6 +38,7 @@ impl Home {
                 root: dirs.data_dir().to_path_buf(),
                 cache: dirs.cache_dir().to_path_buf(),
                 config: dirs.config_dir().to_path_buf(),
+                root_named_by_gzl: true,
             })
             .ok_or(HistoryError::NoHome)
     }
@@ -100,9 +105,8 @@ impl Home {
             let path = path.to_path_buf();
             move |source| HistoryError::Directory { path, source }
         };
-        let named_by_gzl = std::env::var_os("GZL_HOME").is_none_or(|h| h.is_empty());
         for (dir, ours) in [
-            (self.root.clone(), named_by_gzl),
+            (self.root.clone(), self.root_named_by_gzl),
             (self.root.join("runs"), true),
             (self.root.join("scripts"), true),
             (self.root.join("objects"), true),
@@ -112,19 +116,13 @@ impl Home {
         ] {
             create_private_dir(&dir).map_err(error(&dir))?;
             if ours {
-                tighten(&dir, 0o700).map_err(error(&dir))?;
+                tighten(&dir, 0o700);
             }
         }
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut path = self.database().into_os_string();
             path.push(suffix);
-            let path = PathBuf::from(path);
-            match tighten(&path, 0o600) {
-                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(HistoryError::Directory { path, source });
-                }
-                _ => {}
-            }
+            tighten(Path::new(&path), 0o600);
         }
         Ok(())
     }
@@ -170,15 +168,20 @@ pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-/// Takes away what others (group and world) may do with `path`, when they may do anything.
-fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
+/// Takes away what others (group and world) may do with `path`, when they may do anything. A
+/// failure (a directory of another user's) is a warning: gzl works on, as before.
+fn tighten(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
-    let metadata = std::fs::symlink_metadata(path)?;
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return;
+    };
     // A symlink leads to what gzl did not make: its target is left alone.
-    if !metadata.file_type().is_symlink() && metadata.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    if metadata.file_type().is_symlink() || metadata.permissions().mode() & 0o077 == 0 {
+        return;
     }
-    Ok(())
+    if let Err(error) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::warn!(path = %path.display(), %error, "cannot make gzl's file private to its user");
+    }
 }
 
 /// The git blob id of `bytes`: what `git hash-object` prints for a file holding them.
