@@ -220,8 +220,8 @@ impl Recorder {
         self.logs[stage] = Log::Broken;
         let name = &self.names[stage];
         self.faults.push(format!(
-            "cannot {operation} the log of `{name}` ({}): {error}; the stage goes on, and the \
-             rest of its output shows here but is not kept",
+            "cannot {operation} the log of `{name}` ({}): {error}; the stage goes on, but the \
+             rest of its output is not kept",
             self.log_path(stage).display()
         ));
         self.lost_logs.push(name.clone());
