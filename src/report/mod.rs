@@ -53,8 +53,10 @@ impl View {
     /// What history could not record of the run, given before the run's end so the summary
     /// says it.
     pub fn unrecorded(&mut self, unrecorded: Unrecorded) {
-        if let View::Terminal(view) = self {
-            view.unrecorded(unrecorded);
+        match self {
+            View::Terminal(view) => view.unrecorded(unrecorded),
+            View::Json(view) => view.unrecorded(&unrecorded),
+            View::Silent => {}
         }
     }
 

@@ -152,6 +152,17 @@ fn a_log_past_the_file_size_limit_is_reported_and_other_logs_are_kept() {
         .stdout_has("hello from small");
     let runs = test.runs();
     assert_eq!(runs[0]["status"], "passed");
+    // Programs reading `--json` learn it too.
+    let run = gzl_after(&test, "ulimit -f 1024", &["run", "--json", "--force"]).status(3);
+    let last = run.stdout.lines().last().expect("run_finished");
+    let finished: serde_json::Value = serde_json::from_str(last).expect("JSON");
+    assert_eq!(finished["status"], "passed");
+    assert!(
+        finished["unrecorded"]
+            .as_str()
+            .is_some_and(|text| text.contains("the log of `big` misses output")),
+        "{last}"
+    );
 }
 
 /// A gzl that is killed if the test fails before it ends, so the tmpfs can be unmounted.
