@@ -12,6 +12,9 @@ pub struct Home {
     root: PathBuf,
     cache: PathBuf,
     config: PathBuf,
+    /// Whether gzl named the data directory (the platform's), rather than the user
+    /// (`$GZL_HOME`, which may be a directory gzl did not make).
+    root_named_by_gzl: bool,
 }
 
 impl Home {
@@ -27,6 +30,7 @@ impl Home {
                 cache: home.join("cache"),
                 config: home.join("config"),
                 root: home,
+                root_named_by_gzl: false,
             });
         }
         directories::ProjectDirs::from("", "", "gzl")
@@ -34,6 +38,7 @@ impl Home {
                 root: dirs.data_dir().to_path_buf(),
                 cache: dirs.cache_dir().to_path_buf(),
                 config: dirs.config_dir().to_path_buf(),
+                root_named_by_gzl: true,
             })
             .ok_or(HistoryError::NoHome)
     }
@@ -75,16 +80,107 @@ impl Home {
             path: dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(error)?;
+        create_private_dir(&dir).map_err(error)?;
         // Written aside and renamed, so a concurrent gzl never runs half a script.
         let temporary = dir.join(format!(".{id}.{}", std::process::id()));
-        std::fs::write(&temporary, text).map_err(error)?;
+        let mut file = create_private_file(&temporary).map_err(error)?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(error)?;
         std::fs::rename(&temporary, &path).map_err(error)?;
         Ok(path)
     }
 
+    /// The directory of a run's own files (stop markers), beside its stages' logs: `.gzl`
+    /// cannot be a stage's log, which is `NAME.log` with a name that starts with a letter,
+    /// digit or `_`.
+    pub fn gzl_dir(run_dir: &Path) -> PathBuf {
+        run_dir.join(".gzl")
+    }
+
+    /// Makes gzl's directories private to the user: created 0700 where missing, and tightened
+    /// where gzl named them itself and finds them open to others (homes made by older gzl
+    /// versions). A `$GZL_HOME` that existed before gzl is left as it is: it may be shared,
+    /// and what gzl keeps in it is in the private directories below it.
+    pub fn make_private(&self) -> Result<(), HistoryError> {
+        let error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| HistoryError::Directory { path, source }
+        };
+        for (dir, ours) in [
+            (self.root.clone(), self.root_named_by_gzl),
+            (self.root.join("runs"), true),
+            (self.root.join("scripts"), true),
+            (self.root.join("objects"), true),
+            (self.locks(), true),
+            (self.cache.clone(), true),
+            (self.config.clone(), true),
+        ] {
+            create_private_dir(&dir).map_err(error(&dir))?;
+            if ours {
+                tighten(&dir, 0o700);
+            }
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut path = self.database().into_os_string();
+            path.push(suffix);
+            tighten(Path::new(&path), 0o600);
+        }
+        Ok(())
+    }
+
     pub(crate) fn locks(&self) -> PathBuf {
         self.root.join("locks")
+    }
+}
+
+/// Creates `dir` and the directories missing above it with mode 0700, whatever the umask.
+/// An existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            match dir.parent() {
+                Some(parent) if parent != dir => create_private_dir(parent)?,
+                _ => return Err(error),
+            }
+            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+                // Made meanwhile by another gzl.
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(error) => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Creates (or truncates) a file only its owner can read and write, whatever the umask.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// Takes away what others (group and world) may do with `path`, when they may do anything. A
+/// failure (a directory of another user's) is a warning: gzl works on, as before.
+fn tighten(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    // A symlink leads to what gzl did not make: its target is left alone.
+    if metadata.file_type().is_symlink() || metadata.permissions().mode() & 0o077 == 0 {
+        return;
+    }
+    if let Err(error) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::warn!(path = %path.display(), %error, "cannot make gzl's file private to its user");
     }
 }
 

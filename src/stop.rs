@@ -15,6 +15,7 @@ use nix::unistd::Pid;
 
 use crate::error::Error;
 use crate::history::{History, RunRecord, StageRecord};
+use crate::home::Home;
 use crate::status::{RunStatus, StageStatus};
 
 /// Why a stop cannot be done.
@@ -38,14 +39,16 @@ const POLL: Duration = Duration::from_millis(20);
 /// Longer than the runner takes to write what happened (it batches for 50 ms).
 const BATCH_WAIT: Duration = Duration::from_millis(500);
 
-/// The marker saying the whole run was stopped.
+/// The marker saying the whole run was stopped. Markers live in the run's own directory for
+/// gzl ([`Home::gzl_dir`]), apart from the stages' logs, so no stage name can hit one.
 pub fn run_marker(dir: &Path) -> PathBuf {
-    dir.join("stop")
+    Home::gzl_dir(dir).join("stop-run")
 }
 
-/// The marker saying stage `name` was stopped.
+/// The marker saying stage `name` was stopped: a file named as the stage, in a directory of
+/// its own, so one stage's marker is never another's.
 pub fn stage_marker(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("stop-{name}"))
+    Home::gzl_dir(dir).join("stop").join(name)
 }
 
 /// Stops run `run` (every stage; pending ones never start), waiting until it is recorded.
@@ -148,8 +151,12 @@ fn still_running(history: &History, run: i64) -> Result<bool, Error> {
 }
 
 fn mark(path: &Path) -> Result<(), Error> {
-    std::fs::write(path, b"").map_err(|source| Error::Io {
+    let error = |source| Error::Io {
         message: format!("cannot write {}", path.display()),
         source,
-    })
+    };
+    if let Some(parent) = path.parent() {
+        crate::home::create_private_dir(parent).map_err(error)?;
+    }
+    std::fs::write(path, b"").map_err(error)
 }

@@ -25,9 +25,13 @@ pub struct Args {
 const POLL: Duration = Duration::from_millis(50);
 
 pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
-    let mut history = pipeline::open_history()?;
+    let history = pipeline::open_history_to_read()?;
     let run = find_run(context, &history, &args.run)?;
-    let stages = history.stages(run.id)?;
+    let stages: Vec<StageRecord> = history
+        .stages(run.id)?
+        .into_iter()
+        .map(|stage| with_log_path(&history, run.id, stage))
+        .collect();
     let selected: Vec<&StageRecord> = match &args.stage {
         Some(name) => vec![find_stage(&run, &stages, name)?],
         None => stages.iter().collect(),
@@ -48,7 +52,8 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             (StageStatus::Cached, Some(from)) => history
                 .stages(from)?
                 .into_iter()
-                .find(|s| s.name == stage.name),
+                .find(|s| s.name == stage.name)
+                .map(|s| with_log_path(&history, from, s)),
             _ => None,
         };
         if reused.is_some() {
@@ -62,7 +67,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         }
         let shown = match &reused {
             Some(reused) => copy_log(reused, &mut out, 0).map(|_| ()),
-            None if args.follow => follow(&mut history, run.id, stage, &mut out),
+            None if args.follow => follow(&history, run.id, stage, &mut out),
             None => copy_log(stage, &mut out, 0).map(|_| ()),
         };
         if let Err(error) = shown {
@@ -151,6 +156,20 @@ impl<W: Write> Write for LineTracker<W> {
     }
 }
 
+/// The stage with its log's path: where history has none (its row could not be written, on a
+/// full disk say), the place its log is made in, which holds it if it was.
+fn with_log_path(history: &History, run: i64, mut stage: StageRecord) -> StageRecord {
+    if stage.log_path.is_none() && stage.status != StageStatus::Pending {
+        stage.log_path = Some(
+            history
+                .home()
+                .run_dir(run)
+                .join(format!("{}.log", stage.name)),
+        );
+    }
+    stage
+}
+
 /// Copies a stage's log from `offset` on; returns the new offset.
 fn copy_log(stage: &StageRecord, out: &mut impl Write, offset: u64) -> std::io::Result<u64> {
     let Some(path) = &stage.log_path else {
@@ -169,7 +188,7 @@ fn copy_log(stage: &StageRecord, out: &mut impl Write, offset: u64) -> std::io::
 
 /// Shows a stage's log and then what it writes, until the stage has ended and all is shown.
 fn follow(
-    history: &mut History,
+    history: &History,
     run: i64,
     stage: &StageRecord,
     out: &mut impl Write,
@@ -184,11 +203,11 @@ fn follow(
             return Ok(());
         }
         std::thread::sleep(POLL);
-        let _ = pipeline::settle_interrupted(history);
+        pipeline::settle_from_reader(history);
         if let Ok(stages) = history.stages(run)
             && let Some(updated) = stages.into_iter().find(|s| s.position == stage.position)
         {
-            current = updated;
+            current = with_log_path(history, run, updated);
         }
         if current.status == StageStatus::Pending {
             let finished = history

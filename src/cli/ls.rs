@@ -30,7 +30,7 @@ pub struct Args {
 const SCHEMA: u32 = 1;
 
 pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
-    let history = pipeline::open_history()?;
+    let history = pipeline::open_history_to_read()?;
     let project = &context.project;
     // Outside any repository or Gzlfile there is no "this repository": show them all.
     let located = project.repo.is_some() || project.gzlfile.is_file();

@@ -10,7 +10,7 @@ mod migrations;
 mod recorder;
 
 pub use artifacts::ArtifactRecord;
-pub use recorder::Recorder;
+pub use recorder::{Recorder, Unrecorded};
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -39,6 +39,10 @@ pub enum HistoryError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A run went on while history or a log could not be written; what was lost was told as
+    /// it happened.
+    #[error("run {run} is not fully recorded: {what}")]
+    Unrecorded { run: i64, what: String },
     #[error("the history database {} was written by a newer gzl (schema {found}, this gzl knows {known}); update gzl", path.display())]
     TooNew {
         path: PathBuf,
@@ -215,9 +219,24 @@ impl History {
             let path = path.to_path_buf();
             move |source| HistoryError::Directory { path, source }
         };
-        std::fs::create_dir_all(home.root()).map_err(directory_error(home.root()))?;
-        std::fs::create_dir_all(home.locks()).map_err(directory_error(&home.locks()))?;
+        home.make_private()?;
         let path = home.database();
+        // SQLite gives its -wal and -shm files the database's mode: a new database starts
+        // private, so they do too.
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+            match created {
+                Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(directory_error(&path)(error));
+                }
+                _ => {}
+            }
+        }
         let db_error = |source| HistoryError::Database {
             path: path.clone(),
             source,
@@ -249,6 +268,95 @@ impl History {
             home: home.clone(),
             host,
         })
+    }
+
+    /// Opens the history under `home` to read it only: nothing is created, migrated or written,
+    /// so `gzl ls` and `gzl logs` work on a full disk and in a home they cannot write. A
+    /// database in WAL mode needs its `-shm` file to be read; when that cannot be made and no
+    /// `-wal` file holds changes, the database file holds everything and is read as it is.
+    /// Returns `None` when the database does not exist, or is older than this gzl (it must be
+    /// migrated first: [`History::open`]).
+    pub fn open_to_read(home: &Home) -> Result<Option<Self>, HistoryError> {
+        let path = home.database();
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let db_error = |source| HistoryError::Database {
+            path: path.clone(),
+            source,
+        };
+        let open = |immutable: bool| -> rusqlite::Result<(Connection, i64)> {
+            use rusqlite::OpenFlags;
+            let mut uri = url_path(&path);
+            uri.push_str(if immutable {
+                "?immutable=1"
+            } else {
+                "?mode=ro"
+            });
+            let conn = Connection::open_with_flags(
+                uri,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(Duration::from_secs(30))?;
+            // Reading the version reads the database: the first read that needs the -shm.
+            let version = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            Ok((conn, version))
+        };
+        let (conn, found) = match open(false) {
+            Ok(opened) => opened,
+            Err(error) => {
+                let mut wal = path.clone().into_os_string();
+                wal.push("-wal");
+                let wal_is_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+                if !wal_is_empty {
+                    return Err(db_error(error));
+                }
+                tracing::debug!(%error, "reading history without its -shm file");
+                open(true).map_err(db_error)?
+            }
+        };
+        if found > migrations::latest() {
+            return Err(HistoryError::TooNew {
+                path,
+                found,
+                known: migrations::latest(),
+            });
+        }
+        if found < migrations::latest() {
+            return Ok(None);
+        }
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Some(History {
+            conn,
+            home: home.clone(),
+            host,
+        }))
+    }
+
+    /// Whether history holds runs of this host marked running whose gzl is gone: what
+    /// [`History::reap_interrupted`] would change. Reads only.
+    pub fn has_dead_runs(&self) -> Result<bool, HistoryError> {
+        Ok(self
+            .running_here()?
+            .iter()
+            .any(|(_, lock_path, _)| !runner_is_alive(Path::new(lock_path))))
+    }
+
+    fn running_here(&self) -> Result<Vec<(i64, String, String)>, HistoryError> {
+        (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT id, lock_path, COALESCE(token, '') FROM runs WHERE status = 'running' AND host = ?1",
+            )?;
+            let rows = statement.query_map(params![self.host], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })()
+        .map_err(|e| self.error(e))
     }
 
     pub fn home(&self) -> &Home {
@@ -345,7 +453,7 @@ impl History {
             source: e,
         })?;
         let dir = self.home.run_dir(id);
-        std::fs::create_dir_all(&dir).map_err(|source| HistoryError::Directory {
+        crate::home::create_private_dir(&dir).map_err(|source| HistoryError::Directory {
             path: dir.clone(),
             source,
         })?;
@@ -466,16 +574,7 @@ impl History {
     /// with the stages it left running or pending. Returns those runs: processes their stages
     /// started may still be alive, with nobody watching them.
     pub fn reap_interrupted(&mut self) -> Result<Vec<InterruptedRun>, HistoryError> {
-        let candidates: Vec<(i64, String, String)> = (|| {
-            let mut statement = self.conn.prepare(
-                "SELECT id, lock_path, COALESCE(token, '') FROM runs WHERE status = 'running' AND host = ?1",
-            )?;
-            let rows = statement.query_map(params![self.host], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })()
-        .map_err(|e| self.error(e))?;
+        let candidates = self.running_here()?;
         let mut reaped = Vec::new();
         for (id, lock_path, token) in candidates {
             if runner_is_alive(Path::new(&lock_path)) {
@@ -870,6 +969,20 @@ fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// `path` as an SQLite URI (`file:` and the path, with what a URI reserves escaped).
+fn url_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut uri = String::from("file:");
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri
 }
 
 /// 128 random bits, in hex.

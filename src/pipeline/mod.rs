@@ -16,7 +16,7 @@ use crate::config::{Clean, Config};
 use crate::error::Error;
 use crate::exec::{self, Cancel, Event, Job, Outcome, RunInfo};
 use crate::git::Repo;
-use crate::history::{History, NewRun, NewStage, Recorder};
+use crate::history::{History, HistoryError, NewRun, NewStage, Recorder};
 use crate::home::Home;
 use crate::plan::Plan;
 use crate::project::{Project, Source};
@@ -78,6 +78,15 @@ pub fn run(
 ) -> Result<RunResult, Error> {
     let plan = Plan::new(gzlfile, &options.targets)?;
     let forced = forced_stages(&plan, &options.force)?;
+    let executor = runtime()?;
+    // A file grown past `ulimit -f` must fail to write with EFBIG, which gzl reports, rather
+    // than kill gzl with SIGXFSZ midway. A caught signal is reset when a stage execs, so
+    // stages keep the default.
+    executor.block_on(async {
+        let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+            nix::libc::SIGXFSZ,
+        ));
+    });
     let config = Config::load(&project.root)?;
     let mut history = open_history()?;
 
@@ -153,7 +162,6 @@ pub fn run(
         .collect();
     let commands = jobs::commands(plan.nodes(), history.home())?;
     // Everything that can fail comes before the run is recorded, so no run is left `running`.
-    let executor = runtime()?;
     let dispatcher = runtime()?;
     // The job API records artifacts as stages register them, on a connection of its own.
     let api_history = History::open(history.home())?;
@@ -303,12 +311,20 @@ pub fn run(
         message: "gzl's event thread failed".into(),
         source: std::io::Error::other("the thread panicked"),
     })?;
-    let recorded = recorder.finish();
+    let unrecorded = recorder.unrecorded();
     History::end_lease(lease);
     if let Some(workspace) = workspace {
         workspace.release(status == RunStatus::Passed)?;
     }
-    recorded?;
+    // The summary has said how the stages ended and what history holds; gzl failed all the
+    // same, and a run that passed must not look recorded when it is not.
+    if !unrecorded.is_empty() {
+        return Err(HistoryError::Unrecorded {
+            run: run_id,
+            what: unrecorded.to_string(),
+        }
+        .into());
+    }
     let outcomes = plan
         .nodes()
         .iter()
@@ -422,6 +438,34 @@ pub fn open_history() -> Result<History, Error> {
     let mut history = History::open(&Home::locate()?)?;
     settle_interrupted(&mut history)?;
     Ok(history)
+}
+
+/// Opens gzl's history to read it (`gzl ls`, `gzl logs`): without writing, so it works on a
+/// full disk or a home it cannot write. Only when there is something to settle (runs whose gzl
+/// died, or a database to migrate) does it write first, and a failure to do so is no error.
+pub fn open_history_to_read() -> Result<History, Error> {
+    let home = Home::locate()?;
+    if let Some(history) = History::open_to_read(&home)? {
+        settle_from_reader(&history);
+        return Ok(history);
+    }
+    // No database yet, or one older than this gzl: made or migrated first.
+    open_history()
+}
+
+/// What [`settle_interrupted`] does, for a history opened to read: on a connection of its
+/// own, and only when there is a dead run to settle. A failure to write is no error: the
+/// reader goes on with what history holds.
+pub fn settle_from_reader(history: &History) {
+    if !history.has_dead_runs().unwrap_or(false) {
+        return;
+    }
+    let settled = History::open(history.home())
+        .map_err(Error::from)
+        .and_then(|mut writer| settle_interrupted(&mut writer));
+    if let Err(error) = settled {
+        tracing::debug!(%error, "cannot settle interrupted runs; reading all the same");
+    }
 }
 
 /// Marks runs whose gzl died as interrupted and stops what their stages left running.
@@ -619,6 +663,15 @@ async fn dispatch(
                     _ => {}
                 }
                 recorder.event(&event);
+                if let Event::RunFinished { .. } = event {
+                    // The summary says what history holds, so history is written first.
+                    recorder.flush_final();
+                    write_at = None;
+                    for fault in recorder.take_faults() {
+                        view.warn(&fault);
+                    }
+                    view.unrecorded(recorder.unrecorded());
+                }
                 view.event(&event);
                 if let (Some(debugger), Event::StageFinished { stage, outcome, .. }) = (&debugger, &event)
                     && matches!(outcome, Outcome::Failed { .. } | Outcome::TimedOut { .. })
@@ -639,6 +692,10 @@ async fn dispatch(
                     None if recorder.has_pending() => write_at = Some(now + HISTORY_BATCH),
                     _ => {}
                 }
+                // Told at once: a failure to record must not wait for the end of the run.
+                for fault in recorder.take_faults() {
+                    view.warn(&fault);
+                }
                 if receiver.is_empty() {
                     view.flush();
                 }
@@ -646,6 +703,9 @@ async fn dispatch(
             () = due => {
                 recorder.flush();
                 write_at = None;
+                for fault in recorder.take_faults() {
+                    view.warn(&fault);
+                }
             }
             _ = ticker.tick() => view.tick(),
         }

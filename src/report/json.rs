@@ -16,6 +16,8 @@ pub struct Json {
     splitters: Vec<LineSplitter>,
     out: BufWriter<std::io::Stdout>,
     closed: bool,
+    /// What history could not record, said in `run_finished`.
+    unrecorded: Option<String>,
 }
 
 impl Default for Json {
@@ -26,6 +28,7 @@ impl Default for Json {
             splitters: Vec::new(),
             out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             closed: false,
+            unrecorded: None,
         }
     }
 }
@@ -136,16 +139,25 @@ impl Json {
                 at,
                 duration,
             } => {
-                self.emit(&json!({
+                let mut object = json!({
                     "event": "run_finished",
                     "run": self.run,
                     "status": status,
                     "time": time(*at),
                     "duration_ms": millis(*duration),
-                }));
+                });
+                if let Some(unrecorded) = &self.unrecorded {
+                    object["unrecorded"] = json!(unrecorded);
+                }
+                self.emit(&object);
                 self.flush();
             }
         }
+    }
+
+    /// What history could not record of the run (see [`crate::history::Unrecorded`]).
+    pub fn unrecorded(&mut self, unrecorded: &crate::history::Unrecorded) {
+        self.unrecorded = (!unrecorded.is_empty()).then(|| unrecorded.to_string());
     }
 
     fn output(&mut self, stage: usize, line: String) {

@@ -11,6 +11,7 @@ pub use progress::ProgressMode;
 pub use terminal::Terminal;
 
 use crate::exec::Event;
+use crate::history::Unrecorded;
 
 /// Where a run's progress goes while it runs.
 pub enum View {
@@ -33,6 +34,29 @@ impl View {
     pub fn tick(&mut self) {
         if let View::Terminal(view) = self {
             view.tick();
+        }
+    }
+
+    /// Tells, on stderr and at once, that gzl failed to record something while the run goes
+    /// on (a full disk, too many open files).
+    pub fn warn(&mut self, text: &str) {
+        let line = format!("gzl: warning: {text}\n");
+        match self {
+            View::Terminal(view) => view.warn(&line),
+            View::Json(_) | View::Silent => {
+                use std::io::Write as _;
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+        }
+    }
+
+    /// What history could not record of the run, given before the run's end so the summary
+    /// says it.
+    pub fn unrecorded(&mut self, unrecorded: Unrecorded) {
+        match self {
+            View::Terminal(view) => view.unrecorded(unrecorded),
+            View::Json(view) => view.unrecorded(&unrecorded),
+            View::Silent => {}
         }
     }
 

@@ -5,6 +5,7 @@ use super::lines::LineSplitter;
 use super::progress::{Progress, ProgressMode};
 use crate::duration::format_duration;
 use crate::exec::{Event, Outcome};
+use crate::history::Unrecorded;
 use crate::status::RunStatus;
 use crate::style::Style;
 
@@ -29,6 +30,8 @@ pub struct Terminal {
     out_closed: bool,
     mode: ProgressMode,
     progress: Option<Box<Progress>>,
+    /// What history could not record, for the summary.
+    unrecorded: Unrecorded,
 }
 
 const PREFIX_COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
@@ -55,7 +58,24 @@ impl Terminal {
                 mode.resolve()
             },
             progress: None,
+            unrecorded: Unrecorded::default(),
         }
+    }
+
+    /// Writes a warning line on stderr now, after the output so far and around progress bars.
+    pub fn warn(&mut self, line: &str) {
+        self.flush();
+        let write = || {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        };
+        match &self.progress {
+            Some(progress) => progress.suspend(write),
+            None => write(),
+        }
+    }
+
+    pub fn unrecorded(&mut self, unrecorded: Unrecorded) {
+        self.unrecorded = unrecorded;
     }
 
     /// Moves progress along between events.
@@ -303,18 +323,28 @@ impl Terminal {
                 parts.push(format!("{n} {label}"));
             }
         }
-        let code = if status == RunStatus::Passed {
+        let code = if status == RunStatus::Passed && self.unrecorded.is_empty() {
             "1;32"
         } else {
             "1;31"
         };
+        // How the stages ended is true; a run history does not hold as such must not read as
+        // recorded.
+        let word = if self.unrecorded.end {
+            format!("{status}, not recorded")
+        } else {
+            status.to_string()
+        };
         text.push_str(&format!(
             "{} {}: {} in {}\n",
             painter.paint("1", &format!("run {}", self.run)),
-            painter.paint(code, status.as_str()),
+            painter.paint(code, &word),
             parts.join(", "),
             format_duration(duration)
         ));
+        if !self.unrecorded.is_empty() {
+            text.push_str(&format!("  {}\n", self.unrecorded));
+        }
         if let Some(stage) = first_failure {
             text.push_str(&format!("  see its log: gzl logs {} {stage}\n", self.run));
         }

@@ -5,6 +5,7 @@ mod attach;
 mod bisect;
 mod commands;
 mod debug;
+mod faults;
 mod generates;
 mod gzlfile_errors;
 mod harness;
