@@ -349,6 +349,30 @@ pub fn wait_for_death(pid: i32, what: &str) {
     });
 }
 
+/// Writes an executable file through a child process (`cat`), never through a descriptor of
+/// this test process: a process another test forks meanwhile would inherit that descriptor
+/// until it execs, and running a file open for writing fails with "Text file busy".
+pub fn write_executable(path: &Path, contents: impl AsRef<[u8]>) {
+    use std::io::Write as _;
+    let mut writer = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    writer
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(contents.as_ref())
+        .expect("written");
+    assert!(
+        writer.wait().expect("sh ends").success(),
+        "{}",
+        path.display()
+    );
+}
+
 /// Whether a process with this pid exists (and is not a zombie).
 pub fn process_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

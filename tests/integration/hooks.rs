@@ -1,15 +1,14 @@
 //! Git hooks: install and uninstall keep what was there, post-commit runs in the background,
 //! pre-push blocks a push whose stages fail.
 
-use crate::harness::{Test, wait_until};
+use crate::harness::{Test, wait_until, write_executable};
 
 #[test]
 fn install_chains_an_existing_hook_and_uninstall_restores_it_exactly() {
     let test = Test::with_gzlfile("a:\n    true\n");
     test.commit("first");
     let mine = "#!/bin/sh\necho my own hook\nexit 0\n";
-    test.write(".git/hooks/post-commit", mine);
-    make_executable(&test.path(".git/hooks/post-commit"));
+    write_executable(&test.path(".git/hooks/post-commit"), mine);
 
     test.gzl(&["hook", "install"])
         .status(0)
@@ -120,11 +119,6 @@ fn pre_push_blocks_a_push_whose_stages_fail() {
     let push = test.git_run(&["push", "origin", "main"]);
     assert_eq!(push.code, Some(0), "{}", push.stderr);
     assert!(push.stderr.contains("2 cached"), "{}", push.stderr);
-}
-
-fn make_executable(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
