@@ -18,10 +18,10 @@ fn attach_shows_output_from_before_and_after_it_attached_and_exits_with_the_runs
     test.commit("first");
     let runner = test.spawn(&["run"]);
     test.wait_for_outside("started");
-    let attach = test.spawn(&["attach"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let attach = test.spawn_live(&["attach"]);
+    attach.wait_for_stderr("attached to run 1");
     std::fs::write(&go, "").unwrap();
-    let attached = Run::from(attach.wait_with_output().expect("attach ends"));
+    let attached = attach.finish();
     Run::from(runner.wait_with_output().expect("runner ends")).status(1);
     let attached = attached
         .status(1)

@@ -136,24 +136,29 @@ fn debug_refuses_stages_that_never_ran_and_runs_of_other_repositories() {
     run.status(2).stderr_has("run 1 is a run of");
 }
 
-/// `gzl ARGS` in a pseudo-terminal, typing `lines` one by one.
-fn in_a_terminal(test: &Test, args: &str, lines: &[&str]) -> (bool, String) {
-    let typed: Vec<String> = lines.iter().map(|line| format!("{line}\n")).collect();
-    let keys: Vec<(&str, u64)> = typed.iter().map(|line| (line.as_str(), 700)).collect();
-    test.in_terminal(args, &keys)
-}
-
 #[test]
 fn run_debug_opens_a_shell_where_a_stage_failed_and_goes_on_or_stops() {
-    let test = Test::with_gzlfile(
-        "fails:\n    echo left > debris\n    exit 3\nother:\n    sleep 3\n    echo other done\n",
+    let test = Test::new();
+    // `other` runs beside the shell until the test lets it end (or a minute passes): it is
+    // still running when the question is answered.
+    let go = test.outside("go");
+    test.write(
+        "Gzlfile",
+        format!(
+            "fails:\n    echo left > debris\n    exit 3\nother:\n    for i in $(seq 3000); do [ -e {} ] && break; sleep 0.02; done\n    echo other done\n",
+            go.display()
+        ),
     );
     test.commit("first");
-    let (_, shown) = in_a_terminal(
-        &test,
-        "run --debug",
-        &["echo \"inside $GZL_STAGE $(cat debris)\"", "exit", "y"],
-    );
+    let mut terminal = test.terminal("run --debug");
+    terminal.wait_for("a shell where it ran");
+    terminal.type_keys("echo \"inside $GZL_STAGE $(cat debris)\"\n");
+    terminal.wait_for("inside fails left");
+    terminal.type_keys("exit\n");
+    terminal.wait_for("go on with the run?");
+    terminal.type_keys("y\n");
+    std::fs::write(&go, "").unwrap();
+    let (_, shown) = terminal.finish();
     assert!(
         shown.contains("`fails` failed; a shell where it ran"),
         "{shown}"
@@ -162,7 +167,14 @@ fn run_debug_opens_a_shell_where_a_stage_failed_and_goes_on_or_stops() {
     assert!(shown.contains("other done"), "the run went on:\n{shown}");
     assert_eq!(test.runs()[0]["status"], "failed");
 
-    let (_, shown) = in_a_terminal(&test, "run --debug --force", &["exit", "n"]);
+    std::fs::remove_file(&go).unwrap();
+    let (_, shown) = test.in_terminal(
+        "run --debug --force",
+        &[
+            ("a shell where it ran", "exit\n"),
+            ("go on with the run?", "n\n"),
+        ],
+    );
     assert!(shown.contains("stopping the run"), "{shown}");
     assert!(!shown.contains("other done"), "{shown}");
     assert_eq!(test.runs()[0]["status"], "cancelled");

@@ -4,12 +4,12 @@
 use crate::harness::Test;
 
 /// A generator of one shard per line of `shards.txt`; each shard says its number, and with
-/// `barrier` waits (up to 10 s) until every shard has started, which only happens when they
+/// `barrier` waits (up to a minute) until every shard has started, which only happens when they
 /// run at the same time.
 fn sharded(barrier: Option<&std::path::Path>) -> Test {
     let wait = match barrier {
         Some(dir) => format!(
-            "    touch {dir}/started-$n; for i in $(seq 100); do [ $(ls {dir} | wc -l) -ge 4 ] && break; sleep 0.1; done; [ $(ls {dir} | wc -l) -ge 4 ]\\n",
+            "    touch {dir}/started-$n; for i in $(seq 600); do [ $(ls {dir} | wc -l) -ge 4 ] && break; sleep 0.1; done; [ $(ls {dir} | wc -l) -ge 4 ]\\n",
             dir = dir.display()
         ),
         None => String::new(),

@@ -2,7 +2,13 @@
 //! `GZL_HOME`, and a fixed environment.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something before it fails. Generous: on a loaded machine a
+/// process can take seconds to start; the wait ends as soon as the condition holds.
+pub const DEADLINE: Duration = Duration::from_secs(60);
 
 pub struct Test {
     /// Holds the repository (`repo/`) and gzl's home (`home/`).
@@ -49,9 +55,9 @@ impl Test {
             .unwrap_or_default()
     }
 
-    /// Waits until the `outside` file `name` exists, up to 20 s.
+    /// Waits until the `outside` file `name` exists.
     pub fn wait_for_outside(&self, name: &str) {
-        wait_for(&self.outside(name));
+        wait_for_path(&self.outside(name));
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -116,10 +122,20 @@ impl Test {
         )
     }
 
-    /// `gzl ARGS` in an 80x24 pseudo-terminal (util-linux `script`), typing each of `keys`
-    /// after waiting its milliseconds. Returns whether it succeeded, and what it drew.
-    pub fn in_terminal(&self, args: &str, keys: &[(&str, u64)]) -> (bool, String) {
-        use std::io::Write as _;
+    /// `gzl ARGS` in an 80x24 pseudo-terminal (util-linux `script`): for each step, waits until
+    /// the screen shows its text (since the previous key; "" waits for nothing), then types its
+    /// keys. Returns whether gzl succeeded, and what it drew.
+    pub fn in_terminal(&self, args: &str, steps: &[(&str, &str)]) -> (bool, String) {
+        let mut terminal = self.terminal(args);
+        for (text, keys) in steps {
+            terminal.wait_for(text);
+            terminal.type_keys(keys);
+        }
+        terminal.finish()
+    }
+
+    /// `gzl ARGS` started in an 80x24 pseudo-terminal (util-linux `script`), to be driven.
+    pub fn terminal(&self, args: &str) -> Terminal {
         let gzl = env!("CARGO_BIN_EXE_gzl");
         let mut child = Command::new("script")
             .args([
@@ -134,20 +150,17 @@ impl Test {
             .env("TERM", "xterm")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("script (util-linux) runs gzl in a pseudo-terminal");
-        let mut input = child.stdin.take().expect("stdin");
-        for (key, wait) in keys {
-            std::thread::sleep(std::time::Duration::from_millis(*wait));
-            input.write_all(key.as_bytes()).expect("typed");
-            input.flush().expect("sent");
+        let input = child.stdin.take();
+        let shown = Collector::start(child.stdout.take().expect("stdout"));
+        Terminal {
+            child: Some(child),
+            input,
+            shown,
+            since: 0,
         }
-        let output = child.wait_with_output().expect("gzl ends");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).replace('\r', ""),
-        )
     }
 
     /// Commits everything in the repository; returns the commit id.
@@ -189,9 +202,21 @@ impl Test {
             .expect("gzl starts")
     }
 
-    /// Waits until `relative` exists (a stage wrote it), up to 20 s.
+    /// `gzl ARGS` started with its output read as it comes, so the test can wait for a line.
+    pub fn spawn_live(&self, args: &[&str]) -> Live {
+        let mut child = self.spawn(args);
+        let stdout = Collector::start(child.stdout.take().expect("stdout"));
+        let stderr = Collector::start(child.stderr.take().expect("stderr"));
+        Live {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits until `relative` exists (a stage wrote it).
     pub fn wait_for_file(&self, relative: &str) {
-        wait_for(&self.path(relative));
+        wait_for_path(&self.path(relative));
     }
 
     /// `gzl ls --json`'s runs.
@@ -276,19 +301,76 @@ impl Run {
     }
 }
 
-/// Waits until `path` exists (a stage wrote it), up to 20 s.
-fn wait_for(path: &Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
+/// Polls `check` until it gives a value and returns it; fails the test after `DEADLINE`,
+/// naming `what` and the last state `check` described. Polls often at first, then less, so a
+/// quick condition is seen at once and a slow one costs little.
+pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(state) => assert!(
+                Instant::now() < deadline,
+                "waited {DEADLINE:?} for {what}, in vain: {state}"
+            ),
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
-    // Give the writer a moment to finish the line.
-    std::thread::sleep(std::time::Duration::from_millis(20));
+}
+
+/// Waits until `holds` is true; fails the test after `DEADLINE`, naming `what`.
+pub fn wait_for(what: &str, mut holds: impl FnMut() -> bool) {
+    wait_until(what, || if holds() { Ok(()) } else { Err(String::new()) });
+}
+
+/// Waits until `path` exists (a stage created it).
+fn wait_for_path(path: &Path) {
+    wait_for(&format!("{} to appear", path.display()), || path.exists());
+}
+
+/// Waits until the pid file `path` holds a whole line (`echo $$ > FILE` creates the file
+/// before it writes the line) and returns the pid.
+pub fn wait_for_pid(path: &Path) -> i32 {
+    wait_until(&format!("a pid in {}", path.display()), || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.strip_suffix('\n')
+            .and_then(|line| line.trim().parse().ok())
+            .ok_or_else(|| format!("{text:?}"))
+    })
+}
+
+/// Waits until process `pid` has ended: a signal is delivered, and a process dies, a moment
+/// after it is sent. Fails the test if it is still alive after `DEADLINE`.
+pub fn wait_for_death(pid: i32, what: &str) {
+    wait_for(&format!("{what} (pid {pid}) to end"), || {
+        !process_alive(pid)
+    });
+}
+
+/// Writes an executable file through a child process (`cat`), never through a descriptor of
+/// this test process: a process another test forks meanwhile would inherit that descriptor
+/// until it execs, and running a file open for writing fails with "Text file busy".
+pub fn write_executable(path: &Path, contents: impl AsRef<[u8]>) {
+    use std::io::Write as _;
+    let mut writer = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    writer
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(contents.as_ref())
+        .expect("written");
+    assert!(
+        writer.wait().expect("sh ends").success(),
+        "{}",
+        path.display()
+    );
 }
 
 /// Whether a process with this pid exists (and is not a zombie).
@@ -310,4 +392,153 @@ pub fn read_pid(path: &Path) -> i32 {
         .trim()
         .parse()
         .expect("a pid")
+}
+
+/// What a child process prints, read by a thread as it comes.
+struct Collector {
+    read: Arc<Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Collector {
+    fn start(mut pipe: impl std::io::Read + Send + 'static) -> Self {
+        let read = Arc::<Mutex<Vec<u8>>>::default();
+        let sink = Arc::clone(&read);
+        let reader = std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut buffer) {
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(&buffer[..n]);
+            }
+        });
+        Collector {
+            read,
+            reader: Some(reader),
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        self.read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until what was read after byte `from` holds `text`.
+    fn wait_for(&self, text: &str, from: usize, what: &str) {
+        wait_until(&format!("{text:?} in {what}"), || {
+            let bytes = self.bytes();
+            let shown = String::from_utf8_lossy(bytes.get(from..).unwrap_or_default());
+            if shown.contains(text) {
+                Ok(())
+            } else {
+                Err(format!("\n{}", String::from_utf8_lossy(&bytes)))
+            }
+        });
+    }
+
+    /// Everything, once the pipe has closed (the process and what inherited it are gone).
+    fn finish(&mut self) -> Vec<u8> {
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the reader ends");
+        }
+        self.bytes()
+    }
+}
+
+/// A gzl started by `Test::spawn_live`. Killed if the test ends without `finish`.
+pub struct Live {
+    child: Option<Child>,
+    stdout: Collector,
+    stderr: Collector,
+}
+
+impl Live {
+    /// Waits until gzl has printed `text` on stdout.
+    pub fn wait_for_stdout(&self, text: &str) {
+        self.stdout.wait_for(text, 0, "gzl's stdout");
+    }
+
+    /// Waits until gzl has printed `text` on stderr.
+    pub fn wait_for_stderr(&self, text: &str) {
+        self.stderr.wait_for(text, 0, "gzl's stderr");
+    }
+
+    /// Waits for gzl to end; what it printed and how it exited.
+    pub fn finish(mut self) -> Run {
+        let status = self
+            .child
+            .take()
+            .expect("not finished")
+            .wait()
+            .expect("gzl ends");
+        let stdout = self.stdout.finish();
+        let stderr = self.stderr.finish();
+        Run {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            raw_stdout: stdout,
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// gzl in a pseudo-terminal, started by `Test::terminal`. Killed if the test ends without
+/// `finish`.
+pub struct Terminal {
+    child: Option<Child>,
+    input: Option<ChildStdin>,
+    shown: Collector,
+    /// How much had been drawn when the last keys were typed.
+    since: usize,
+}
+
+impl Terminal {
+    /// Waits until the screen shows `text` after the last keys typed ("" waits for nothing).
+    pub fn wait_for(&self, text: &str) {
+        self.shown.wait_for(text, self.since, "the terminal");
+    }
+
+    pub fn type_keys(&mut self, keys: &str) {
+        use std::io::Write as _;
+        self.since = self.shown.bytes().len();
+        let input = self.input.as_mut().expect("the terminal's input");
+        input.write_all(keys.as_bytes()).expect("typed");
+        input.flush().expect("sent");
+    }
+
+    /// Waits for gzl to end; whether it succeeded, and what it drew.
+    pub fn finish(mut self) -> (bool, String) {
+        drop(self.input.take());
+        let status = self
+            .child
+            .take()
+            .expect("not finished")
+            .wait()
+            .expect("gzl ends");
+        let shown = self.shown.finish();
+        (
+            status.success(),
+            String::from_utf8_lossy(&shown).replace('\r', ""),
+        )
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

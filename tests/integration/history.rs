@@ -124,10 +124,16 @@ fn logs_errors_name_what_is_missing() {
 
 #[test]
 fn logs_follow_shows_output_until_the_stage_ends() {
-    let test = Test::with_gzlfile("slow:\n  echo one\n  touch started\n  sleep 0.5\n  echo two\n");
+    // `slow` prints its second line only once `-f` has shown the first.
+    let test = Test::with_gzlfile(
+        "slow:\n  echo one\n  touch started\n  while [ ! -e go ]; do sleep 0.02; done\n  echo two\n",
+    );
     let run = test.spawn(&["run", "--in-place"]);
     test.wait_for_file("started");
-    let follow = test.gzl(&["logs", "last", "slow", "-f"]).status(0);
+    let follow = test.spawn_live(&["logs", "last", "slow", "-f"]);
+    follow.wait_for_stdout("one\n");
+    test.write("go", "");
+    let follow = follow.finish().status(0);
     assert_eq!(follow.stdout, "one\ntwo\n");
     Run::from(run.wait_with_output().expect("run")).status(0);
 }
@@ -166,19 +172,20 @@ fn a_relative_gzl_home_works_from_anywhere() {
 
 #[test]
 fn ls_shows_the_time_left_and_how_a_run_compares_with_the_usual() {
-    let test = Test::with_gzlfile("work:\n    sleep 0.2\n");
+    // The usual is 2 s (the median with the third run too), so `ls` sees time left however
+    // slowly it starts on a loaded machine; the third run takes 4 s, over 1.25 times the usual.
+    let test = Test::with_gzlfile("work:\n    sleep 2\n");
     test.commit("first");
-    for _ in 0..3 {
+    for _ in 0..2 {
         test.gzl(&["run", "--force"]).status(0);
     }
     let started = test.outside("started");
     test.write(
         "Gzlfile",
-        format!("work:\n    touch {}\n    sleep 1.5\n", started.display()),
+        format!("work:\n    touch {}\n    sleep 4\n", started.display()),
     );
     let runner = test.spawn(&["run"]);
     test.wait_for_outside("started");
-    std::thread::sleep(std::time::Duration::from_millis(100));
     let ls = test.gzl(&["ls"]).status(0);
     let running = ls
         .stdout

@@ -1,15 +1,14 @@
 //! Git hooks: install and uninstall keep what was there, post-commit runs in the background,
 //! pre-push blocks a push whose stages fail.
 
-use crate::harness::Test;
+use crate::harness::{Test, wait_until, write_executable};
 
 #[test]
 fn install_chains_an_existing_hook_and_uninstall_restores_it_exactly() {
     let test = Test::with_gzlfile("a:\n    true\n");
     test.commit("first");
     let mine = "#!/bin/sh\necho my own hook\nexit 0\n";
-    test.write(".git/hooks/post-commit", mine);
-    make_executable(&test.path(".git/hooks/post-commit"));
+    write_executable(&test.path(".git/hooks/post-commit"), mine);
 
     test.gzl(&["hook", "install"])
         .status(0)
@@ -68,22 +67,9 @@ fn post_commit_runs_the_new_commit_in_the_background() {
     test.write("x", "1");
     let head = test.commit("second");
     // The commit returned; the run lands in history on its own.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let runs = test.runs();
-        if let Some(run) = runs
-            .first()
-            .filter(|r| r["commit"] == head.as_str() && r["status"] == "passed")
-        {
-            assert_eq!(run["branch"], "main");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no run of {head}: {runs:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let run = wait_for_run(&test, &head);
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["branch"], "main");
 }
 
 #[test]
@@ -135,11 +121,6 @@ fn pre_push_blocks_a_push_whose_stages_fail() {
     assert!(push.stderr.contains("2 cached"), "{}", push.stderr);
 }
 
-fn make_executable(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 #[test]
 fn pre_commit_checks_the_staged_tree_and_blocks_a_failing_commit() {
     let test = Test::with_gzlfile("test:\n    test \"$(cat value)\" != bad\n");
@@ -166,23 +147,15 @@ fn pre_commit_checks_the_staged_tree_and_blocks_a_failing_commit() {
     assert_eq!(test.git(&["log", "-1", "--format=%s"]), "change");
 }
 
-/// Waits up to 20 s for a finished run of `commit` in history, and returns it.
+/// Waits for a finished run of `commit` in history, and returns it.
 fn wait_for_run(test: &Test, commit: &str) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    wait_until(&format!("a finished run of {commit}"), || {
         let runs = test.runs();
-        if let Some(run) = runs
-            .iter()
+        runs.iter()
             .find(|r| r["commit"] == commit && r["status"] != "running")
-        {
-            return run.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no run of {commit}: {runs:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+            .cloned()
+            .ok_or_else(|| format!("{runs:?}"))
+    })
 }
 
 #[test]

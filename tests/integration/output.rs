@@ -181,7 +181,8 @@ fn off_a_terminal_progress_is_a_line_per_stage_start_and_end() {
 
 #[test]
 fn on_a_terminal_progress_shows_bars_with_the_time_left() {
-    let test = Test::with_gzlfile("slow:\n    sleep 0.6\n");
+    // 2 s, median and run: time enough to draw the bar with time left on a loaded machine.
+    let test = Test::with_gzlfile("slow:\n    sleep 2\n");
     test.commit("first");
     test.gzl(&["run"]).status(0);
     // `script` runs gzl in a pseudo-terminal, as a person would.

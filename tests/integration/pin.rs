@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::harness::{Run, Test};
+use crate::harness::{Run, Test, write_executable};
 
 /// The private key the tests sign releases with: a test key, trusted nowhere else.
 const TEST_KEY: &str = concat!(
@@ -469,13 +469,10 @@ fn a_cached_gzl_that_satisfies_the_pin_takes_over_with_the_same_arguments() {
     let test = pinned("version = \"9.9\"");
     let fake = test.home().join("cache/bin/9.9.4/gzl");
     std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
-    std::fs::write(
+    write_executable(
         &fake,
         "#!/bin/sh\necho \"gzl 9.9.4 with: $* (handed over: $GZL_PIN_HANDED_OVER)\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     test.gzl(&["ls", "-n", "3"])
         .status(0)
         .stdout_has("gzl 9.9.4 with: ls -n 3 (handed over: 1)");
@@ -510,13 +507,10 @@ fn cache_prune_removes_binaries_unused_for_long_but_keeps_the_one_in_use() {
     for version in ["9.9.4", "9.8.0"] {
         let fake = test.home().join(format!("cache/bin/{version}/gzl"));
         std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
-        std::fs::write(&fake, "#!/bin/sh\necho stand-in\n").unwrap();
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&fake, "#!/bin/sh\necho stand-in\n");
         let long_ago = std::time::SystemTime::now() - Duration::from_secs(90 * 24 * 3600);
-        std::fs::File::options()
-            .write(true)
-            .open(&fake)
+        // Read-only: a descriptor open for writing would make running it "Text file busy".
+        std::fs::File::open(&fake)
             .unwrap()
             .set_modified(long_ago)
             .unwrap();
@@ -570,7 +564,7 @@ fn self_update_replaces_the_running_gzl_with_the_latest_release() {
     let test = Test::with_gzlfile("a:\n    true\n");
     user_config(&test, "");
     let copy = test.outside("gzl");
-    std::fs::copy(env!("CARGO_BIN_EXE_gzl"), &copy).unwrap();
+    write_executable(&copy, std::fs::read(env!("CARGO_BIN_EXE_gzl")).unwrap());
     let copied_gzl = |server: &ReleaseServer, args: &[&str]| run_copy(&test, &copy, server, args);
     let older = ReleaseServer::start(&[("0.0.1", None)], Duration::ZERO);
     copied_gzl(&older, &["self-update"])
@@ -603,7 +597,7 @@ fn self_update_follows_the_users_channel() {
     let test = Test::with_gzlfile("a:\n    true\n");
     user_config(&test, "channel = \"beta\"\n");
     let copy = test.outside("gzl");
-    std::fs::copy(env!("CARGO_BIN_EXE_gzl"), &copy).unwrap();
+    write_executable(&copy, std::fs::read(env!("CARGO_BIN_EXE_gzl")).unwrap());
     let copied_gzl = |args: &[&str]| run_copy(&test, &copy, &server, args);
     copied_gzl(&["self-update"])
         .status(0)

@@ -4,22 +4,18 @@
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{Run, Test, process_alive, read_pid};
+use crate::harness::{Run, Test, process_alive, wait_for, wait_for_death, wait_for_pid};
 
 const LONG_STAGES: &str = "a:\n  sleep 1000 &\n  echo $! > a-child.pid\n  echo $$ > a.pid\n  wait\nb:\n  echo $$ > b.pid\n  sleep 1000\nafter: a b\n  touch after-ran\n";
 
 fn interrupt_with(signal: Signal) {
     let test = Test::with_gzlfile(LONG_STAGES);
     let child = test.spawn(&["run", "--in-place", "-j", "2"]);
-    test.wait_for_file("a.pid");
-    test.wait_for_file("b.pid");
+    let pids = ["a.pid", "a-child.pid", "b.pid"].map(|file| wait_for_pid(&test.path(file)));
     kill(Pid::from_raw(child.id() as i32), signal).expect("signal gzl");
     let run = Run::from(child.wait_with_output().expect("gzl ends")).status(130);
-    for pid_file in ["a.pid", "a-child.pid", "b.pid"] {
-        assert!(
-            !process_alive(read_pid(&test.path(pid_file))),
-            "{pid_file} still alive"
-        );
+    for (pid, file) in pids.into_iter().zip(["a.pid", "a-child.pid", "b.pid"]) {
+        wait_for_death(pid, file);
     }
     assert!(!test.path("after-ran").exists());
     run.summary_has("a", "cancelled");
@@ -43,22 +39,22 @@ fn a_killed_gzl_leaves_an_interrupted_run_not_a_running_one() {
     let test = Test::with_gzlfile(
         "done:\n  echo finished\nslow: done\n  sleep 0.5\n  echo $$ > slow.pid\n  sleep 1000\n",
     );
-    // History is written in batches at most 50 ms apart: by the time `slow` has slept,
-    // `done` is on disk, and a gzl killed then must not lose it.
+    // History is written in batches: once `done` is on disk (and `slow` runs), a gzl killed
+    // then must not lose it.
     let mut child = test.spawn(&["run", "--in-place"]);
-    test.wait_for_file("slow.pid");
+    let stage = wait_for_pid(&test.path("slow.pid"));
+    wait_for("`done` recorded as passed", || {
+        test.runs()
+            .first()
+            .is_some_and(|run| run["stage_counts"]["passed"] == 1)
+    });
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill gzl");
     child.wait().expect("reaped");
-    let stage = read_pid(&test.path("slow.pid"));
     assert!(process_alive(stage), "nobody stopped the stage yet");
 
     // The next gzl that looks marks the run interrupted and stops what it left running.
     let runs = test.runs();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while process_alive(stage) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(!process_alive(stage), "the abandoned stage was stopped");
+    wait_for_death(stage, "the abandoned stage");
     assert_eq!(runs[0]["status"], "interrupted");
     assert_eq!(
         runs[0]["stage_counts"]["passed"], 1,

@@ -1,6 +1,6 @@
 //! `gzl stop`: a run, or one stage of it, stopped from another process; nothing survives.
 
-use crate::harness::{Run, Test, process_alive, read_pid};
+use crate::harness::{Run, Test, wait_for_death, wait_for_pid};
 
 #[test]
 fn stop_ends_a_whole_run_and_every_process_it_started() {
@@ -16,15 +16,14 @@ fn stop_ends_a_whole_run_and_every_process_it_started() {
     );
     test.commit("first");
     let runner = test.spawn(&["run"]);
-    test.wait_for_outside("a.pid");
-    test.wait_for_outside("child.pid");
+    let alive = pids.clone().map(|pid| wait_for_pid(&pid));
     test.gzl(&["stop", "last", "--grace", "2s"])
         .status(0)
         .stderr_has("stopped run 1");
     let run = Run::from(runner.wait_with_output().expect("runner ends"));
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    for pid in &pids {
-        assert!(!process_alive(read_pid(pid)), "{} survived", pid.display());
+    for (pid, file) in alive.into_iter().zip(&pids) {
+        wait_for_death(pid, &file.display().to_string());
     }
     assert_eq!(test.runs()[0]["status"], "stopped");
     test.gzl(&["stop", "1"])
@@ -47,13 +46,13 @@ fn stopping_one_stage_skips_what_needs_it_and_the_rest_goes_on() {
     );
     test.commit("first");
     let runner = test.spawn(&["run", "-j", "2"]);
-    test.wait_for_outside("slow.pid");
+    let slow = wait_for_pid(&pid);
     // `slow` ignores SIGTERM: it is killed when the grace period ends.
     test.gzl(&["stop", "1", "slow", "--grace", "300ms"])
         .status(0)
         .stderr_has("stopped stage `slow` of run 1");
     let run = Run::from(runner.wait_with_output().expect("runner ends"));
-    assert!(!process_alive(read_pid(&pid)));
+    wait_for_death(slow, "the stopped stage");
     assert!(done.exists(), "the other stage went on:\n{}", run.stderr);
     run.summary_has("slow", "stopped");
     run.summary_has("needs-slow", "skipped");
@@ -77,7 +76,7 @@ fn a_stage_that_exits_cleanly_on_sigterm_is_still_stopped() {
     );
     test.commit("first");
     let runner = test.spawn(&["run"]);
-    test.wait_for_outside("server.pid");
+    wait_for_pid(&pid);
     test.gzl(&["stop", "1", "server"]).status(0);
     let run = Run::from(runner.wait_with_output().expect("runner ends"));
     run.summary_has("server", "stopped");

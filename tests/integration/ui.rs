@@ -1,6 +1,6 @@
 //! `gzl ui` end to end in a real pseudo-terminal: it starts, moves, opens a log and quits.
 
-use crate::harness::Test;
+use crate::harness::{Test, wait_until};
 
 #[test]
 fn the_ui_starts_moves_opens_a_log_and_quits() {
@@ -9,9 +9,9 @@ fn the_ui_starts_moves_opens_a_log_and_quits() {
     );
     test.commit("a commit to look at");
     test.gzl(&["run"]).status(0);
-    // In a pseudo-terminal of 80x24: wait for the screen, focus the stages, move to the
-    // second stage (its log opens), quit.
-    let (success, shown) = test.in_terminal("ui", &[("", 1000), ("l", 400), ("j", 800), ("q", 0)]);
+    // In a pseudo-terminal of 80x24: wait for the screen (its last line lists the keys), focus
+    // the stages, move to the second stage, wait for its log, quit.
+    let (success, shown) = test.in_terminal("ui", &[("quit", "l"), ("", "j"), ("second", "q")]);
     assert!(success, "{shown}");
     // The screen is drawn in pieces with cursor moves between words.
     // The commit's subject, the first stage's log, then (after moving) the second's.
@@ -38,21 +38,21 @@ fn keys_stop_a_running_run_and_run_its_commit_again() {
     let runner = test.spawn(&["run"]);
     test.wait_for_outside("started");
     // The running run is the newest, so it is selected: `s` stops it, `r` runs its commit
-    // again in the background.
+    // again in the background; each says so in the footer ("stop run 1: done", "started a
+    // run of …", drawn word by word).
     let (success, shown) =
-        test.in_terminal("ui", &[("", 1000), ("s", 1500), ("r", 1500), ("q", 0)]);
+        test.in_terminal("ui", &[("quit", "s"), ("done", "r"), ("started", "q")]);
     assert!(success, "{shown}");
     let stopped = crate::harness::Run::from(runner.wait_with_output().expect("the runner ends"));
     assert_eq!(stopped.code, Some(1), "{}", stopped.stderr);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    let runs = wait_until("the second run to pass", || {
         let runs = test.runs();
         if runs.len() == 2 && runs[0]["status"] == "passed" {
-            assert_eq!(runs[1]["status"], "stopped", "{runs:?}");
-            assert_eq!(runs[0]["commit"], head.as_str(), "{runs:?}");
-            break;
+            Ok(runs)
+        } else {
+            Err(format!("{runs:?}"))
         }
-        assert!(std::time::Instant::now() < deadline, "{runs:?}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    });
+    assert_eq!(runs[1]["status"], "stopped", "{runs:?}");
+    assert_eq!(runs[0]["commit"], head.as_str(), "{runs:?}");
 }

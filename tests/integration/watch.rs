@@ -3,26 +3,22 @@
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{Run, Test, process_alive, read_pid};
+use crate::harness::{Run, Test, wait_for_death, wait_for_pid, wait_until};
 
-/// Waits until history has a finished run of each commit, up to 30 s.
+/// Waits until history has a finished run of each commit.
 fn wait_for_runs(test: &Test, commits: &[&str]) -> Vec<serde_json::Value> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    wait_until(&format!("finished runs of {commits:?}"), || {
         let runs = test.runs();
         let done = commits.iter().all(|commit| {
             runs.iter()
                 .any(|r| r["commit"] == *commit && r["status"] != "running")
         });
         if done {
-            return runs;
+            Ok(runs)
+        } else {
+            Err(format!("{runs:#?}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no finished runs of {commits:?}: {runs:#?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    })
 }
 
 fn stop(child: std::process::Child) -> Run {
@@ -71,9 +67,15 @@ fn commits_that_come_during_a_run_are_coalesced_or_each_run() {
     for every_commit in [false, true] {
         let test = Test::new();
         let started = test.outside("started");
+        // The first run lasts until every commit is made, however slowly git runs.
+        let go = test.outside("go");
         test.write(
             "Gzlfile",
-            format!("slow:\n    cat n >> {}\n    sleep 1\n", started.display()),
+            format!(
+                "slow:\n    cat n >> {}\n    while [ ! -e {} ]; do sleep 0.02; done\n",
+                started.display(),
+                go.display()
+            ),
         );
         test.write("n", "0\n");
         test.commit("first");
@@ -89,6 +91,7 @@ fn commits_that_come_during_a_run_are_coalesced_or_each_run() {
             test.write("n", format!("{i}\n"));
             commits.push(test.commit(&format!("commit {i}")));
         }
+        std::fs::write(&go, "").unwrap();
         wait_for_runs(&test, &[commits.last().unwrap()]);
         stop(watch).status(130);
         let ran = test.outside_lines("started");
@@ -110,10 +113,9 @@ fn ctrl_c_stops_the_run_in_progress_and_leaves_no_process() {
     );
     test.commit("first");
     let watch = test.spawn(&["watch"]);
-    test.wait_for_outside("stage.pid");
-    let stage = read_pid(&pid);
+    let stage = wait_for_pid(&pid);
     stop(watch).status(130);
-    assert!(!process_alive(stage));
+    wait_for_death(stage, "the stage");
     assert_eq!(test.runs()[0]["status"], "cancelled");
 }
 
@@ -189,23 +191,18 @@ fn worktree_mode_reruns_on_saved_changes_and_stops_a_stale_run() {
     test.write("src.txt", "one\n");
     test.commit("first");
     let watch = test.spawn(&["watch", "--worktree"]);
-    test.wait_for_outside("child.pid");
-    let first_child = read_pid(&child);
+    let first_child = wait_for_pid(&child);
     std::fs::remove_file(&child).unwrap();
 
     // Build output git ignores changes nothing; a saved source file stops the stale run.
     test.write("target/out", "ignored");
     test.write("src.txt", "two\n");
-    test.wait_for_outside("child.pid");
-    assert!(
-        !process_alive(first_child),
-        "the stale run's process is gone"
-    );
+    let second_child = wait_for_pid(&child);
+    wait_for_death(first_child, "the stale run's process");
     assert_eq!(test.outside_lines("seen"), ["one", "two"]);
 
-    let second_child = read_pid(&child);
     let run = stop(watch).status(130);
-    assert!(!process_alive(second_child));
+    wait_for_death(second_child, "the stage's child");
     let runs = test.runs();
     assert_eq!(runs.len(), 2, "{}", run.stderr);
     assert!(runs.iter().all(|r| r["status"] == "cancelled"));

@@ -4,7 +4,7 @@
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{Run, Test, process_alive, read_pid};
+use crate::harness::{Run, Test, wait_for_death, wait_for_pid};
 
 fn workspace_of(test: &Test, run: usize) -> String {
     let runs = test.runs();
@@ -247,11 +247,12 @@ fn clean_all_starts_from_a_pristine_tree() {
 fn concurrent_runs_use_different_workspaces() {
     let test = Test::new();
     let marker = test.outside("started");
+    // Each run waits (up to a minute) until both have started: they overlap.
     test.write(
         "Gzlfile",
         format!(
-            "slow:\n    echo \"$GZL_WORKSPACE\" >> {}\n    sleep 1\n",
-            marker.display()
+            "slow:\n    echo \"$GZL_WORKSPACE\" >> {m}\n    for i in $(seq 600); do [ $(wc -l < {m}) -ge 2 ] && break; sleep 0.1; done\n",
+            m = marker.display()
         ),
     );
     test.commit("first");
@@ -300,7 +301,7 @@ fn a_stale_lease_of_a_killed_gzl_is_taken_over() {
     test.write("gzl.toml", "[workspaces]\npool = 1\n");
     test.commit("first");
     let mut child = test.spawn(&["run"]);
-    test.wait_for_outside("slow.pid");
+    wait_for_pid(&pid);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill gzl");
     child.wait().expect("reaped");
 
@@ -326,13 +327,12 @@ fn a_killed_stage_is_stopped_before_its_workspace_is_reused() {
     );
     test.commit("first");
     let mut child = test.spawn(&["run"]);
-    test.wait_for_outside("slow.pid");
+    let stage = wait_for_pid(&pid);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill gzl");
     child.wait().expect("reaped");
-    let stage = read_pid(&pid);
     test.write("Gzlfile", "quick:\n    true\n");
     test.gzl(&["run"]).status(0);
-    assert!(!process_alive(stage));
+    wait_for_death(stage, "the killed run's stage");
 }
 
 #[test]
