@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Run, Test};
+use crate::harness::{Run, Test, wait_for};
 
 /// `gzl ARGS` as `test.command` makes it, run by `sh` after `setup` (a `ulimit`, a `umask`).
 fn gzl_after(test: &Test, setup: &str, args: &[&str]) -> Run {
@@ -94,19 +94,10 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Polls `condition` every 10 ms for up to 20 s.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what}: never happened");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A stage line that waits for `path` to exist, for at most 20 s.
+/// A stage line that waits for `path` to exist, for at most 60 s (the harness's deadline).
 fn wait_line(path: &Path) -> String {
     format!(
-        "i=0; while [ ! -e {} ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done",
+        "i=0; while [ ! -e {} ] && [ $i -lt 6000 ]; do sleep 0.01; i=$((i+1)); done",
         path.display()
     )
 }
@@ -251,7 +242,7 @@ fn a_full_disk_is_reported_at_once_and_the_run_status_stays_true() {
     let home = disk.path().join("home");
     let (mut child, lines, reader) = spawn_run(&test, &home);
     let log = home.join("runs/1/first.log");
-    wait_until("first logs its first line", || {
+    wait_for("first logs its first line", || {
         std::fs::read_to_string(&log).is_ok_and(|text| text.contains("before"))
     });
     let filler = disk.fill();
@@ -325,7 +316,7 @@ fn history_that_fails_for_a_while_records_the_true_status_when_it_can() {
     test.commit("init");
     let home = disk.path().join("home");
     let (mut child, lines, reader) = spawn_run(&test, &home);
-    wait_until("first logs its first line", || {
+    wait_for("first logs its first line", || {
         std::fs::read_to_string(home.join("runs/1/first.log"))
             .is_ok_and(|text| text.contains("before"))
     });
@@ -583,7 +574,7 @@ fn too_many_open_files_is_reported_and_logs_are_kept() {
         });
         // Every stage starts, or one could not (too few files), or gzl has ended.
         let mut seen: Vec<String> = Vec::new();
-        wait_until("the stages start, or gzl ends", || {
+        wait_for("the stages start, or gzl ends", || {
             seen.extend(received.try_iter());
             count("started") == STAGES
                 || seen.iter().any(|line| line.contains(": failed in"))
@@ -594,7 +585,7 @@ fn too_many_open_files_is_reported_and_logs_are_kept() {
         if started {
             // Each stage has printed, and gzl has logged it or said it could not.
             let runs = home.join("runs/1");
-            wait_until("every log is made or reported", || {
+            wait_for("every log is made or reported", || {
                 seen.extend(received.try_iter());
                 (1..=STAGES).all(|i| {
                     runs.join(format!("s{i}.log")).exists()
