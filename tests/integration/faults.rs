@@ -257,8 +257,9 @@ fn a_full_disk_is_reported_at_once_and_the_run_status_stays_true() {
     );
     std::fs::write(&end, "").expect("end");
     let status = child.0.wait().expect("gzl ends");
-    let stderr: Vec<String> = lines.try_iter().collect();
+    // The reader must have read to the end before the lines are taken.
     reader.join().expect("reader");
+    let stderr: Vec<String> = lines.try_iter().collect();
     let stderr = stderr.join("\n");
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(
@@ -327,8 +328,9 @@ fn history_that_fails_for_a_while_records_the_true_status_when_it_can() {
     std::fs::remove_file(filler).expect("free the disk");
     std::fs::write(&end, "").expect("end");
     let status = child.0.wait().expect("gzl ends");
-    let stderr: Vec<String> = lines.try_iter().collect();
+    // The reader must have read to the end before the lines are taken.
     reader.join().expect("reader");
+    let stderr: Vec<String> = lines.try_iter().collect();
     let stderr = stderr.join("\n");
     assert!(stderr.contains("is written again"), "{stderr}");
     assert!(stderr.contains("run 1 passed: 2 passed"), "{stderr}");
