@@ -7,6 +7,7 @@ mod commands;
 mod debug;
 mod generates;
 mod gzlfile_errors;
+mod gzlfile_fuzz;
 mod harness;
 mod history;
 mod hooks;
