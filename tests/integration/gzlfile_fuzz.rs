@@ -230,6 +230,15 @@ fn check(bytes: &[u8]) -> Result<(), String> {
     let path = Path::new("Gzlfile");
     match Gzlfile::from_bytes(path, bytes.to_vec()) {
         Ok(gzlfile) => {
+            // The grammar and `Lines` agree on where lines start: every header starts one.
+            for stage in &gzlfile.stages {
+                let before = &gzlfile.source[..stage.name_span.start];
+                assert!(
+                    before.is_empty() || before == "\u{feff}" || before.ends_with('\n'),
+                    "the header of `{}` does not start a line",
+                    stage.name
+                );
+            }
             let verdict = gzl::plan::Plan::new(&gzlfile, &[]).map(|_| ());
             // A file without stages is an error of the plan's. What a generator printing this
             // text would get, next to a Gzlfile's stages:
