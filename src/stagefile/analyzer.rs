@@ -157,9 +157,9 @@ fn syntax_error(error: &pest::error::Error<Rule>) -> Diagnostic {
 }
 
 fn bad_line(pair: &Pair<'_, Rule>, in_stage: bool) -> Diagnostic {
-    let text = pair.as_str().trim_end_matches('\r');
+    // A bad line holds no line break; a lone `\r` in it is shown (escaped), not dropped.
+    let text = pair.as_str();
     let span = span_of(pair);
-    let span = span.start..span.start + text.len();
     let diagnostic = Diagnostic::new(
         format!("expected a stage header, found `{}`", truncate(text, 40)),
         span,

@@ -164,6 +164,12 @@ fn a_lone_carriage_return_before_a_bad_token_does_not_panic() {
         stderr.contains("error: `y!` is not a valid stage name\n --> Gzlfile:1:7\n  |\n1 | a: x\\r y!\n  |        ^^ needed here\n"),
         "{stderr}"
     );
+    // A line of a lone `\r` is shown as one, not as an empty line.
+    let stderr = check_errors("a:\n  true\n\r\r\n");
+    assert!(
+        stderr.contains("found `\\r`\n --> Gzlfile:3:1\n  |\n3 | \\r\n  | ^^ "),
+        "{stderr}"
+    );
     // Other places a `\r` can stand: each gives a verdict, never a panic.
     for gzlfile in [
         "\r",
