@@ -20,10 +20,12 @@ pub fn error(error: &Error) {
             diagnostics,
         }) => {
             let shown = shown_path(path);
-            for diagnostic in diagnostics {
-                text.push_str(&diagnostic.render(source_text, &shown, style.enabled()));
-                text.push('\n');
-            }
+            text.push_str(&crate::stagefile::render_all(
+                diagnostics,
+                source_text,
+                &shown,
+                style.enabled(),
+            ));
             let count = diagnostics.len();
             text.push_str(&format!(
                 "{}: {shown} has {count} error{}\n",

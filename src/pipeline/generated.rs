@@ -13,7 +13,7 @@ use crate::exec::{Expander, Expansion, Joined, JoinedStage};
 use crate::git::Repo;
 use crate::history::History;
 use crate::plan::Plan;
-use crate::stagefile::{Gzlfile, StagefileError};
+use crate::stagefile::{Gzlfile, Stage, StagefileError, render_all};
 use crate::store::Store;
 
 /// Joins generated stages to a run.
@@ -54,25 +54,15 @@ impl Expander for Generated<'_> {
             .map(|s| s.name.as_str())
             .collect();
         taken.extend(plan.nodes().iter().map(|node| node.stage.name.as_str()));
-        let stages = match Gzlfile::generated(&name, &text, &taken) {
-            Ok(stages) => stages,
-            Err(StagefileError::Invalid {
-                path,
-                source_text,
-                diagnostics,
-            }) => {
-                let shown = path.display().to_string();
-                let rendered: Vec<String> = diagnostics
-                    .iter()
-                    .map(|d| d.render(&source_text, &shown, false))
-                    .collect();
-                return Err(format!(
-                    "`{name}` generated stages gzl cannot run:\n{}",
-                    rendered.join("\n")
-                ));
-            }
-            Err(error) => return Err(error.to_string()),
-        };
+        // Should checking the text ever panic (a bug in gzl: it is the one place a run parses
+        // text a stage printed), the generator fails saying so, instead of the runner dying
+        // and leaving the run `interrupted`.
+        let stages =
+            std::panic::catch_unwind(|| check(&name, &text, &taken)).unwrap_or_else(|_| {
+                Err(format!(
+                    "gzl failed checking what `{name}` printed (a bug in gzl; please report it)"
+                ))
+            })?;
         let first = plan
             .extend(self.gzlfile, generator, stages)
             .map_err(|error| error.to_string())?;
@@ -139,5 +129,27 @@ impl Expander for Generated<'_> {
                 stages,
             }),
         })
+    }
+}
+
+/// The stages in `text`, what `generator` printed, or its diagnostics rendered.
+fn check(generator: &str, text: &str, taken: &[&str]) -> Result<Vec<Stage>, String> {
+    match Gzlfile::generated(generator, text, taken) {
+        Ok(stages) => Ok(stages),
+        Err(StagefileError::Invalid {
+            path,
+            source_text,
+            diagnostics,
+        }) => Err(format!(
+            "`{generator}` generated stages gzl cannot run:\n{}",
+            render_all(
+                &diagnostics,
+                &source_text,
+                &path.display().to_string(),
+                false
+            )
+            .trim_end()
+        )),
+        Err(error) => Err(error.to_string()),
     }
 }

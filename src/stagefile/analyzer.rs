@@ -6,6 +6,7 @@ use std::path::{Component, PathBuf};
 use pest::Parser as _;
 use pest::iterators::Pair;
 
+use super::diagnostic::{Lines, SHOWN};
 use super::stage::{Attributes, KNOWN_ATTRIBUTES, Stage};
 use super::{Diagnostic, Span};
 use crate::cache::Matcher;
@@ -28,7 +29,7 @@ pub fn analyze(source: &str, elsewhere: &[&str]) -> Result<Vec<Stage>, Vec<Diagn
         diagnostics: Vec::new(),
         stages: Vec::new(),
     };
-    let line_index = LineIndex::new(source);
+    let lines = Lines::new(source);
     let mut current: Option<Draft> = None;
     // After a line that should have been a header, its body is not reported again.
     let mut after_bad_line = false;
@@ -38,11 +39,11 @@ pub fn analyze(source: &str, elsewhere: &[&str]) -> Result<Vec<Stage>, Vec<Diagn
                 if let Some(draft) = current.take() {
                     analyzer.finish(draft);
                 }
-                current = Some(Draft::from_header(pair, &line_index));
+                current = Some(Draft::from_header(pair, &lines));
                 after_bad_line = false;
             }
             Rule::body_line => match current.as_mut() {
-                Some(draft) => draft.lines.push(BodyLine::from_pair(pair, source, &line_index)),
+                Some(draft) => draft.lines.push(BodyLine::from_pair(pair, source, &lines)),
                 None if after_bad_line => {}
                 None => analyzer.diagnostics.push(
                     Diagnostic::new("indented line outside of any stage", span_of(&pair))
@@ -86,40 +87,60 @@ pub fn is_valid_stage_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// The closest of `candidates` to `name`, if any is close enough to be a likely typo.
+/// The closest of `candidates` to `name` (the first of the closest), if any is close enough to
+/// be a likely typo.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
-        .filter(|(distance, candidate)| *distance <= (name.len().max(candidate.len()) / 3).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
+    let name_chars: Vec<char> = name.chars().collect();
+    let mut candidate_chars = Vec::new();
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in candidates {
+        let close_enough = (name.len().max(candidate.len()) / 3).max(1);
+        // Only a closer candidate than the best so far is of interest.
+        let limit = match best {
+            Some((0, _)) => break,
+            Some((distance, _)) => close_enough.min(distance - 1),
+            None => close_enough,
+        };
+        candidate_chars.clear();
+        candidate_chars.extend(candidate.chars());
+        if let Some(distance) = distance_within(&name_chars, &candidate_chars, limit) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, candidate)| candidate)
 }
 
-/// Line numbers by byte offset. (pest's `line_col` scans from the start of the input on
-/// every call, which made large Gzlfiles quadratic to check.)
-struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(source: &str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(
-                source
-                    .bytes()
-                    .enumerate()
-                    .filter(|(_, b)| *b == b'\n')
-                    .map(|(i, _)| i + 1),
-            )
-            .collect();
-        LineIndex { starts }
+/// The edit distance between `a` and `b`, counting a swap of neighbours as one edit (optimal
+/// string alignment), or `None` when it is above `limit`, which is found out early.
+fn distance_within(a: &[char], b: &[char], limit: usize) -> Option<usize> {
+    // The difference in length is a lower bound, and cheap.
+    if a.len().abs_diff(b.len()) > limit {
+        return None;
     }
-
-    /// The 1-based line holding `offset`.
-    fn line_of(&self, offset: usize) -> usize {
-        self.starts.partition_point(|&start| start <= offset)
+    // Three rows of the table: two rows up, the row above, and this one.
+    let mut before = vec![0; b.len() + 1];
+    let mut above: Vec<usize> = (0..=b.len()).collect();
+    let mut row = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        row[0] = i;
+        for j in 1..=b.len() {
+            let substitution = above[j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            let mut distance = substitution.min(above[j] + 1).min(row[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                distance = distance.min(before[j - 2] + 1);
+            }
+            row[j] = distance;
+        }
+        std::mem::swap(&mut before, &mut above);
+        std::mem::swap(&mut above, &mut row);
+        // No entry of later rows is below the smallest of the last two.
+        let smallest = |row: &[usize]| row.iter().copied().min().unwrap_or(0);
+        if smallest(&above) > limit && smallest(&before) > limit {
+            return None;
+        }
     }
+    let distance = above[b.len()];
+    (distance <= limit).then_some(distance)
 }
 
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
@@ -136,9 +157,9 @@ fn syntax_error(error: &pest::error::Error<Rule>) -> Diagnostic {
 }
 
 fn bad_line(pair: &Pair<'_, Rule>, in_stage: bool) -> Diagnostic {
-    let text = pair.as_str().trim_end_matches('\r');
+    // A bad line holds no line break; a lone `\r` in it is shown (escaped), not dropped.
+    let text = pair.as_str();
     let span = span_of(pair);
-    let span = span.start..span.start + text.len();
     let diagnostic = Diagnostic::new(
         format!("expected a stage header, found `{}`", truncate(text, 40)),
         span,
@@ -196,8 +217,8 @@ struct Draft<'a> {
 }
 
 impl<'a> Draft<'a> {
-    fn from_header(pair: Pair<'a, Rule>, lines: &LineIndex) -> Self {
-        let line = lines.line_of(pair.as_span().start());
+    fn from_header(pair: Pair<'a, Rule>, lines: &Lines<'_>) -> Self {
+        let line = lines.number(pair.as_span().start());
         let mut inner = pair.into_inner();
         let name = inner.next().expect("the grammar gives every header a name");
         let needs = inner.map(|need| (need.as_str(), span_of(&need))).collect();
@@ -231,8 +252,8 @@ struct AttributeLine<'a> {
 }
 
 impl<'a> BodyLine<'a> {
-    fn from_pair(pair: Pair<'a, Rule>, source: &'a str, lines: &LineIndex) -> Self {
-        let line = lines.line_of(pair.as_span().start());
+    fn from_pair(pair: Pair<'a, Rule>, source: &'a str, lines: &Lines<'_>) -> Self {
+        let line = lines.number(pair.as_span().start());
         let mut inner = pair.into_inner();
         let indent = inner
             .next()
@@ -279,6 +300,17 @@ impl<'a> BodyLine<'a> {
     }
 }
 
+/// What a stage's attributes gave so far, to report what is given twice.
+#[derive(Default)]
+struct Given<'a> {
+    /// The line of each attribute that may be given once.
+    attributes: HashMap<&'a str, usize>,
+    /// The variables `@env` set.
+    env: HashSet<&'a str>,
+    /// The secrets `@secret` named.
+    secrets: HashSet<&'a str>,
+}
+
 struct Analyzer {
     diagnostics: Vec<Diagnostic>,
     /// Stages with the spans of their needs, for the graph checks.
@@ -291,14 +323,14 @@ impl<'a> Analyzer {
         self.check_indentation(draft.name, &mut lines);
 
         let mut attributes = Attributes::default();
-        let mut seen = HashMap::new();
+        let mut given = Given::default();
         let mut script_lines: Vec<String> = Vec::new();
         let mut first_line = None;
         let base_len = lines.first().map_or(0, |l| l.indent.len());
         for line in &lines {
             if script_lines.is_empty() {
                 if let Some(attribute) = &line.attribute {
-                    self.attribute(attribute, line, &mut attributes, &mut seen);
+                    self.attribute(attribute, line, &mut attributes, &mut given);
                     continue;
                 }
                 // Comments above the attributes (or above the script) are the Gzlfile's.
@@ -413,7 +445,7 @@ impl<'a> Analyzer {
         attribute: &AttributeLine<'a>,
         line: &BodyLine<'a>,
         attributes: &mut Attributes,
-        seen: &mut HashMap<&'a str, usize>,
+        given: &mut Given<'a>,
     ) {
         let name = attribute.name;
         let value = attribute.value;
@@ -442,7 +474,7 @@ impl<'a> Analyzer {
         }
         if name != "env"
             && name != "secret"
-            && let Some(first) = seen.insert(name, line.line)
+            && let Some(first) = given.attributes.insert(name, line.line)
         {
             self.diagnostics.push(
                 Diagnostic::new(
@@ -496,7 +528,7 @@ impl<'a> Analyzer {
                         .help("write a whole number and a unit, above zero, largest unit first: `500ms`, `90s`, `10m`, `1h30m`, `2d`"),
                 ),
             },
-            "env" => self.env(value, value_span, attributes),
+            "env" => self.env(value, value_span, attributes, &mut given.env),
             "shell" => match shlex::split(value) {
                 Some(words) if !words.is_empty() => attributes.shell = Some(words),
                 _ => self.diagnostics.push(
@@ -513,7 +545,7 @@ impl<'a> Analyzer {
                             .label("not a variable name")
                             .help("name one secret per `@secret` line, in letters, digits and `_`, such as `@secret DEPLOY_TOKEN`"),
                     );
-                } else if attributes.secrets.iter().any(|s| s == value) {
+                } else if !given.secrets.insert(value) {
                     self.diagnostics.push(
                         Diagnostic::new(format!("secret `{value}` is named twice"), value_span)
                             .label("named again here")
@@ -560,7 +592,13 @@ impl<'a> Analyzer {
         attributes.when = Some(patterns);
     }
 
-    fn env(&mut self, value: &str, span: Span, attributes: &mut Attributes) {
+    fn env(
+        &mut self,
+        value: &'a str,
+        span: Span,
+        attributes: &mut Attributes,
+        set: &mut HashSet<&'a str>,
+    ) {
         let Some((key, val)) = value.split_once('=') else {
             self.diagnostics.push(
                 Diagnostic::new(format!("`@env {value}` has no value"), span)
@@ -585,7 +623,7 @@ impl<'a> Analyzer {
             );
             return;
         }
-        if attributes.env.iter().any(|(k, _)| k == key) {
+        if !set.insert(key) {
             self.diagnostics.push(
                 Diagnostic::new(
                     format!("`{key}` is set twice in this stage"),
@@ -619,6 +657,7 @@ impl<'a> Analyzer {
 
     /// Duplicate stages, unknown needs and cycles.
     fn check_graph(&mut self, elsewhere: &[&str]) {
+        let elsewhere: HashSet<&str> = elsewhere.iter().copied().collect();
         let mut first_seen: HashMap<&str, usize> = HashMap::new();
         for (stage, _) in &self.stages {
             if elsewhere.contains(&stage.name.as_str()) {
@@ -653,6 +692,10 @@ impl<'a> Analyzer {
             .map(|(i, (stage, _))| (stage.name.as_str(), i))
             .collect();
         let mut edges: Vec<Vec<(usize, Span)>> = vec![Vec::new(); self.stages.len()];
+        // A suggestion compares a name with every stage, so only as many names are looked up
+        // as diagnostics are shown; the first unknown needs in the file get them, which are
+        // the ones shown, as diagnostics are shown in file order.
+        let mut suggestions: HashMap<&str, Option<&str>> = HashMap::new();
         for (i, (stage, spans)) in self.stages.iter().enumerate() {
             for (need, span) in stage.needs.iter().zip(spans) {
                 if let Some(&target) = index.get(need.as_str()) {
@@ -662,7 +705,17 @@ impl<'a> Analyzer {
                 if elsewhere.contains(&need.as_str()) {
                     continue;
                 }
-                let help = match suggest(need, self.stages.iter().map(|(s, _)| s.name.as_str())) {
+                let suggestion = match suggestions.get(need.as_str()) {
+                    Some(&suggestion) => suggestion,
+                    None if suggestions.len() < SHOWN => {
+                        let names = self.stages.iter().map(|(s, _)| s.name.as_str());
+                        let suggestion = suggest(need, names);
+                        suggestions.insert(need, suggestion);
+                        suggestion
+                    }
+                    None => None,
+                };
+                let help = match suggestion {
                     Some(known) => format!("did you mean `{known}`?"),
                     None => format!(
                         "define a stage `{need}:`, or remove it from what `{}` needs",
@@ -680,17 +733,20 @@ impl<'a> Analyzer {
             }
         }
         for cycle in find_cycles(&edges) {
-            let names: Vec<&str> = cycle
-                .iter()
-                .map(|&(node, _)| self.stages[node].0.name.as_str())
-                .chain(std::iter::once(self.stages[cycle[0].0].0.name.as_str()))
-                .collect();
-            let closing = cycle
-                .last()
-                .map(|(_, span)| span.clone())
-                .unwrap_or_default();
+            let name = |node: usize| self.stages[node].0.name.as_str();
+            let mut names: Vec<&str> = cycle.head.iter().map(|&node| name(node)).collect();
+            if cycle.length > cycle.head.len() + cycle.tail.len() {
+                names.push("…");
+            }
+            names.extend(cycle.tail.iter().map(|&node| name(node)));
+            names.push(name(cycle.head[0]));
+            let length = if names.contains(&"…") {
+                format!(" ({} stages)", cycle.length)
+            } else {
+                String::new()
+            };
             self.diagnostics.push(
-                Diagnostic::new(format!("dependency cycle: {}", names.join(" -> ")), closing)
+                Diagnostic::new(format!("dependency cycle: {}{length}", names.join(" -> ")), cycle.closing)
                     .label("this need closes the cycle")
                     .help("a stage cannot need itself, directly or through other stages; remove one of these needs"),
             );
@@ -702,46 +758,67 @@ fn known_attributes() -> String {
     KNOWN_ATTRIBUTES.map(|a| format!("@{a}")).join(", ")
 }
 
-/// Each distinct cycle once, as the nodes along it with the span of the need that leaves each.
-fn find_cycles(edges: &[Vec<(usize, Span)>]) -> Vec<Vec<(usize, Span)>> {
+/// A cycle in the graph of needs: its first and last stages (all of them when it is short),
+/// how many stages it has, and the span of the need that closes it. A long cycle is kept
+/// abbreviated, so that a file with many long cycles stays linear to check.
+struct Cycle {
+    head: Vec<usize>,
+    tail: Vec<usize>,
+    length: usize,
+    closing: Span,
+}
+
+/// Stages kept at each end of a long cycle.
+const CYCLE_ENDS: usize = 3;
+
+/// One cycle for each need that closes one in a depth-first walk of the graph. Each of them
+/// is a different cycle, since the stages on the walk's path are in the same order for as long
+/// as they stay on it.
+fn find_cycles(edges: &[Vec<(usize, Span)>]) -> Vec<Cycle> {
+    /// Where a node is: not reached yet, on the walk's path (at this depth), or done.
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
-        OnPath,
+        OnPath(usize),
         Done,
     }
     let mut marks = vec![Mark::New; edges.len()];
     let mut cycles = Vec::new();
-    let mut reported: HashSet<Vec<usize>> = HashSet::new();
     for root in 0..edges.len() {
         if marks[root] != Mark::New {
             continue;
         }
-        // Iterative depth-first search: (node, next edge to follow); `path` holds the edges taken.
+        // Iterative depth-first search: (node, next edge to follow); `path` holds the nodes
+        // from the root.
         let mut stack = vec![(root, 0)];
-        let mut path: Vec<(usize, Span)> = Vec::new();
-        marks[root] = Mark::OnPath;
+        let mut path = vec![root];
+        marks[root] = Mark::OnPath(0);
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
             if let Some((target, span)) = edges[node].get(*next) {
                 *next += 1;
                 match marks[*target] {
                     Mark::New => {
-                        marks[*target] = Mark::OnPath;
-                        path.push((node, span.clone()));
+                        marks[*target] = Mark::OnPath(path.len());
+                        path.push(*target);
                         stack.push((*target, 0));
                     }
-                    Mark::OnPath => {
-                        let start = path
-                            .iter()
-                            .position(|(n, _)| n == target)
-                            .unwrap_or(path.len());
-                        let mut cycle: Vec<(usize, Span)> = path[start..].to_vec();
-                        cycle.push((node, span.clone()));
-                        let mut key: Vec<usize> = cycle.iter().map(|(n, _)| *n).collect();
-                        key.sort_unstable();
-                        if reported.insert(key) {
-                            cycles.push(cycle);
-                        }
+                    Mark::OnPath(depth) => {
+                        let on_cycle = &path[depth..];
+                        let short = on_cycle.len() <= 2 * CYCLE_ENDS + 1;
+                        let (head, tail) = if short {
+                            (on_cycle, &[][..])
+                        } else {
+                            (
+                                &on_cycle[..CYCLE_ENDS],
+                                &on_cycle[on_cycle.len() - CYCLE_ENDS..],
+                            )
+                        };
+                        cycles.push(Cycle {
+                            head: head.to_vec(),
+                            tail: tail.to_vec(),
+                            length: on_cycle.len(),
+                            closing: span.clone(),
+                        });
                     }
                     Mark::Done => {}
                 }
@@ -753,4 +830,58 @@ fn find_cycles(edges: &[Vec<(usize, Span)>]) -> Vec<Vec<(usize, Span)>> {
         }
     }
     cycles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggest_finds_typos_and_swaps_but_not_other_names() {
+        assert_eq!(suggest("biuld", ["test", "build"]), Some("build"));
+        assert_eq!(suggest("timout", KNOWN_ATTRIBUTES), Some("timeout"));
+        assert_eq!(suggest("ab", ["ac", "ad", "ab"]), Some("ab"));
+        assert_eq!(suggest("ab", ["ac", "ad"]), Some("ac"));
+        assert_eq!(suggest("deploy", ["build", "test"]), None);
+    }
+
+    // Each stage of a chain needing the first made a cycle as long as the chain: quadratic
+    // time, memory and output.
+    #[test]
+    fn long_dependency_cycles_are_abbreviated() {
+        let chain: String = (0..3_000)
+            .map(|i| format!("s{i}: s{} s0\n  true\n", i + 1))
+            .collect();
+        let diagnostics = analyze(&format!("{chain}s3000:\n  true\n"), &[]).unwrap_err();
+        assert_eq!(diagnostics.len(), 3_000);
+        assert_eq!(
+            diagnostics[6].message,
+            "dependency cycle: s0 -> s1 -> s2 -> s3 -> s4 -> s5 -> s6 -> s0"
+        );
+        assert_eq!(
+            diagnostics[2_999].message,
+            "dependency cycle: s0 -> s1 -> s2 -> … -> s2997 -> s2998 -> s2999 -> s0 (3000 stages)"
+        );
+    }
+
+    #[test]
+    fn distance_within_is_the_optimal_string_alignment_distance() {
+        let words = [
+            "", "a", "ab", "ba", "abc", "ca", "build", "biuld", "test-1", "tset-12", "é日x",
+        ];
+        for a in words {
+            for b in words {
+                let expected = strsim::osa_distance(a, b);
+                let (a_chars, b_chars): (Vec<char>, Vec<char>) =
+                    (a.chars().collect(), b.chars().collect());
+                for limit in 0..8 {
+                    assert_eq!(
+                        distance_within(&a_chars, &b_chars, limit),
+                        (expected <= limit).then_some(expected),
+                        "{a:?} {b:?} within {limit}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -137,3 +137,24 @@ fn generates_takes_no_value_and_needs_a_script() {
         .stderr_has("`@generates` takes no value")
         .stderr_has("stage `group` has attributes but no script");
 }
+
+// The text a generator prints is checked by the same code as a Gzlfile: a lone `\r` before
+// a bad token panicked the runner and left the run `interrupted`.
+#[test]
+fn generated_text_with_a_lone_carriage_return_fails_the_generator_not_the_run() {
+    let test = Test::with_gzlfile(
+        "gen:\n    @generates\n    printf 'late: x\\r y!\\n    true\\n\\033[2J'\nreport: gen\n    echo report\nother:\n    echo other\n",
+    );
+    test.commit("first");
+    let run = test.gzl(&["run"]).status(1);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let run = run
+        .stdout_has("gzl: `gen` generated stages gzl cannot run:")
+        .stdout_has("`y!` is not a valid stage name")
+        .stdout_has("1 | late: x\\r y!\n");
+    assert!(!run.stdout.contains('\x1b'), "{}", run.stdout);
+    run.summary_has("gen", "failed");
+    run.summary_has("report", "skipped");
+    run.summary_has("other", "passed");
+    assert_eq!(test.runs()[0]["status"], "failed");
+}

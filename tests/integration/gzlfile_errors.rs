@@ -153,3 +153,96 @@ fn gzl_toml_errors_name_the_file_line_and_key() {
         .status(2)
         .stderr_has("unknown field `unknown`");
 }
+
+// The renderer ended lines at a lone `\r` while the parser does not, and a span after one
+// made `gzl check` panic.
+#[test]
+fn a_lone_carriage_return_before_a_bad_token_does_not_panic() {
+    let stderr = check_errors("a: x\r y!\n  true\n");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("error: `y!` is not a valid stage name\n --> Gzlfile:1:7\n  |\n1 | a: x\\r y!\n  |        ^^ needed here\n"),
+        "{stderr}"
+    );
+    // A line of a lone `\r` is shown as one, not as an empty line.
+    let stderr = check_errors("a:\n  true\n\r\r\n");
+    assert!(
+        stderr.contains("found `\\r`\n --> Gzlfile:3:1\n  |\n3 | \\r\n  | ^^ "),
+        "{stderr}"
+    );
+    // Other places a `\r` can stand: each gives a verdict, never a panic.
+    for gzlfile in [
+        "\r",
+        "\r\n",
+        "a:\r",
+        "a: b\r!x\n",
+        "a: b\r\n  true\r\n\r\rb:\r\n  true\n",
+        "a:\n  @timeout\r 5s\n  true\n",
+        "a:\n  @env X=\r\n  @bad\r!\n  true\r",
+        "a\r: b\n  true\n",
+        "a: \r\n\r  true\n",
+    ] {
+        let test = Test::with_gzlfile(gzlfile);
+        let run = test.gzl(&["check"]);
+        assert!(
+            matches!(run.code, Some(0 | 2)) && !run.stderr.contains("panicked"),
+            "{gzlfile:?}: {:?}\n{}",
+            run.code,
+            run.stderr
+        );
+    }
+}
+
+// A Gzlfile from a cloned repository must not drive the terminal of whoever checks it.
+#[test]
+fn control_characters_in_diagnostics_are_escaped() {
+    let stderr = check_errors(
+        "a: \x1b]0;owned\x07 b\n  true\n\x1b[2J\u{9b}1m:\n  true\nc:\n  @timeout \x1b[31m\u{202e}5s\n  true\n",
+    );
+    for raw in ['\x1b', '\x07', '\u{9b}', '\u{202e}'] {
+        assert!(!stderr.contains(raw), "{raw:?} in {stderr}");
+    }
+    // In messages and in the quoted line, with the carets under the escaped text.
+    let need = "\\x1b]0;owned\\x07";
+    assert!(
+        stderr.contains(&format!("error: `{need}` is not a valid stage name\n")),
+        "{stderr}"
+    );
+    let carets = "^".repeat(need.len());
+    assert!(
+        stderr.contains(&format!("1 | a: {need} b\n  |    {carets} needed here\n")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("found `\\x1b[2J\\u{9b}1m:`"), "{stderr}");
+    let value = "\\x1b[31m\\u{202e}5s";
+    let carets = "^".repeat(value.len());
+    assert!(
+        stderr.contains(&format!(
+            "6 |   @timeout {value}\n  |            {carets} not a duration\n"
+        )),
+        "{stderr}"
+    );
+}
+
+// 8,000 unknown needs printed 8,000 copies of a 50 kB line (hundreds of MB), and looking
+// for a suggestion for each took seconds.
+#[test]
+fn eight_thousand_unknown_needs_are_reported_capped() {
+    let needs: Vec<String> = (0..8_000).map(|i| format!("stage-{i}x")).collect();
+    let stages: String = (0..100).map(|i| format!("stage-{i}:\n  true\n")).collect();
+    let test = Test::with_gzlfile(&format!("all: {}\n  true\n{stages}", needs.join(" ")));
+    let run = test.gzl(&["check"]).status(2);
+    let stderr = &run.stderr;
+    assert_eq!(
+        stderr.matches("error: unknown stage").count(),
+        50,
+        "{stderr:.2000}"
+    );
+    assert!(stderr.contains("did you mean `stage-1`?"), "{stderr:.2000}");
+    assert!(
+        stderr.ends_with("... and 7950 more errors\n\nerror: Gzlfile has 8000 errors\n"),
+        "{}",
+        &stderr[stderr.len().saturating_sub(2000)..]
+    );
+    assert!(stderr.len() < 100_000, "{} bytes", stderr.len());
+}

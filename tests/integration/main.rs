@@ -8,6 +8,7 @@ mod debug;
 mod faults;
 mod generates;
 mod gzlfile_errors;
+mod gzlfile_fuzz;
 mod harness;
 mod history;
 mod hooks;
