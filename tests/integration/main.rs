@@ -12,6 +12,7 @@ mod history;
 mod hooks;
 mod output;
 mod pin;
+mod processes;
 mod reuse;
 mod run;
 mod secrets;
