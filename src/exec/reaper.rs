@@ -522,7 +522,10 @@ fn scan(scope: Scope) -> Table {
 }
 
 fn read_stat(pid: i32) -> Option<Proc> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(stat: &[u8]) -> Option<Proc> {
     // The command name, in parentheses, may hold anything: the fields follow the last `)`.
     let end = stat.iter().rposition(|&b| b == b')')?;
     let mut fields = stat[end + 1..]
@@ -537,4 +540,117 @@ fn read_stat(pid: i32) -> Option<Proc> {
         pgid,
         zombie: matches!(state, b"Z" | b"X"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Pids above any pid_max, so that no /proc entry (and no environment) exists for them.
+    const ME: i32 = 90_000_000;
+    const ROOT: i32 = ME + 1;
+
+    fn process(ppid: i32, pgid: i32) -> Proc {
+        Proc {
+            ppid,
+            pgid,
+            zombie: false,
+        }
+    }
+
+    fn owners(table: &Table, spared: &[i32]) -> HashMap<i32, Owner> {
+        let roots = HashMap::from([(ROOT, "a".to_string())]);
+        let groups = HashMap::from([(ROOT, "a".to_string()), (ME + 50, "b".to_string())]);
+        let view = View {
+            me: ME,
+            my_group: 7,
+            table,
+            roots: &roots,
+            groups: &groups,
+            spared,
+            token: Some("token"),
+        };
+        let mut known = HashMap::new();
+        table
+            .keys()
+            .map(|&pid| (pid, view.owner(pid, &mut known)))
+            .collect()
+    }
+
+    #[test]
+    fn a_stage_s_subtree_is_the_stage_s_wherever_its_processes_went() {
+        // The first process, a child in a group of its own, and its child in a new session.
+        let table = Table::from([
+            (ROOT, process(ME, ROOT)),
+            (ME + 2, process(ROOT, ME + 2)),
+            (ME + 3, process(ME + 2, ME + 3)),
+        ]);
+        let owners = owners(&table, &[]);
+        for pid in [ROOT, ME + 2, ME + 3] {
+            assert_eq!(owners[&pid], Owner::Stage("a".into()), "pid {pid}");
+        }
+    }
+
+    #[test]
+    fn an_orphan_belongs_to_the_stage_whose_group_it_sits_in() {
+        // Adopted by gzl, no environment to read, but still in stage b's group; its child
+        // moved to a group of its own.
+        let table = Table::from([
+            (ME + 60, process(ME, ME + 50)),
+            (ME + 61, process(ME + 60, ME + 61)),
+        ]);
+        let owners = owners(&table, &[]);
+        assert_eq!(owners[&(ME + 60)], Owner::Stage("b".into()));
+        assert_eq!(owners[&(ME + 61)], Owner::Stage("b".into()));
+    }
+
+    #[test]
+    fn an_orphan_nothing_claims_is_unclaimed() {
+        let table = Table::from([(ME + 70, process(ME, ME + 70))]);
+        assert_eq!(owners(&table, &[])[&(ME + 70)], Owner::Unclaimed);
+    }
+
+    // git in gzl's own group, and a `gzl run --debug` shell, are never a stage's.
+    #[test]
+    fn gzl_s_own_children_and_spared_ones_are_not_a_stage_s() {
+        let table = Table::from([
+            (ME + 80, process(ME, 7)),
+            (ME + 81, process(ME + 80, 7)),
+            (ME + 90, process(ME, ME + 90)),
+            (ME + 91, process(ME + 90, ME + 91)),
+        ]);
+        let owners = owners(&table, &[ME + 90]);
+        for pid in [ME + 80, ME + 81, ME + 90, ME + 91] {
+            assert_eq!(owners[&pid], Owner::NotOurs, "pid {pid}");
+        }
+    }
+
+    #[test]
+    fn a_process_whose_line_leaves_the_table_is_not_ours() {
+        // Its parent was not read (started before the stage, or not below gzl at all).
+        let table = Table::from([(ME + 100, process(12345, ROOT))]);
+        assert_eq!(owners(&table, &[])[&(ME + 100)], Owner::NotOurs);
+    }
+
+    #[test]
+    fn stat_fields_are_read_after_the_last_parenthesis_of_the_name() {
+        let stat = b"4242 (evil) Z 1 2 (x) S 17 99 98 0 -1 4194304 100";
+        let process = parse_stat(stat).expect("parsed");
+        assert_eq!(
+            (process.ppid, process.pgid, process.zombie),
+            (17, 99, false)
+        );
+        let zombie = parse_stat(b"4243 (sh) Z 17 99 98").expect("parsed");
+        assert!(zombie.zombie);
+        assert!(parse_stat(b"4244 (sh").is_none());
+    }
+
+    #[test]
+    fn a_young_stage_looks_only_at_later_pids() {
+        assert_eq!(Scope::since(500, Instant::now()), Scope::Since(500));
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(3600))
+            .expect("an hour ago");
+        assert_eq!(Scope::since(500, long_ago), Scope::All);
+    }
 }
