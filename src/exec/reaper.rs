@@ -38,7 +38,7 @@ const POLL: Duration = Duration::from_millis(10);
 const AFTER_KILL: Duration = Duration::from_secs(1);
 
 /// Orphans that exit are reaped at most this often (each pass reads `/proc`).
-const REAP_EVERY: Duration = Duration::from_millis(250);
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// Pids the kernel hands out in a second, at most, with room to spare: a stage shorter than
 /// `pid_max` divided by this cannot have seen the pids wrap around.
@@ -470,7 +470,8 @@ fn pid_max() -> i64 {
 
 /// The pid the kernel handed out last, from `/proc/loadavg`.
 fn last_pid() -> Option<i64> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut buffer = [0u8; 256];
+    let text = std::str::from_utf8(read_small("/proc/loadavg", &mut buffer)?).ok()?;
     text.split_whitespace().nth(4)?.parse().ok()
 }
 
@@ -522,7 +523,25 @@ fn scan(scope: Scope) -> Table {
 }
 
 fn read_stat(pid: i32) -> Option<Proc> {
-    parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
+    let mut buffer = [0u8; 1024];
+    parse_stat(read_small(&format!("/proc/{pid}/stat"), &mut buffer)?)
+}
+
+/// Reads a small `/proc` file in one `read`, with fewer system calls than `fs::read` (which
+/// also asks for the size): a look at a stage's processes is mostly these.
+fn read_small<'b>(path: &str, buffer: &'b mut [u8]) -> Option<&'b [u8]> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut length = 0;
+    while length < buffer.len() {
+        match file.read(&mut buffer[length..]) {
+            Ok(0) => break,
+            Ok(n) => length += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(&buffer[..length])
 }
 
 fn parse_stat(stat: &[u8]) -> Option<Proc> {
