@@ -350,3 +350,22 @@ fn stopping_a_run_ends_what_left_its_stages_process_groups() {
     leftovers.assert_gone("after gzl stop");
     assert_eq!(test.runs()[0]["status"], "stopped");
 }
+
+// With another stage running beside it, nothing says whose an `env -i setsid` orphan is; it
+// must still end, with the run at the latest.
+#[test]
+fn an_unclaimed_orphan_ends_with_the_run_when_stages_ran_side_by_side() {
+    let test = Test::new();
+    let dir = pid_dir(&test);
+    let leftovers = Leftovers::new(&test, &dir, &[Escape::ClearedEnvSetsid]);
+    let pid = dir.join(format!("{}.pid", Escape::ClearedEnvSetsid.name()));
+    let mut gzlfile = String::from("a:\n");
+    gzlfile.push_str(&Escape::ClearedEnvSetsid.lines(&dir));
+    gzlfile.push_str(&format!(
+        "  while [ ! -e {0} ]; do sleep 0.01; done\nb:\n  while [ ! -e {0} ]; do sleep 0.01; done\n",
+        pid.display()
+    ));
+    test.write("Gzlfile", gzlfile);
+    test.gzl(&["run", "--in-place", "-j", "2"]).status(0);
+    leftovers.assert_gone("after the run");
+}
