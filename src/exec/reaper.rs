@@ -9,11 +9,11 @@
 //! Each of gzl's children is either a stage's process (whose subtree is that stage's), a
 //! program gzl runs itself (git, in gzl's own process group, or a `--debug` shell, which is
 //! [spared](run_spared)), or an orphan gzl adopted. An orphan belongs to the stage named by
-//! the first process on its line of descent that carries the run's `GZL_TOKEN` with a
-//! `GZL_STAGE` in the environment it started with, or else that sits in a stage's process
-//! group. What clears its environment and leaves its group (`env -i setsid …`) is unclaimed:
-//! it ends with the stage that sweeps while no other stage runs, and at the latest with the
-//! run.
+//! the first process on its line of descent, from gzl down, that says whose it is: by the
+//! run's `GZL_TOKEN` with a `GZL_STAGE` in the environment it started with, or else by sitting
+//! in a process group a stage's first process led. What clears its environment and leaves its
+//! group (`env -i setsid …`) is unclaimed: it ends with the stage that sweeps while no other
+//! stage runs, and at the latest with the run.
 //!
 //! Adopted orphans that exit are zombies of gzl, which [`Reaper`] waits for by pid, never with
 //! `waitpid(-1)`: tokio and `std::process` wait for their own children by pid, and a reaper
@@ -221,7 +221,17 @@ impl Reaper {
 
     /// Ends whatever the run's stages left (SIGTERM, then SIGKILL after `grace`, or at once
     /// when `cancel` asks for it), once every stage has ended.
-    pub async fn end_run(&self, grace: Duration, mut cancel: watch::Receiver<Cancel>) {
+    pub async fn end_run(&self, grace: Duration, cancel: watch::Receiver<Cancel>) {
+        self.end_descendants(grace, cancel).await;
+        // Without a subreaper, orphans went to init: the run's token is all that finds them.
+        if !self.subreaper
+            && let Some(token) = lock(&self.state).token.clone()
+        {
+            super::kill_abandoned(&token);
+        }
+    }
+
+    async fn end_descendants(&self, grace: Duration, mut cancel: watch::Receiver<Cancel>) {
         let left = |reaper: &Reaper| {
             reaper.sweep(
                 Scope::All,
@@ -256,11 +266,6 @@ impl Reaper {
             signal_all(&found, Signal::SIGKILL);
             tokio::time::sleep(POLL).await;
         }
-        if !self.subreaper
-            && let Some(token) = lock(&self.state).token.clone()
-        {
-            super::kill_abandoned(&token);
-        }
     }
 }
 
@@ -289,11 +294,15 @@ impl StageProcesses<'_> {
             Owner::NotOurs => false,
         };
         let found = self.reaper.sweep(scope, Some(&wanted));
+        // Never group 0, which would be gzl's own.
+        let group = (self.root > 1).then(|| Pid::from_raw(self.root));
         if let Some(signal) = signal {
-            let _ = nix::sys::signal::killpg(Pid::from_raw(self.root), signal);
+            if let Some(group) = group {
+                let _ = nix::sys::signal::killpg(group, signal);
+            }
             signal_all(&found, signal);
         }
-        let group_alive = nix::sys::signal::killpg(Pid::from_raw(self.root), None).is_ok();
+        let group_alive = group.is_some_and(|group| nix::sys::signal::killpg(group, None).is_ok());
         found.len().max(usize::from(group_alive))
     }
 }
