@@ -242,7 +242,7 @@ fn a_child_in_its_own_process_group_is_killed_at_timeout() {
     let test = Test::new();
     let dir = pid_dir(&test);
     let leftovers = Leftovers::new(&test, &dir, &ALL);
-    let mut gzlfile = String::from("slow:\n  @timeout 2s\n");
+    let mut gzlfile = String::from("slow:\n  @timeout 3s\n");
     for escape in ALL {
         gzlfile.push_str(&escape.lines(&dir));
     }
@@ -253,6 +253,29 @@ fn a_child_in_its_own_process_group_is_killed_at_timeout() {
         .status(1);
     run.summary_has("slow", "timed out");
     leftovers.assert_gone("at its @timeout");
+}
+
+#[test]
+fn a_process_that_left_its_stage_is_killed_at_idle_timeout() {
+    let test = Test::new();
+    let dir = pid_dir(&test);
+    let leftovers = Leftovers::new(&test, &dir, &ALL);
+    let mut gzlfile = String::from("quiet:\n  @idle-timeout 1s\n");
+    for escape in ALL {
+        gzlfile.push_str(&escape.lines(&dir));
+    }
+    // Silent from here on, once every escape is under way.
+    gzlfile.push_str(&format!(
+        "  while [ $(ls {} | grep -c 'pid$') -lt {} ]; do sleep 0.01; done\n  echo ready\n  sleep 1000\n",
+        dir.display(),
+        ALL.len()
+    ));
+    test.write("Gzlfile", gzlfile);
+    let run = test
+        .gzl(&["run", "--in-place", "--grace", "500ms"])
+        .status(1);
+    run.summary_has("quiet", "timed out");
+    leftovers.assert_gone("at its @idle-timeout");
 }
 
 // A child that ignores SIGTERM and closed its output let the stage end at once, still running.
