@@ -42,7 +42,8 @@ pub fn open_shell(
     for name in crate::git::LOCATION_VARIABLES {
         command.env_remove(name);
     }
-    Ok(command.status()?.success())
+    // A run may be going on around the shell (`gzl run --debug`): its sweeps leave it alone.
+    Ok(crate::exec::run_spared(&mut command)?.success())
 }
 
 /// The shell to open: `$SHELL`, else `/bin/sh`.

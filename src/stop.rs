@@ -2,9 +2,10 @@
 //!
 //! The stopper leaves a marker in the run's directory, so the runner records what ends as
 //! `stopped` rather than failed or cancelled, then signals: SIGTERM to the runner for a whole
-//! run (it stops its stages as on Ctrl-C), or to the stage's process group for one stage. After
-//! the grace period, whatever is left is killed: every process carrying the run's token, or the
-//! stage's group.
+//! run (it stops its stages as on Ctrl-C), or to the stage's processes for one stage (its
+//! process group, and on Linux what left it: see `exec::stage_processes`). After the grace
+//! period, whatever is left is killed: every process carrying the run's token, or the stage's
+//! processes.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,7 +73,8 @@ pub fn stop_run(history: &mut History, run: &RunRecord, grace: Duration) -> Resu
     Ok(())
 }
 
-/// Stops stage `stage` of run `run`: its process group gets SIGTERM, SIGKILL after `grace`.
+/// Stops stage `stage` of run `run`: its process group, and what left it, get SIGTERM, then
+/// SIGKILL after `grace`.
 /// What needs it is skipped; the rest of the run goes on.
 pub fn stop_stage(
     history: &mut History,
@@ -105,12 +107,19 @@ pub fn stop_stage(
     };
     mark(&stage_marker(&history.home().run_dir(run.id), &stage.name))?;
     let group = Pid::from_raw(i32::try_from(group).unwrap_or(0));
+    // Also what left the stage's group or session (Linux: found through the runner's
+    // process tree and the stage's markers).
+    let escaped = || crate::exec::stage_processes(run.pid, &run.token, &stage.name, group.as_raw());
     let _ = killpg(group, Signal::SIGTERM);
+    signal_each(&escaped(), Signal::SIGTERM);
     let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && killpg(group, None) != Err(Errno::ESRCH) {
+    while Instant::now() < deadline
+        && (killpg(group, None) != Err(Errno::ESRCH) || !escaped().is_empty())
+    {
         std::thread::sleep(POLL);
     }
     let _ = killpg(group, Signal::SIGKILL);
+    signal_each(&escaped(), Signal::SIGKILL);
     let deadline = Instant::now() + RECORD_WAIT;
     while Instant::now() < deadline {
         let status = history
@@ -124,6 +133,12 @@ pub fn stop_stage(
         std::thread::sleep(POLL);
     }
     Ok(())
+}
+
+fn signal_each(pids: &[i32], signal: Signal) {
+    for &pid in pids {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
 }
 
 fn check_running(history: &History, run: &RunRecord) -> Result<(), Error> {

@@ -120,17 +120,19 @@ pub fn watch(
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM, as a run treats them.
+/// Resolves on the first SIGINT, SIGTERM or SIGHUP, as a run treats them.
 async fn terminated() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(mut int), Ok(mut term)) => {
+        (Ok(mut int), Ok(mut term), Ok(mut hup)) => {
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
+                _ = hup.recv() => {}
             }
         }
         _ => std::future::pending().await,

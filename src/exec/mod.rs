@@ -17,6 +17,7 @@
 mod event;
 mod generator;
 mod mask;
+mod reaper;
 mod supervisor;
 
 use std::collections::BinaryHeap;
@@ -28,9 +29,11 @@ use tokio::task::JoinSet;
 
 pub use event::{Event, Joined, JoinedStage, Outcome, RunInfo};
 pub use mask::Masker;
+pub use reaper::{run_spared, stage_processes};
 pub use supervisor::Job;
 
 use crate::plan::Plan;
+use reaper::Reaper;
 use supervisor::Supervisor;
 
 /// A request to stop the run, sent by signal handlers or by `fail_fast`.
@@ -84,6 +87,7 @@ pub async fn execute(
     events: mpsc::Sender<Event>,
     cancel: watch::Sender<Cancel>,
 ) -> (Plan, Vec<Outcome>) {
+    let reaper = Arc::new(Reaper::new());
     let mut scheduler = Scheduler {
         waiting_on: plan.nodes().iter().map(|n| n.needs.len()).collect(),
         outcomes: vec![None; plan.len()],
@@ -97,8 +101,16 @@ pub async fn execute(
         ready: BinaryHeap::new(),
         events,
         cancel,
+        reaper: Arc::clone(&reaper),
     };
-    scheduler.run().await;
+    tokio::select! {
+        () = scheduler.run() => {}
+        () = reaper.reap_orphans() => {}
+    }
+    // Whatever the stages' own ends did not reach (unclaimed orphans) ends with the run.
+    reaper
+        .end_run(options.grace, scheduler.cancel.subscribe())
+        .await;
     let outcomes = scheduler
         .outcomes
         .into_iter()
@@ -123,6 +135,7 @@ struct Scheduler<'a> {
     ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
     events: mpsc::Sender<Event>,
     cancel: watch::Sender<Cancel>,
+    reaper: Arc<Reaper>,
 }
 
 impl Scheduler<'_> {
@@ -199,6 +212,7 @@ impl Scheduler<'_> {
         let events = self.events.clone();
         let cancel = self.cancel.subscribe();
         let grace = self.options.grace;
+        let reaper = Arc::clone(&self.reaper);
         running.spawn(async move {
             let job = &job;
             let secrets: Vec<String> = job.secrets.iter().map(|(_, v)| v.clone()).collect();
@@ -209,6 +223,7 @@ impl Scheduler<'_> {
                 cancel,
                 grace,
                 masker: std::sync::Mutex::new(Masker::new(&secrets)),
+                reaper,
             };
             (index, supervisor.run().await)
         });

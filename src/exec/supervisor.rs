@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use std::sync::Arc;
+
+use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use super::generator::Generated;
+use super::reaper::{Reaper, StageProcesses};
 use super::{Cancel, Event, Outcome};
 
 /// Everything needed to start one stage's process.
@@ -48,6 +50,11 @@ pub(super) const CHUNK: usize = 64 * 1024;
 /// After the processes of a group are killed, how long to keep reading what they wrote.
 const DRAIN_AFTER_KILL: Duration = Duration::from_secs(1);
 
+/// While a stage's processes end, the first and the longest wait between looks at what is
+/// left (nothing tells gzl when a process that left the group exits).
+const LOOK_FIRST: Duration = Duration::from_millis(2);
+const LOOK_MAX: Duration = Duration::from_millis(50);
+
 /// Why gzl is stopping a stage.
 #[derive(Clone, Copy)]
 enum Stop {
@@ -64,11 +71,14 @@ pub(super) struct Supervisor<'a> {
     pub grace: Duration,
     /// Masks the job's secrets in its output.
     pub masker: std::sync::Mutex<super::Masker>,
+    /// Finds the stage's processes that left its group.
+    pub reaper: Arc<Reaper>,
 }
 
 impl Supervisor<'_> {
-    /// Runs the stage to its end. Every process of the stage's process group is gone when this
-    /// returns, except ones that moved themselves to a new session.
+    /// Runs the stage to its end. Every process the stage started is gone when this returns
+    /// (on Linux also those that left its process group or session; elsewhere, those in it),
+    /// or was sent SIGKILL a second before.
     pub async fn run(mut self) -> Outcome {
         let Some(words) = &self.job.command else {
             return Outcome::Passed;
@@ -98,10 +108,25 @@ impl Supervisor<'_> {
             }
         };
         tracing::debug!(stage = %self.job.name, pid = child.id(), command = ?words, "stage started");
+        let reaper = Arc::clone(&self.reaper);
+        let token = self
+            .job
+            .env
+            .iter()
+            .find(|(name, _)| name == crate::api::TOKEN_VARIABLE)
+            .map(|(_, value)| value.as_str());
+        let root = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .unwrap_or(0);
+        let processes = reaper.started(&self.job.name, token, root);
         self.started(child.id()).await;
         match generated {
-            Some(generated) => self.supervise_generator(child, reader, generated).await,
-            None => self.supervise(child, reader).await,
+            Some(generated) => {
+                self.supervise_generator(child, reader, &processes, generated)
+                    .await
+            }
+            None => self.supervise(child, reader, &processes).await,
         }
     }
 
@@ -111,11 +136,12 @@ impl Supervisor<'_> {
         &mut self,
         child: tokio::process::Child,
         reader: tokio::net::unix::pipe::Receiver,
+        processes: &StageProcesses<'_>,
         generated: Generated,
     ) -> Outcome {
         let (done, stage_done) = tokio::sync::oneshot::channel();
         let supervised = async {
-            let outcome = self.supervise(child, reader).await;
+            let outcome = self.supervise(child, reader, processes).await;
             let _ = done.send(());
             outcome
         };
@@ -181,11 +207,8 @@ impl Supervisor<'_> {
         &mut self,
         mut child: tokio::process::Child,
         mut reader: tokio::net::unix::pipe::Receiver,
+        processes: &StageProcesses<'_>,
     ) -> Outcome {
-        let group = child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(Pid::from_raw);
         let started = Instant::now();
         let deadline = self.job.timeout.map(|limit| started + limit);
         let mut idle_deadline = self.job.idle_timeout.map(|limit| started + limit);
@@ -198,9 +221,14 @@ impl Supervisor<'_> {
         let mut give_up_at: Option<Instant> = None;
         let mut last_byte = b'\n';
         let mut cancel_closed = false;
+        // Whether the stage's processes other than the first may still be running: known
+        // only once the first has exited, then looked at again until none is left.
+        let mut left = true;
+        let mut look_every = LOOK_FIRST;
+        let mut look_at: Option<Instant> = None;
 
         loop {
-            if status.is_some() && eof {
+            if status.is_some() && eof && !left {
                 break;
             }
             let limit = match (deadline, idle_deadline) {
@@ -210,7 +238,13 @@ impl Supervisor<'_> {
             let cancel_requested = *self.cancel.borrow();
             tokio::select! {
                 read = reader.read(&mut buffer), if !eof => match read {
-                    Ok(0) | Err(_) => eof = true,
+                    Ok(0) | Err(_) => {
+                        eof = true;
+                        if status.is_some() && left {
+                            // The last holder of the pipe may just have ended: look now.
+                            left = processes.signal(killed.then_some(Signal::SIGKILL)) > 0;
+                        }
+                    }
                     Ok(n) => {
                         last_byte = buffer[n - 1];
                         if let Some(limit) = self.job.idle_timeout {
@@ -224,10 +258,18 @@ impl Supervisor<'_> {
                 },
                 exit = child.wait(), if status.is_none() => {
                     status = Some(exit.unwrap_or_else(|_| failed_status()));
-                    // The script is done; whatever it left running in its group goes too.
-                    if group.is_some_and(group_alive) {
-                        signal_group(group, Signal::SIGTERM);
+                    processes.reaped();
+                    // The script is done; whatever it started goes too, wherever it went:
+                    // SIGTERM unless a stop sent it already (SIGKILL again once killing).
+                    let signal = match (kill_at, killed) {
+                        (None, _) => Some(Signal::SIGTERM),
+                        (Some(_), true) => Some(Signal::SIGKILL),
+                        (Some(_), false) => None,
+                    };
+                    left = processes.signal(signal) > 0;
+                    if left {
                         kill_at.get_or_insert(Instant::now() + self.grace);
+                        look_at = Some(Instant::now() + look_every);
                     }
                     give_up_at.get_or_insert(Instant::now() + self.grace + DRAIN_AFTER_KILL);
                 },
@@ -244,7 +286,7 @@ impl Supervisor<'_> {
                     self.note(&message, last_byte).await;
                     last_byte = b'\n';
                     stop = Some(reason);
-                    signal_group(group, Signal::SIGTERM);
+                    processes.signal(Some(Signal::SIGTERM));
                     kill_at = Some(now + self.grace);
                 },
                 changed = self.cancel.changed(), if !cancel_closed && cancel_requested != Cancel::Now => {
@@ -255,7 +297,7 @@ impl Supervisor<'_> {
                     }
                     match request {
                         Cancel::Graceful if kill_at.is_none() => {
-                            signal_group(group, Signal::SIGTERM);
+                            processes.signal(Some(Signal::SIGTERM));
                             kill_at = Some(Instant::now() + self.grace);
                         }
                         Cancel::Now => kill_at = Some(Instant::now()),
@@ -264,19 +306,32 @@ impl Supervisor<'_> {
                 },
                 () = sleep_until_or_never(kill_at), if kill_at.is_some() && !killed => {
                     killed = true;
-                    signal_group(group, Signal::SIGKILL);
+                    left = processes.signal(Some(Signal::SIGKILL)) > 0;
                     give_up_at = Some(Instant::now() + DRAIN_AFTER_KILL);
+                    look_at = Some(Instant::now() + LOOK_FIRST);
                 },
-                // A process that left the group (setsid) may hold the pipe open forever.
+                () = sleep_until_or_never(look_at), if status.is_some() && left => {
+                    left = processes.signal(killed.then_some(Signal::SIGKILL)) > 0;
+                    look_every = (look_every * 2).min(LOOK_MAX);
+                    look_at = Some(Instant::now() + look_every);
+                },
+                // A process gzl cannot see (or kill) may hold the pipe open forever.
                 () = sleep_until_or_never(give_up_at), if give_up_at.is_some() => break,
             }
         }
         self.release_held().await;
         let status = match status {
-            Some(status) => status,
+            Some(status) => {
+                if left {
+                    processes.signal(Some(Signal::SIGKILL));
+                }
+                status
+            }
             None => {
-                signal_group(group, Signal::SIGKILL);
-                child.wait().await.unwrap_or_else(|_| failed_status())
+                processes.signal(Some(Signal::SIGKILL));
+                let status = child.wait().await.unwrap_or_else(|_| failed_status());
+                processes.reaped();
+                status
             }
         };
         match stop {
@@ -354,16 +409,6 @@ fn outcome_of(status: ExitStatus) -> Outcome {
 fn failed_status() -> ExitStatus {
     use std::os::unix::process::ExitStatusExt as _;
     ExitStatus::from_raw(1 << 8)
-}
-
-fn group_alive(group: Pid) -> bool {
-    killpg(group, None).is_ok()
-}
-
-fn signal_group(group: Option<Pid>, signal: Signal) {
-    if let Some(group) = group {
-        let _ = killpg(group, signal);
-    }
 }
 
 async fn sleep_until_or_never(at: Option<Instant>) {

@@ -477,7 +477,7 @@ pub fn settle_interrupted(history: &mut History) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs the executor on a single-threaded runtime, turning SIGINT and SIGTERM into a
+/// Runs the executor on a single-threaded runtime, turning SIGINT, SIGTERM and SIGHUP into a
 /// cancellation (the second one kills at once), and serves the job API meanwhile. Returns
 /// the outcomes and whether a signal cancelled the run.
 #[allow(clippy::too_many_arguments)]
@@ -529,17 +529,18 @@ fn execute(
     })
 }
 
-/// Turns SIGINT, SIGTERM and the caller's stop request into a cancellation: graceful the
-/// first time, at once the next.
+/// Turns SIGINT, SIGTERM, SIGHUP (the terminal closed) and the caller's stop request into a
+/// cancellation: graceful the first time, at once the next.
 async fn forward_signals(
     cancel: watch::Sender<Cancel>,
     interrupted: watch::Sender<bool>,
     stop: Option<watch::Receiver<bool>>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
         return;
     };
@@ -553,6 +554,7 @@ async fn forward_signals(
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
+            _ = hup.recv() => {}
             changed = stop.wait_for(|stop| *stop), if stopping => {
                 // One stop request is enough; a dropped sender is none.
                 stopping = false;

@@ -14,6 +14,7 @@ mod history;
 mod hooks;
 mod output;
 mod pin;
+mod processes;
 mod reuse;
 mod run;
 mod secrets;

@@ -207,3 +207,23 @@ fn worktree_mode_reruns_on_saved_changes_and_stops_a_stale_run() {
     assert_eq!(runs.len(), 2, "{}", run.stderr);
     assert!(runs.iter().all(|r| r["status"] == "cancelled"));
 }
+
+// A closed terminal's SIGHUP, once a run had taken over the signal, was swallowed while gzl
+// watch waited for commits: it kept watching with nobody to see it.
+#[test]
+fn sighup_ends_gzl_watch_while_it_waits_for_commits() {
+    let test = Test::with_gzlfile("test:\n    true\n");
+    let first = test.commit("first");
+    let mut watch = test.spawn(&["watch"]);
+    wait_for_runs(&test, &[&first]);
+    kill(Pid::from_raw(watch.id() as i32), Signal::SIGHUP).expect("signal gzl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while watch.try_wait().expect("gzl watch").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = watch.kill();
+            panic!("gzl watch went on watching after SIGHUP");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Run::from(watch.wait_with_output().expect("gzl ends")).status(130);
+}
