@@ -22,7 +22,8 @@
 //! Elsewhere (no `/proc`, no subreaper) only the process group is signalled.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -83,10 +84,13 @@ struct Proc {
 /// The processes one look at `/proc` found, by pid.
 type Table = HashMap<i32, Proc>;
 
+/// A stage of one of the runs this gzl runs (`gzl bisect -j` runs several at once).
+type StageId = (u64, String);
+
 /// Who a process belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Owner {
-    Stage(String),
+    Stage(StageId),
     /// Started by the run, but nothing says which stage.
     Unclaimed,
     /// Not a stage's: gzl's own child (git, a spared shell), or no descendant of gzl.
@@ -96,26 +100,37 @@ enum Owner {
 /// Which live processes a sweep picks, by owner, given what the reaper knows.
 type Wanted<'a> = dyn Fn(&Owner, &State) -> bool + 'a;
 
-/// What the reaper knows of a run's stages.
+/// What gzl knows of the stages of every run it runs. One for the whole process: the
+/// subreaper adopts every run's orphans, and one run's sweep must know another run's
+/// processes for what they are, never for unclaimed ones of its own.
 #[derive(Default)]
 struct State {
-    /// The run's `GZL_TOKEN`, which its stages' processes carry.
-    token: Option<String>,
-    /// Stage processes gzl started and tokio has not waited for yet: pid to stage name.
-    roots: HashMap<i32, String>,
-    /// Every process group a stage's process led: group id to stage name.
-    groups: HashMap<i32, String>,
-    /// Stages started and not yet ended.
+    /// Each run's `GZL_TOKEN`, which its stages' processes carry, to the run.
+    tokens: HashMap<String, u64>,
+    /// Stage processes gzl started and tokio has not waited for yet.
+    roots: HashMap<i32, StageId>,
+    /// Every process group a stage's process led.
+    groups: HashMap<i32, StageId>,
+    /// Stages started and not yet ended, in all runs.
     running: usize,
+    /// Runs going on in this process.
+    runs: usize,
 }
+
+static STATE: LazyLock<Mutex<State>> = LazyLock::new(Mutex::default);
+
+/// Numbers the runs of this process, for [`StageId`].
+static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
 /// Keeps track of a run's stages' processes, and ends what they leave behind.
 pub(super) struct Reaper {
+    run: u64,
     me: i32,
     my_group: i32,
     /// Whether gzl adopts orphans (Linux): then everything a stage started descends from gzl.
     subreaper: bool,
-    state: Mutex<State>,
+    /// The run's `GZL_TOKEN`, once a stage has shown it.
+    token: Mutex<Option<String>>,
 }
 
 impl Reaper {
@@ -131,23 +146,27 @@ impl Reaper {
         };
         #[cfg(not(target_os = "linux"))]
         let subreaper = false;
+        lock(&STATE).runs += 1;
         Reaper {
+            run: NEXT_RUN.fetch_add(1, Ordering::Relaxed),
             me: std::process::id().try_into().unwrap_or(0),
             my_group: nix::unistd::getpgrp().as_raw(),
             subreaper,
-            state: Mutex::new(State::default()),
+            token: Mutex::new(None),
         }
     }
 
     /// Registers the process gzl just started for stage `name`, which leads its own group.
     /// `token` is the run's `GZL_TOKEN`, when the stage has one.
     pub fn started(&self, name: &str, token: Option<&str>, root: i32) -> StageProcesses<'_> {
-        let mut state = lock(&self.state);
-        if state.token.is_none() {
-            state.token = token.map(str::to_string);
+        let id = (self.run, name.to_string());
+        let mut state = lock(&STATE);
+        if let Some(token) = token {
+            state.tokens.insert(token.to_string(), self.run);
+            lock(&self.token).get_or_insert_with(|| token.to_string());
         }
-        state.roots.insert(root, name.to_string());
-        state.groups.insert(root, name.to_string());
+        state.roots.insert(root, id.clone());
+        state.groups.insert(root, id);
         state.running += 1;
         StageProcesses {
             reaper: self,
@@ -166,7 +185,7 @@ impl Reaper {
         }
         // Held while reaping, so that a spared child being started waits (see `run_spared`).
         let spared = lock(&SPARED);
-        let state = lock(&self.state);
+        let state = lock(&STATE);
         let view = View {
             me: self.me,
             my_group: self.my_group,
@@ -174,7 +193,7 @@ impl Reaper {
             roots: &state.roots,
             groups: &state.groups,
             spared: &spared,
-            token: state.token.as_deref(),
+            tokens: &state.tokens,
         };
         let mut owners = HashMap::new();
         let mut found = Vec::new();
@@ -225,7 +244,7 @@ impl Reaper {
         self.end_descendants(grace, cancel).await;
         // Without a subreaper, orphans went to init: the run's token is all that finds them.
         if !self.subreaper
-            && let Some(token) = lock(&self.state).token.clone()
+            && let Some(token) = lock(&self.token).clone()
         {
             super::kill_abandoned(&token);
         }
@@ -235,7 +254,12 @@ impl Reaper {
         let left = |reaper: &Reaper| {
             reaper.sweep(
                 Scope::All,
-                Some(&|owner: &Owner, _: &State| *owner != Owner::NotOurs),
+                Some(&|owner: &Owner, state: &State| match owner {
+                    Owner::Stage((run, _)) => *run == reaper.run,
+                    // Another run of this gzl may have started it: the last run ends it.
+                    Owner::Unclaimed => state.runs == 1,
+                    Owner::NotOurs => false,
+                }),
             )
         };
         let found = left(self);
@@ -269,6 +293,16 @@ impl Reaper {
     }
 }
 
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let mut state = lock(&STATE);
+        let run = self.run;
+        state.tokens.retain(|_, r| *r != run);
+        state.groups.retain(|_, (r, _)| *r != run);
+        state.runs = state.runs.saturating_sub(1);
+    }
+}
+
 /// One stage's processes, from its start to its end.
 pub(super) struct StageProcesses<'a> {
     reaper: &'a Reaper,
@@ -280,7 +314,7 @@ pub(super) struct StageProcesses<'a> {
 impl StageProcesses<'_> {
     /// The stage's first process has been waited for: its pid is no longer gzl's to spare.
     pub fn reaped(&self) {
-        lock(&self.reaper.state).roots.remove(&self.root);
+        lock(&STATE).roots.remove(&self.root);
     }
 
     /// Sends `signal` to every live process of the stage (its group and all that left it),
@@ -288,7 +322,7 @@ impl StageProcesses<'_> {
     pub fn signal(&self, signal: Option<Signal>) -> usize {
         let scope = Scope::since(self.root, self.started);
         let wanted = |owner: &Owner, state: &State| match owner {
-            Owner::Stage(name) => *name == self.name,
+            Owner::Stage((run, name)) => *run == self.reaper.run && *name == self.name,
             // With no other stage running, nobody else can have started it.
             Owner::Unclaimed => state.running == 1,
             Owner::NotOurs => false,
@@ -309,7 +343,7 @@ impl StageProcesses<'_> {
 
 impl Drop for StageProcesses<'_> {
     fn drop(&mut self) {
-        let mut state = lock(&self.reaper.state);
+        let mut state = lock(&STATE);
         state.roots.remove(&self.root);
         state.running = state.running.saturating_sub(1);
     }
@@ -338,7 +372,8 @@ pub fn stage_processes(runner: u32, token: &str, stage: &str, group: i32) -> Vec
         return Vec::new();
     };
     let roots = HashMap::new();
-    let groups = HashMap::from([(group, stage.to_string())]);
+    let groups = HashMap::from([(group, (0, stage.to_string()))]);
+    let tokens = HashMap::from([(token.to_string(), 0)]);
     let spared = Vec::new();
     let view = View {
         me,
@@ -347,17 +382,17 @@ pub fn stage_processes(runner: u32, token: &str, stage: &str, group: i32) -> Vec
         roots: &roots,
         groups: &groups,
         spared: &spared,
-        token: Some(token),
+        tokens: &tokens,
     };
     let mut owners = HashMap::new();
-    let wanted = Owner::Stage(stage.to_string());
+    let wanted = Owner::Stage((0, stage.to_string()));
     table
         .iter()
         .filter(|&(&pid, process)| {
             pid != me
                 && !process.zombie
                 && (view.owner(pid, &mut owners) == wanted
-                    || marker(pid, token).is_some_and(|name| name == stage))
+                    || marker(pid).is_some_and(|(t, name)| t == token && name == stage))
         })
         .map(|(&pid, _)| pid)
         .collect()
@@ -368,10 +403,11 @@ struct View<'a> {
     me: i32,
     my_group: i32,
     table: &'a Table,
-    roots: &'a HashMap<i32, String>,
-    groups: &'a HashMap<i32, String>,
+    roots: &'a HashMap<i32, StageId>,
+    groups: &'a HashMap<i32, StageId>,
     spared: &'a [i32],
-    token: Option<&'a str>,
+    /// The `GZL_TOKEN` of each run, to the run.
+    tokens: &'a HashMap<String, u64>,
 }
 
 impl View<'_> {
@@ -420,8 +456,10 @@ impl View<'_> {
                 return Owner::NotOurs;
             }
         }
-        if let Some(name) = self.token.and_then(|token| marker(pid, token)) {
-            return Owner::Stage(name);
+        if let Some((token, name)) = marker(pid)
+            && let Some(&run) = self.tokens.get(&token)
+        {
+            return Owner::Stage((run, name));
         }
         match self.groups.get(&process.pgid) {
             Some(name) => Owner::Stage(name.clone()),
@@ -430,19 +468,19 @@ impl View<'_> {
     }
 }
 
-/// The `GZL_STAGE` of `pid` when the environment it started with holds `GZL_TOKEN=token`.
-fn marker(pid: i32, token: &str) -> Option<String> {
+/// The `GZL_TOKEN` and `GZL_STAGE` of the environment `pid` started with, when it has both.
+fn marker(pid: i32) -> Option<(String, String)> {
     let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let mut token_matches = false;
+    let mut token = None;
     let mut stage = None;
     for variable in environ.split(|&b| b == 0) {
         if let Some(value) = variable.strip_prefix(b"GZL_TOKEN=") {
-            token_matches = value == token.as_bytes();
+            token = std::str::from_utf8(value).ok().map(str::to_string);
         } else if let Some(value) = variable.strip_prefix(b"GZL_STAGE=") {
             stage = std::str::from_utf8(value).ok().map(str::to_string);
         }
     }
-    stage.filter(|_| token_matches)
+    token.zip(stage)
 }
 
 /// Which pids a look at `/proc` reads.
@@ -578,6 +616,10 @@ mod tests {
     const ME: i32 = 90_000_000;
     const ROOT: i32 = ME + 1;
 
+    fn stage(name: &str) -> StageId {
+        (1, name.to_string())
+    }
+
     fn process(ppid: i32, pgid: i32) -> Proc {
         Proc {
             ppid,
@@ -587,8 +629,9 @@ mod tests {
     }
 
     fn owners(table: &Table, spared: &[i32]) -> HashMap<i32, Owner> {
-        let roots = HashMap::from([(ROOT, "a".to_string())]);
-        let groups = HashMap::from([(ROOT, "a".to_string()), (ME + 50, "b".to_string())]);
+        let roots = HashMap::from([(ROOT, stage("a"))]);
+        let groups = HashMap::from([(ROOT, stage("a")), (ME + 50, stage("b"))]);
+        let tokens = HashMap::from([("token".to_string(), 1)]);
         let view = View {
             me: ME,
             my_group: 7,
@@ -596,7 +639,7 @@ mod tests {
             roots: &roots,
             groups: &groups,
             spared,
-            token: Some("token"),
+            tokens: &tokens,
         };
         let mut known = HashMap::new();
         table
@@ -615,7 +658,7 @@ mod tests {
         ]);
         let owners = owners(&table, &[]);
         for pid in [ROOT, ME + 2, ME + 3] {
-            assert_eq!(owners[&pid], Owner::Stage("a".into()), "pid {pid}");
+            assert_eq!(owners[&pid], Owner::Stage(stage("a")), "pid {pid}");
         }
     }
 
@@ -628,8 +671,8 @@ mod tests {
             (ME + 61, process(ME + 60, ME + 61)),
         ]);
         let owners = owners(&table, &[]);
-        assert_eq!(owners[&(ME + 60)], Owner::Stage("b".into()));
-        assert_eq!(owners[&(ME + 61)], Owner::Stage("b".into()));
+        assert_eq!(owners[&(ME + 60)], Owner::Stage(stage("b")));
+        assert_eq!(owners[&(ME + 61)], Owner::Stage(stage("b")));
     }
 
     #[test]

@@ -168,3 +168,24 @@ fn parallel_probes_find_the_same_commit() {
         .collect();
     assert!(workspaces.len() >= 3, "{workspaces:?}");
 }
+
+// Parallel probes run in one gzl. When a failing probe's run ended, its sweep for what its
+// stages left took a passing probe's stage, still running, for an orphan of its own and killed
+// it: the passing commit read as failing and bisect named a commit before the culprit.
+#[test]
+fn a_probe_that_ends_does_not_kill_the_probes_still_running() {
+    let test = Test::new();
+    // Failing commits end at once; passing ones are still running when they do.
+    test.write(
+        "Gzlfile",
+        "test:\n    test \"$(cat value)\" -lt 5\n    sleep 2\n",
+    );
+    for i in 1..=8 {
+        test.write("value", format!("{i}\n"));
+        test.commit(&format!("commit {i}"));
+    }
+    let breaking = test.git(&["rev-parse", "HEAD~3"]);
+    test.gzl(&["bisect", "test", "--good", "HEAD~7", "-j", "3"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}\n  commit 5\n"));
+}
