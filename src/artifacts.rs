@@ -139,11 +139,10 @@ pub fn normalize(path: &str) -> Result<String, ArtifactError> {
     Ok(parts.join("/"))
 }
 
-/// Where a stage is: its job API, token and name, from its environment.
+/// Where a stage is: its job API and its credential, from its environment.
 struct InStage {
     address: String,
     token: String,
-    stage: String,
 }
 
 impl InStage {
@@ -159,13 +158,12 @@ impl InStage {
         };
         Ok(InStage {
             address: var(api::ADDRESS_VARIABLE)?,
-            token: var(api::TOKEN_VARIABLE)?,
-            stage: var(api::STAGE_VARIABLE)?,
+            token: var(api::STAGE_TOKEN_VARIABLE)?,
         })
     }
 
     fn connect(self) -> Result<Client, ArtifactError> {
-        Ok(Client::connect(&self.address, self.token, self.stage)?)
+        Ok(Client::connect(&self.address, self.token)?)
     }
 }
 

@@ -342,7 +342,7 @@ impl Store {
         if filled < buffer.len() {
             let digest = blake3::hash(&buffer[..filled]).to_hex().to_string();
             let size = filled as u64;
-            if touch(&self.blob(&digest)) {
+            if self.touch_blob(&digest, size) {
                 return Ok(Blob {
                     digest,
                     size,
@@ -377,7 +377,7 @@ impl Store {
             }
         }
         let digest = hasher.finalize().to_hex().to_string();
-        if touch(&self.blob(&digest)) {
+        if self.touch_blob(&digest, size) {
             return Ok(Blob {
                 digest,
                 size,
@@ -413,6 +413,20 @@ impl Store {
             digest: hasher.finalize().to_hex().to_string(),
             size,
             temporary: Some(temporary),
+        })
+    }
+
+    /// Whether the store holds blob `digest` at `size` bytes, marked as just stored (see
+    /// [`touch`]). One of another size (cut short) is written anew over it.
+    fn touch_blob(&self, digest: &str, size: u64) -> bool {
+        File::open(self.blob(digest)).is_ok_and(|file| {
+            let whole = file
+                .metadata()
+                .is_ok_and(|metadata| metadata.is_file() && metadata.len() == size);
+            if whole {
+                let _ = file.set_modified(SystemTime::now());
+            }
+            whole
         })
     }
 
@@ -645,13 +659,33 @@ impl Store {
     /// one changed in place at its size is seen when it is restored, hashed as it is copied
     /// ([`Store::get`]), which removes it, so the stage runs again in the next run.
     pub fn has(&self, digest: &str) -> bool {
-        self.read_tree(digest).is_ok_and(|tree| {
-            tree.entries.iter().all(|entry| match &entry.kind {
-                Kind::File { digest, size, .. } => std::fs::symlink_metadata(self.blob(digest))
-                    .is_ok_and(|metadata| metadata.is_file() && metadata.len() == *size),
-                _ => true,
-            })
-        })
+        self.held(digest).is_ok()
+    }
+
+    /// What [`Store::has`] asks, with why not.
+    pub fn held(&self, digest: &str) -> Result<(), StoreError> {
+        let tree = self.read_tree(digest)?;
+        for entry in &tree.entries {
+            if let Kind::File { digest, size, .. } = &entry.kind {
+                let object = self.blob(digest);
+                match std::fs::symlink_metadata(&object) {
+                    Ok(metadata) if metadata.is_file() && metadata.len() == *size => {}
+                    Ok(_) => {
+                        return Err(StoreError::Damaged {
+                            object,
+                            reason: format!("it does not hold the {size} bytes stored"),
+                        });
+                    }
+                    Err(_) => {
+                        return Err(StoreError::Missing {
+                            digest: digest.clone(),
+                            store: self.root.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The tree `digest`, checked: its bytes hash to its name, and it names only what `put`

@@ -76,8 +76,8 @@ pub(super) struct RunContext<'a> {
     pub dirty: bool,
     /// Where secrets are looked up.
     pub home: &'a Home,
-    /// The run's job API socket.
-    pub api: &'a Path,
+    /// The run's job API: its socket and the stages' credentials.
+    pub api: &'a crate::api::Credentials,
 }
 
 /// The job for `stage` of a run.
@@ -98,8 +98,15 @@ pub(super) fn job(
         ("GZL".to_string(), "1".to_string()),
         ("GZL_RUN_ID".to_string(), run.run.id.to_string()),
         ("GZL_TOKEN".to_string(), run.run.token.clone()),
-        ("GZL_API".to_string(), run.api.display().to_string()),
+        (
+            "GZL_API".to_string(),
+            run.api.address().display().to_string(),
+        ),
         ("GZL_STAGE".to_string(), stage.name.clone()),
+        (
+            crate::api::STAGE_TOKEN_VARIABLE.to_string(),
+            run.api.stage_token(&stage.name),
+        ),
         ("GZL_REPO_ROOT".to_string(), root.clone()),
         ("GZL_WORKSPACE".to_string(), root),
         (
@@ -170,9 +177,15 @@ pub(super) fn generated_path(run: &RunContext<'_>, stage: &str) -> PathBuf {
     run.run.dir.join(format!("{stage}.generated"))
 }
 
-/// What gzl added to a job's environment, as history records it: secrets by name only.
+/// What gzl added to a job's environment, as history records it: secrets by name only, and
+/// not the stage's job API credential, which another stage of the run could read there.
 pub(super) fn recorded_env(job: &Job) -> Vec<(String, String)> {
     let mut env = job.env.clone();
+    for (name, value) in &mut env {
+        if name == crate::api::STAGE_TOKEN_VARIABLE {
+            *value = "***".to_string();
+        }
+    }
     env.extend(
         job.secrets
             .iter()
