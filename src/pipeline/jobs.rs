@@ -177,15 +177,9 @@ pub(super) fn generated_path(run: &RunContext<'_>, stage: &str) -> PathBuf {
     run.run.dir.join(format!("{stage}.generated"))
 }
 
-/// What gzl added to a job's environment, as history records it: secrets by name only, and
-/// not the stage's job API credential, which another stage of the run could read there.
+/// What gzl added to a job's environment, as history records it: secrets by name only.
 pub(super) fn recorded_env(job: &Job) -> Vec<(String, String)> {
     let mut env = job.env.clone();
-    for (name, value) in &mut env {
-        if name == crate::api::STAGE_TOKEN_VARIABLE {
-            *value = "***".to_string();
-        }
-    }
     env.extend(
         job.secrets
             .iter()

@@ -659,7 +659,8 @@ fn connections_beyond_the_limit_are_refused() {
     hellos = [ask({{'op': 'hello'}}, conn) for conn in held]
     beyond = connect()
     refused = beyond[1].readline()
-    for s, _ in held:
+    for s, replies in held:
+        replies.close()
         s.close()
     deadline = time.time() + 60
     again = None
