@@ -141,8 +141,10 @@ enum Kind {
 /// The permission bits a restore sets: never setuid, setgid or sticky, whatever a tree says.
 const PERMISSIONS: u32 = 0o777;
 
-/// Files restored in a row from one directory by one thread.
+/// Files restored in a row from one directory by one thread: at most this many, and more
+/// only while they hold fewer than `BATCH_BYTES`.
 const BATCH: usize = 64;
+const BATCH_BYTES: u64 = 4 << 20;
 
 impl Tree {
     /// Refuses a tree `put` could not have written: one whose restore could leave its
@@ -527,8 +529,14 @@ impl Store {
                         size: *bytes,
                         mode: *mode & PERMISSIONS,
                     };
+                    // Large files each in a batch of their own, so they spread over the
+                    // threads too.
                     match files.last_mut() {
-                        Some((dir, batch)) if dir == parent && batch.len() < BATCH => {
+                        Some((dir, batch))
+                            if dir == parent
+                                && batch.len() < BATCH
+                                && batch.iter().map(|r| r.size).sum::<u64>() < BATCH_BYTES =>
+                        {
                             batch.push(restore);
                         }
                         _ => files.push((parent.to_string(), vec![restore])),
