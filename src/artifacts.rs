@@ -67,7 +67,7 @@ pub enum ArtifactError {
         #[source]
         source: StoreError,
     },
-    #[error("run {run}: `{path}` of stage `{stage}` cannot be read from the store")]
+    #[error("run {run}: cannot write `{path}` of stage `{stage}`")]
     Export {
         run: i64,
         stage: String,
@@ -99,6 +99,10 @@ impl ArtifactError {
                 | ArtifactError::Removed { .. }
                 | ArtifactError::NotInside { .. }
                 | ArtifactError::Api(ApiError::Refused { .. })
+        ) || matches!(
+            self,
+            ArtifactError::Restore { source, .. } | ArtifactError::Export { source, .. }
+                if source.is_in_the_way()
         )
     }
 }
@@ -135,11 +139,10 @@ pub fn normalize(path: &str) -> Result<String, ArtifactError> {
     Ok(parts.join("/"))
 }
 
-/// Where a stage is: its job API, token and name, from its environment.
+/// Where a stage is: its job API and its credential, from its environment.
 struct InStage {
     address: String,
     token: String,
-    stage: String,
 }
 
 impl InStage {
@@ -155,13 +158,12 @@ impl InStage {
         };
         Ok(InStage {
             address: var(api::ADDRESS_VARIABLE)?,
-            token: var(api::TOKEN_VARIABLE)?,
-            stage: var(api::STAGE_VARIABLE)?,
+            token: var(api::STAGE_TOKEN_VARIABLE)?,
         })
     }
 
     fn connect(self) -> Result<Client, ArtifactError> {
-        Ok(Client::connect(&self.address, self.token, self.stage)?)
+        Ok(Client::connect(&self.address, self.token)?)
     }
 }
 
@@ -229,7 +231,7 @@ pub fn get(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored, String)>
     let mut restored = Vec::with_capacity(names.len());
     for (name, found) in names.into_iter().zip(found) {
         let stored = store
-            .get(&found.digest, found.within.as_deref(), &dir.join(&name))
+            .get(&found.digest, found.within.as_deref(), dir, &name)
             .map_err(|source| ArtifactError::Restore {
                 path: name.clone(),
                 stage: found.stored_by.clone(),
@@ -490,7 +492,7 @@ pub fn export(
     }
     for artifact in &artifacts {
         store
-            .get(&artifact.digest, None, &out.join(&artifact.path))
+            .get(&artifact.digest, None, out, &artifact.path)
             .map_err(|source| ArtifactError::Export {
                 run,
                 stage: artifact.stage.clone(),

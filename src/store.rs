@@ -23,9 +23,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
+use std::os::fd::{AsFd as _, BorrowedFd};
+
+use nix::fcntl::OFlag;
+use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
 use crate::home::Home;
+
+mod beneath;
 
 /// The version of the tree manifest format.
 const TREE_VERSION: u32 = 1;
@@ -54,12 +60,37 @@ pub enum StoreError {
     Special { path: PathBuf },
     #[error("object {digest} is missing from the store {}", store.display())]
     Missing { digest: String, store: PathBuf },
-    #[error("object {digest} in {} is damaged", store.display())]
-    Damaged { digest: String, store: PathBuf },
+    #[error("object {} is damaged: {reason}", object.display())]
+    Damaged { object: PathBuf, reason: String },
+    #[error(
+        "{} does not hold the bytes stored for {} (changed or cut short since it was stored); gzl removed it from the store, so the stage that stored it runs again in the next run",
+        object.display(), file.display()
+    )]
+    Tampered { object: PathBuf, file: PathBuf },
     #[error("cannot restore {}: a directory is in the way", path.display())]
     InTheWay { path: PathBuf },
+    #[error(
+        "cannot restore through {}: it is a symbolic link, and gzl does not write through links (remove it, or restore elsewhere)",
+        path.display()
+    )]
+    Link { path: PathBuf },
+    #[error("cannot restore below {}: it is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
     #[error("the stored directory holds no `{within}`")]
     NotInTree { digest: String, within: String },
+}
+
+impl StoreError {
+    /// Whether what is in the way of a restore is the user's to move (a link, a file or a
+    /// directory where the artifact goes), as opposed to the store or the disk failing.
+    pub fn is_in_the_way(&self) -> bool {
+        matches!(
+            self,
+            StoreError::InTheWay { .. }
+                | StoreError::Link { .. }
+                | StoreError::NotADirectory { .. }
+        )
+    }
 }
 
 /// The content-addressed store at `objects/` under gzl's data directory.
@@ -105,6 +136,84 @@ enum Kind {
     Symlink {
         target: String,
     },
+}
+
+/// The permission bits a restore sets: never setuid, setgid or sticky, whatever a tree says.
+const PERMISSIONS: u32 = 0o777;
+
+/// Files restored in a row from one directory by one thread: at most this many, and more
+/// only while they hold fewer than `BATCH_BYTES`.
+const BATCH: usize = 64;
+const BATCH_BYTES: u64 = 4 << 20;
+
+impl Tree {
+    /// Refuses a tree `put` could not have written: one whose restore could leave its
+    /// place. The first entry is the stored path itself (`""`); every other names a path below
+    /// it made of plain names (no `..`, `.`, empty names or leading `/`), once, below a
+    /// directory listed before it (so never below a link or a file); blobs are named by
+    /// digests.
+    fn check(&self) -> Result<(), String> {
+        if self.v != TREE_VERSION {
+            return Err(format!("tree version {} is not {TREE_VERSION}", self.v));
+        }
+        let Some((first, rest)) = self.entries.split_first() else {
+            return Err("it lists nothing".into());
+        };
+        if !first.path.is_empty() {
+            return Err(format!(
+                "it starts with `{}`, not the stored path",
+                first.path
+            ));
+        }
+        let mut dirs: HashSet<&str> = HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for entry in &self.entries {
+            let path = entry.path.as_str();
+            if !path.is_empty() {
+                if !plain(path) {
+                    return Err(format!(
+                        "entry `{path}` is not a plain relative path (`..`, `.`, an empty name or a leading `/`)"
+                    ));
+                }
+                if !seen.insert(path) {
+                    return Err(format!("entry `{path}` is listed twice"));
+                }
+                let parent = parent_of(path);
+                if !dirs.contains(parent) {
+                    return Err(format!(
+                        "entry `{path}` is not below a directory listed before it (a link or a file cannot hold entries)"
+                    ));
+                }
+            } else if !std::ptr::eq(entry, first) {
+                return Err("the stored path is listed twice".into());
+            }
+            match &entry.kind {
+                Kind::Dir { .. } => {
+                    dirs.insert(path);
+                }
+                Kind::File { digest, .. } if !is_digest(digest) => {
+                    return Err(format!("entry `{path}` names no blob digest"));
+                }
+                Kind::File { .. } | Kind::Symlink { .. } => {}
+            }
+        }
+        if !matches!(first.kind, Kind::Dir { .. }) && !rest.is_empty() {
+            return Err("a stored file or link holds entries".into());
+        }
+        Ok(())
+    }
+}
+
+/// A file of a restore: where it goes in its directory, and which blob.
+struct Restore {
+    name: String,
+    /// Its name beside `name` while it is copied.
+    temporary: String,
+    /// Where it goes, for people.
+    shown: PathBuf,
+    digest: String,
+    size: u64,
+    mode: u32,
 }
 
 /// A file's bytes as [`Store::put`] read them.
@@ -235,7 +344,7 @@ impl Store {
         if filled < buffer.len() {
             let digest = blake3::hash(&buffer[..filled]).to_hex().to_string();
             let size = filled as u64;
-            if touch(&self.blob(&digest)) {
+            if self.touch_blob(&digest, size) {
                 return Ok(Blob {
                     digest,
                     size,
@@ -270,7 +379,7 @@ impl Store {
             }
         }
         let digest = hasher.finalize().to_hex().to_string();
-        if touch(&self.blob(&digest)) {
+        if self.touch_blob(&digest, size) {
             return Ok(Blob {
                 digest,
                 size,
@@ -309,6 +418,20 @@ impl Store {
         })
     }
 
+    /// Whether the store holds blob `digest` at `size` bytes, marked as just stored (see
+    /// [`touch`]). One of another size (cut short) is written anew over it.
+    fn touch_blob(&self, digest: &str, size: u64) -> bool {
+        File::open(self.blob(digest)).is_ok_and(|file| {
+            let whole = file
+                .metadata()
+                .is_ok_and(|metadata| metadata.is_file() && metadata.len() == size);
+            if whole {
+                let _ = file.set_modified(SystemTime::now());
+            }
+            whole
+        })
+    }
+
     fn sync(&self) -> Result<(), StoreError> {
         let dir = File::open(&self.root).map_err(read_error(&self.root))?;
         nix::unistd::syncfs(&dir).map_err(|errno| StoreError::Write {
@@ -317,13 +440,17 @@ impl Store {
         })
     }
 
-    /// Restores the stored path `digest` at `target`, with its modes and symbolic links.
-    /// Returns its size and file count.
+    /// Restores the stored path `digest` (only what is at `within` in it, when given) at
+    /// `path` below `base`, with its modes (never setuid, setgid or sticky) and symbolic
+    /// links. Nothing is written outside `base`: no link below it is followed (see
+    /// [`beneath`]). Every file's bytes are hashed as they are copied; a blob that does not
+    /// match its digest is an error and leaves the store. Returns the size and file count.
     pub fn get(
         &self,
         digest: &str,
         within: Option<&str>,
-        target: &Path,
+        base: &Path,
+        path: &str,
     ) -> Result<Stored, StoreError> {
         let mut tree = self.read_tree(digest)?;
         if let Some(within) = within {
@@ -350,39 +477,42 @@ impl Store {
                 });
             }
         }
-        let mut files = Vec::new();
+        if !plain(path) {
+            return Err(StoreError::Damaged {
+                object: self.tree(digest),
+                reason: format!("`{path}` is not a plain relative path to restore it at"),
+            });
+        }
+        let root = beneath::open_base(base)?;
+        let mut dirs = beneath::Dirs::new(root.as_fd(), base);
+        dirs.open(parent_of(path), true)?;
+        // Files, by directory: restored on a few threads once directories and links are.
+        let mut files: Vec<(String, Vec<Restore>)> = Vec::new();
+        let mut modes = Vec::new();
         let (mut size, mut count) = (0, 0);
-        let mut dirs = Vec::new();
         for entry in &tree.entries {
-            // A tree is written by `put`, which names entries below the stored path only.
-            let below = Path::new(&entry.path)
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-            if !below {
-                return Err(StoreError::Damaged {
-                    digest: digest.to_string(),
-                    store: self.root.clone(),
-                });
-            }
-            let path = if entry.path.is_empty() {
-                target.to_path_buf()
+            let relative = if entry.path.is_empty() {
+                path.to_string()
             } else {
-                target.join(&entry.path)
+                format!("{path}/{}", entry.path)
             };
+            let (parent, name) = (parent_of(&relative), name_of(&relative));
+            let shown = dirs.shown(&relative);
+            let dir = dirs.open(parent, false)?;
             match &entry.kind {
                 Kind::Dir { mode } => {
-                    if path.is_symlink() || path.is_file() {
-                        std::fs::remove_file(&path).map_err(write_error(&path))?;
-                    }
-                    create_dir(&path)?;
-                    dirs.push((path, *mode));
+                    beneath::make_dir(dir, name, &shown)?;
+                    modes.push((relative.clone(), *mode & PERMISSIONS));
                 }
-                Kind::Symlink { target: link } => {
-                    make_room(&path)?;
-                    let temporary = beside(&path, count);
-                    std::os::unix::fs::symlink(link, &temporary)
-                        .map_err(write_error(&temporary))?;
-                    replace(&temporary, &path)?;
+                Kind::Symlink { target } => {
+                    beneath::make_room(dir, name, &shown)?;
+                    let temporary = beside(name, count);
+                    nix::unistd::symlinkat(target.as_str(), dir, temporary.as_str())
+                        .map_err(|errno| beneath::write_error(&shown, errno))?;
+                    nix::fcntl::renameat(dir, temporary.as_str(), dir, name).map_err(|errno| {
+                        let _ = unlinkat(dir, temporary.as_str(), UnlinkatFlags::NoRemoveDir);
+                        beneath::write_error(&shown, errno)
+                    })?;
                     count += 1;
                 }
                 Kind::File {
@@ -390,41 +520,132 @@ impl Store {
                     size: bytes,
                     digest,
                 } => {
-                    make_room(&path)?;
-                    files.push((self.blob(digest), beside(&path, count), path, *mode));
+                    beneath::make_room(dir, name, &shown)?;
+                    let restore = Restore {
+                        name: name.to_string(),
+                        temporary: beside(name, count),
+                        shown,
+                        digest: digest.clone(),
+                        size: *bytes,
+                        mode: *mode & PERMISSIONS,
+                    };
+                    // Large files each in a batch of their own, so they spread over the
+                    // threads too.
+                    match files.last_mut() {
+                        Some((dir, batch))
+                            if dir == parent
+                                && batch.len() < BATCH
+                                && batch.iter().map(|r| r.size).sum::<u64>() < BATCH_BYTES =>
+                        {
+                            batch.push(restore);
+                        }
+                        _ => files.push((parent.to_string(), vec![restore])),
+                    }
                     size += bytes;
                     count += 1;
                 }
             }
         }
-        parallel(&files, |(blob, temporary, path, mode)| {
-            if !blob.exists() {
-                return Err(StoreError::Missing {
-                    digest: digest.to_string(),
-                    store: self.root.clone(),
-                });
+        parallel(&files, |(parent, batch)| {
+            let mut dirs = beneath::Dirs::new(root.as_fd(), base);
+            let dir = dirs.open(parent, false)?;
+            let mut buffer = vec![0u8; BUFFER];
+            for restore in batch {
+                self.restore_file(dir, restore, &mut buffer)?;
             }
-            // copy_file_range: the kernel copies (or shares extents where the disk can).
-            // Copied aside and renamed over the path, so whoever reads it meanwhile (a stage
-            // beside this one getting the same path) sees one whole file or the other.
-            let copied = std::fs::copy(blob, temporary)
-                .map_err(write_error(temporary))
-                .and_then(|_| set_mode(temporary, *mode));
-            if let Err(error) = copied {
-                let _ = std::fs::remove_file(temporary);
-                return Err(error);
-            }
-            replace(temporary, path)
+            Ok(())
         })?;
         // Deepest first, so a read-only directory is made so after what it holds.
-        for (path, mode) in dirs.iter().rev() {
-            set_mode(path, *mode)?;
+        for (relative, mode) in modes.iter().rev() {
+            let dir = dirs.open(relative, false)?;
+            nix::sys::stat::fchmod(dir, nix::sys::stat::Mode::from_bits_truncate(*mode))
+                .map_err(|errno| beneath::write_error(&base.join(relative), errno))?;
         }
         Ok(Stored {
             digest: digest.to_string(),
             size,
             files: count,
         })
+    }
+
+    /// Copies a blob into `dir` beside where it goes, hashing what it copies, and renames it
+    /// into place when it is the blob's bytes. Copied aside and renamed, so whoever reads the
+    /// file meanwhile (a stage beside this one getting the same path) sees one whole file or
+    /// the other. One pass: the bytes are read once, into `buffer`, hashed and written.
+    fn restore_file(
+        &self,
+        dir: BorrowedFd<'_>,
+        restore: &Restore,
+        buffer: &mut [u8],
+    ) -> Result<(), StoreError> {
+        let object = self.blob(&restore.digest);
+        let mut input = match File::open(&object) {
+            Ok(input) => input,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing {
+                    digest: restore.digest.clone(),
+                    store: self.root.clone(),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: object,
+                    source,
+                });
+            }
+        };
+        let temporary = restore.temporary.as_str();
+        let created = nix::fcntl::openat(
+            dir,
+            temporary,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|errno| beneath::write_error(&restore.shown, errno))?;
+        let mut output = File::from(created);
+        let mut hasher = blake3::Hasher::new();
+        let mut copied = 0u64;
+        let result = (|| {
+            loop {
+                let n = fill(&mut input, buffer).map_err(read_error(&object))?;
+                copied += n as u64;
+                // More than the tree says: damaged, whatever follows.
+                if copied > restore.size {
+                    return Ok(());
+                }
+                hasher.update(&buffer[..n]);
+                output
+                    .write_all(&buffer[..n])
+                    .map_err(write_error(&restore.shown))?;
+                if n < buffer.len() {
+                    return Ok(());
+                }
+            }
+        })()
+        .and_then(|()| {
+            if copied != restore.size || hasher.finalize().to_hex().as_str() != restore.digest {
+                // Out of the store: the stage that stored it runs again (see `has`).
+                let _ = std::fs::remove_file(&object);
+                return Err(StoreError::Tampered {
+                    object: object.clone(),
+                    file: restore.shown.clone(),
+                });
+            }
+            nix::sys::stat::fchmod(
+                output.as_fd(),
+                nix::sys::stat::Mode::from_bits_truncate(restore.mode),
+            )
+            .map_err(|errno| beneath::write_error(&restore.shown, errno))
+        });
+        drop(output);
+        let placed = result.and_then(|()| {
+            nix::fcntl::renameat(dir, temporary, dir, restore.name.as_str())
+                .map_err(|errno| beneath::write_error(&restore.shown, errno))
+        });
+        if placed.is_err() {
+            let _ = unlinkat(dir, temporary, UnlinkatFlags::NoRemoveDir);
+        }
+        placed
     }
 
     /// Whether the tree `digest` holds something at `within`.
@@ -440,23 +661,46 @@ impl Store {
         })
     }
 
-    /// Whether the store holds the tree `digest` and every blob it names.
+    /// Whether the store holds the tree `digest` and every blob it names, at the size the
+    /// tree says. Cheap enough to ask before reusing each cached result (one `stat` per
+    /// blob): a blob cut short or lost is seen here, and the stage that stored it runs again;
+    /// one changed in place at its size is seen when it is restored, hashed as it is copied
+    /// ([`Store::get`]), which removes it, so the stage runs again in the next run.
     pub fn has(&self, digest: &str) -> bool {
-        self.read_tree(digest).is_ok_and(|tree| {
-            tree.entries.iter().all(|entry| match &entry.kind {
-                Kind::File { digest, .. } => self.blob(digest).exists(),
-                _ => true,
-            })
-        })
+        self.held(digest).is_ok()
     }
 
+    /// What [`Store::has`] asks, with why not.
+    pub fn held(&self, digest: &str) -> Result<(), StoreError> {
+        let tree = self.read_tree(digest)?;
+        for entry in &tree.entries {
+            if let Kind::File { digest, size, .. } = &entry.kind {
+                let object = self.blob(digest);
+                match std::fs::symlink_metadata(&object) {
+                    Ok(metadata) if metadata.is_file() && metadata.len() == *size => {}
+                    Ok(_) => {
+                        return Err(StoreError::Damaged {
+                            object,
+                            reason: format!("it does not hold the {size} bytes stored"),
+                        });
+                    }
+                    Err(_) => {
+                        return Err(StoreError::Missing {
+                            digest: digest.clone(),
+                            store: self.root.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tree `digest`, checked: its bytes hash to its name, and it names only what `put`
+    /// could have written (trees come from stages, which write the store themselves).
     fn read_tree(&self, digest: &str) -> Result<Tree, StoreError> {
         // Digests come from stages too: nothing but a digest may name a file.
-        let is_digest = digest.len() == 64
-            && digest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !is_digest {
+        if !is_digest(digest) {
             return Err(StoreError::Missing {
                 digest: digest.to_string(),
                 store: self.root.clone(),
@@ -473,10 +717,19 @@ impl Store {
             }
             Err(source) => return Err(StoreError::Read { path, source }),
         };
-        serde_json::from_slice(&bytes).map_err(|_| StoreError::Damaged {
-            digest: digest.to_string(),
-            store: self.root.clone(),
-        })
+        let damaged = |reason: String| StoreError::Damaged {
+            object: path.clone(),
+            reason,
+        };
+        if blake3::hash(&bytes).to_hex().as_str() != digest {
+            return Err(damaged(
+                "its bytes do not match its digest (changed since it was stored)".into(),
+            ));
+        }
+        let tree: Tree = serde_json::from_slice(&bytes)
+            .map_err(|error| damaged(format!("not a tree gzl can read: {error}")))?;
+        tree.check().map_err(damaged)?;
+        Ok(tree)
     }
 
     /// Removes every object that `live` trees do not name, and abandoned temporary files,
@@ -513,7 +766,8 @@ fn walk(
     file: &mut dyn FnMut(PathBuf, usize),
 ) -> Result<(), StoreError> {
     let metadata = std::fs::symlink_metadata(path).map_err(read_error(path))?;
-    let mode = metadata.permissions().mode() & 0o7777;
+    // Never setuid, setgid or sticky: a restore would not set them.
+    let mode = metadata.permissions().mode() & PERMISSIONS;
     let kind = metadata.file_type();
     if kind.is_symlink() {
         let target = std::fs::read_link(path).map_err(read_error(path))?;
@@ -677,41 +931,39 @@ fn touch(path: &Path) -> bool {
     })
 }
 
-/// Makes sure a restored file or link can take the place of `path`: a directory there is in
-/// the way; a missing parent is made. A file or link there is replaced by the rename.
-fn make_room(path: &Path) -> Result<(), StoreError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.is_dir() => Err(StoreError::InTheWay {
-            path: path.to_path_buf(),
-        }),
-        Ok(_) => Ok(()),
-        Err(_) => match path.parent() {
-            Some(parent) => create_dir(parent),
-            None => Ok(()),
-        },
-    }
+/// A name beside `name` for the `index`th entry of a restore by this process.
+fn beside(name: &str, index: u64) -> String {
+    format!(".{name}.gzl-get-{}-{index}", std::process::id())
 }
 
-/// A name beside `path` for the `index`th entry of a restore by this process.
-fn beside(path: &Path, index: u64) -> PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.gzl-get-{}-{index}", std::process::id()))
+/// Whether `path` is `/`-separated plain names: nothing empty, `.`, `..` or absolute.
+fn plain(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|name| !name.is_empty() && name != "." && name != ".." && !name.contains('\0'))
 }
 
-/// Renames a restored `temporary` over `path`; it does not stay behind when that fails.
-fn replace(temporary: &Path, path: &Path) -> Result<(), StoreError> {
-    std::fs::rename(temporary, path).map_err(|error| {
-        let _ = std::fs::remove_file(temporary);
-        write_error(path)(error)
-    })
+/// The directory part of a relative path (`""` for a name on its own).
+fn parent_of(path: &str) -> &str {
+    path.rfind('/').map_or("", |slash| &path[..slash])
+}
+
+/// The last name of a relative path.
+fn name_of(path: &str) -> &str {
+    path.rfind('/').map_or(path, |slash| &path[slash + 1..])
+}
+
+/// Whether `text` is a BLAKE3 digest in hex, as objects are named.
+fn is_digest(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn create_dir(path: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(path).map_err(write_error(path))
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(write_error(path))
 }
 
 /// Removes files in the fan-out directories under `root` that `keep` does not name.
@@ -774,8 +1026,9 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + use<>
 
 #[cfg(test)]
 mod tests {
-    use super::Store;
+    use super::{Kind, Store};
     use std::os::unix::fs::PermissionsExt as _;
+    use std::path::Path;
 
     #[test]
     fn a_directory_round_trips_with_modes_and_links_and_dedupes() {
@@ -801,7 +1054,9 @@ mod tests {
         assert_eq!(blobs, 2, "identical files are one blob");
 
         let target = temp.path().join("out");
-        store.get(&stored[0].digest, None, &target).unwrap();
+        store
+            .get(&stored[0].digest, None, temp.path(), "out")
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(target.join("bin/tool")).unwrap(),
             "#!/bin/sh\necho hi\n"
@@ -817,7 +1072,9 @@ mod tests {
         );
         assert!(store.has(&stored[0].digest));
         // Restoring over an earlier restore replaces it.
-        store.get(&stored[0].digest, None, &target).unwrap();
+        store
+            .get(&stored[0].digest, None, temp.path(), "out")
+            .unwrap();
     }
 
     #[test]
@@ -836,9 +1093,178 @@ mod tests {
         let left = std::fs::read_dir(temp.path().join("objects/tmp")).unwrap();
         assert_eq!(left.count(), 0, "no temporary file is left");
         store
-            .get(&stored[0].digest, None, &temp.path().join("out"))
+            .get(&stored[0].digest, None, temp.path(), "out")
             .unwrap();
         assert_eq!(std::fs::read(temp.path().join("out")).unwrap(), big);
+    }
+
+    /// A store holding one blob (`bytes`) and a tree of `entries` (JSON, `%blob` standing for
+    /// that blob's digest) written by hand, as a stage could; returns the tree's digest.
+    fn plant(root: &Path, bytes: &[u8], entries: &str) -> (Store, String) {
+        let store = Store::at(root.join("objects"));
+        let source = root.join("blob-source");
+        std::fs::write(&source, bytes).unwrap();
+        let blob = store.put(std::slice::from_ref(&source)).unwrap();
+        let tree = store.read_tree(&blob[0].digest).unwrap();
+        let Kind::File { digest, .. } = &tree.entries[0].kind else {
+            panic!("a file");
+        };
+        let text = format!(
+            r#"{{"v":1,"entries":{}}}"#,
+            entries.replace("%blob", digest)
+        );
+        let digest = blake3::hash(text.as_bytes()).to_hex().to_string();
+        let path = store.tree(&digest);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        (store, digest)
+    }
+
+    fn refused(store: &Store, digest: &str, base: &Path) -> String {
+        match store.get(digest, None, base, "got") {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("restored"),
+        }
+    }
+
+    // A stage writes its trees itself: one naming `link -> elsewhere` then `link/file`
+    // would write through the link it just made.
+    #[test]
+    fn a_tree_entry_below_a_symlink_entry_is_refused() {
+        let temp = tempfile::tempdir().unwrap();
+        let elsewhere = temp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let (store, digest) = plant(
+            temp.path(),
+            b"escaped",
+            &format!(
+                r#"[{{"path":"","kind":"dir","mode":493}},
+                    {{"path":"link","kind":"symlink","target":"{}"}},
+                    {{"path":"link/file","kind":"file","mode":420,"size":7,"digest":"%blob"}}]"#,
+                elsewhere.display()
+            ),
+        );
+        let base = temp.path().join("work");
+        let error = refused(&store, &digest, &base);
+        assert!(
+            error.contains("entry `link/file` is not below a directory listed before it"),
+            "{error}"
+        );
+        assert!(!store.has(&digest));
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    // Each kind of path that could leave the restore's place, or restore one path twice.
+    #[test]
+    fn trees_with_parent_absolute_empty_or_duplicate_entries_are_refused() {
+        let file = r#"{"path":"%p","kind":"file","mode":420,"size":1,"digest":"%blob"}"#;
+        for (path, reason) in [
+            ("..", "is not a plain relative path"),
+            ("a/../../x", "is not a plain relative path"),
+            ("/etc/x", "is not a plain relative path"),
+            ("a//b", "is not a plain relative path"),
+            ("./a", "is not a plain relative path"),
+            ("a", "is listed twice"),
+            ("f/below", "is not below a directory listed before it"),
+        ] {
+            let temp = tempfile::tempdir().unwrap();
+            let entries = format!(
+                r#"[{{"path":"","kind":"dir","mode":493}},{},{},{}]"#,
+                file.replace("%p", "a"),
+                file.replace("%p", "f"),
+                file.replace("%p", path)
+            );
+            let (store, digest) = plant(temp.path(), b"x", &entries);
+            let error = refused(&store, &digest, &temp.path().join("work"));
+            assert!(error.contains(reason), "{path}: {error}");
+            assert!(!temp.path().join("x").exists() && !Path::new("/etc/x").exists());
+        }
+    }
+
+    // A tree may carry any mode; a restore must not hand out setuid or setgid programs.
+    #[test]
+    fn setuid_bits_are_not_restored() {
+        let temp = tempfile::tempdir().unwrap();
+        let (store, digest) = plant(
+            temp.path(),
+            b"#!/bin/sh\n",
+            r#"[{"path":"","kind":"dir","mode":2045},
+                {"path":"tool","kind":"file","mode":3565,"size":10,"digest":"%blob"}]"#,
+        );
+        let base = temp.path().join("work");
+        store.get(&digest, None, &base, "got").unwrap();
+        let mode = |p: &str| {
+            std::fs::metadata(base.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("got/tool"), 0o755);
+        assert_eq!(mode("got"), 0o775);
+    }
+
+    // A link planted where the restore goes must not carry its files elsewhere.
+    #[test]
+    fn a_restore_does_not_follow_a_planted_symlink_out_of_its_place() {
+        let temp = tempfile::tempdir().unwrap();
+        let source = temp.path().join("src");
+        std::fs::create_dir_all(source.join("sub")).unwrap();
+        std::fs::write(source.join("sub/file"), "bytes").unwrap();
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(std::slice::from_ref(&source)).unwrap();
+        let elsewhere = temp.path().join("elsewhere");
+        let base = temp.path().join("work");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::create_dir_all(base.join("got")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, base.join("parent")).unwrap();
+        let error = store
+            .get(&stored[0].digest, None, &base, "parent/got")
+            .unwrap_err();
+        assert!(matches!(error, super::StoreError::Link { .. }), "{error}");
+        // A link inside the restored directory is replaced by the directory, not entered.
+        std::os::unix::fs::symlink(&elsewhere, base.join("got/sub")).unwrap();
+        store.get(&stored[0].digest, None, &base, "got").unwrap();
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert_eq!(std::fs::read(base.join("got/sub/file")).unwrap(), b"bytes");
+    }
+
+    // A blob changed in the store must not be restored as if it were what was stored.
+    #[test]
+    fn a_tampered_blob_is_an_error_naming_it_and_leaves_the_store() {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::write(temp.path().join("a"), "original").unwrap();
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(&[temp.path().join("a")]).unwrap();
+        let blob = store.blob(&blake3::hash(b"original").to_hex());
+        std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&blob, "tampered").unwrap();
+        assert!(
+            store.has(&stored[0].digest),
+            "the same size passes the quick check"
+        );
+        let error = store
+            .get(&stored[0].digest, None, temp.path(), "b")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&blob.display().to_string()), "{error}");
+        assert!(!temp.path().join("b").exists());
+        assert!(!store.has(&stored[0].digest), "it left the store");
+        let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 2, "no temporary file is left: {left:?}");
+    }
+
+    // A blob cut short is seen before a cached result is reused.
+    #[test]
+    fn a_truncated_blob_is_not_held() {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::write(temp.path().join("a"), "original").unwrap();
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(&[temp.path().join("a")]).unwrap();
+        let blob = store.blob(&blake3::hash(b"original").to_hex());
+        std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&blob, "orig").unwrap();
+        assert!(!store.has(&stored[0].digest));
     }
 
     fn walkdir_count(dir: &std::path::Path) -> usize {

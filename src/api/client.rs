@@ -11,7 +11,6 @@ use crate::store::Stored;
 pub struct Client {
     address: String,
     token: String,
-    stage: String,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     /// The server's answer to `hello`.
@@ -19,30 +18,27 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the job API at `address` and says hello as `stage` with `token`.
-    pub fn connect(address: &str, token: String, stage: String) -> Result<Self, ApiError> {
-        let writer = UnixStream::connect(address).map_err(|source| ApiError::Connect {
-            address: address.to_string(),
-            source,
-        })?;
-        let reader = writer.try_clone().map_err(|source| ApiError::Connect {
-            address: address.to_string(),
-            source,
-        })?;
+    /// Connects to the job API at `address` and says hello with the stage's credential
+    /// `token`.
+    pub fn connect(address: &str, token: String) -> Result<Self, ApiError> {
+        let (reader, writer) = open(address)?;
         let mut client = Client {
             address: address.to_string(),
             token,
-            stage,
-            reader: BufReader::new(reader),
+            reader,
             writer,
             hello: Response::default(),
         };
-        client.hello = client.call(Request {
+        client.hello = client.say_hello()?;
+        Ok(client)
+    }
+
+    fn say_hello(&mut self) -> Result<Response, ApiError> {
+        self.exchange(&Request {
             op: "hello".into(),
             client: Some(env!("CARGO_PKG_VERSION").into()),
             ..Request::default()
-        })?;
-        Ok(client)
+        })
     }
 
     /// The store to write objects into, when the runner lets this process write them itself.
@@ -92,23 +88,44 @@ impl Client {
         }
     }
 
-    fn call(&mut self, mut request: Request) -> Result<Response, ApiError> {
+    /// Asks `request`. A connection the server closed meanwhile (it closes idle ones, and
+    /// storing a large directory between `hello` and `stored` can take a while) is opened
+    /// again once: every request is safe to repeat.
+    fn call(&mut self, request: Request) -> Result<Response, ApiError> {
+        match self.exchange(&request) {
+            Err(ApiError::Closed { .. }) => {
+                (self.reader, self.writer) = open(&self.address)?;
+                self.say_hello()?;
+                self.exchange(&request)
+            }
+            answer => answer,
+        }
+    }
+
+    fn exchange(&mut self, request: &Request) -> Result<Response, ApiError> {
+        let mut request = request.clone();
         request.v = VERSION;
         request.token.clone_from(&self.token);
-        request.stage.clone_from(&self.stage);
-        let io = |source| ApiError::Io {
-            address: self.address.clone(),
-            source,
+        let closed = |source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                ApiError::Closed {
+                    address: self.address.clone(),
+                }
+            }
+            _ => ApiError::Io {
+                address: self.address.clone(),
+                source,
+            },
         };
         let mut line = serde_json::to_string(&request).unwrap_or_default();
         line.push('\n');
-        self.writer.write_all(line.as_bytes()).map_err(io)?;
+        self.writer.write_all(line.as_bytes()).map_err(closed)?;
         let mut answer = String::new();
-        let io = |source| ApiError::Io {
-            address: self.address.clone(),
-            source,
-        };
-        self.reader.read_line(&mut answer).map_err(io)?;
+        if self.reader.read_line(&mut answer).map_err(closed)? == 0 {
+            return Err(ApiError::Closed {
+                address: self.address.clone(),
+            });
+        }
         let response: Response = serde_json::from_str(&answer).map_err(|_| ApiError::Garbled {
             answer: answer.trim_end().to_string(),
         })?;
@@ -122,6 +139,17 @@ impl Client {
             })
         }
     }
+}
+
+/// A connection to `address`: its reading and writing halves.
+fn open(address: &str) -> Result<(BufReader<UnixStream>, UnixStream), ApiError> {
+    let error = |source| ApiError::Connect {
+        address: address.to_string(),
+        source,
+    };
+    let writer = UnixStream::connect(address).map_err(error)?;
+    let reader = writer.try_clone().map_err(error)?;
+    Ok((BufReader::new(reader), writer))
 }
 
 /// An answer to `lookup`.

@@ -2,9 +2,11 @@
 //! (`gzl obj-store`, `gzl obj-get`) can talk to the gzl that runs them.
 //!
 //! One Unix socket per run (`GZL_API`), line-delimited JSON, one response line per request
-//! line. Every request carries the protocol version it speaks (`v`), the run's token
-//! (`GZL_TOKEN`) and the stage it comes from (`GZL_STAGE`); the server refuses a wrong token
-//! and a stage of the run that is not running. A client opens with `hello`, which names the
+//! line. Every request carries the protocol version it speaks (`v`) and the credential of
+//! the stage it comes from (`GZL_STAGE_TOKEN`), from which the server knows the stage: a
+//! stage can speak only as itself. The server refuses an unknown credential and a stage of
+//! the run that is not running, and bounds what a connection may hold: its line length, how
+//! long it idles, how many connections a run serves at once. A client opens with `hello`, which names the
 //! versions and capabilities the server has, so an older gzl in a stage keeps working with a
 //! newer runner. docs/design/job-api.md is the reference.
 
@@ -12,15 +14,16 @@ mod client;
 mod server;
 
 pub use client::{Client, Found};
-pub use server::{Server, Stages};
+pub use server::{Credentials, Server, Stages};
 
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this gzl speaks.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
-/// The protocol versions this gzl serves.
-pub const VERSIONS: &[u32] = &[1];
+/// The protocol versions this gzl serves. Version 1 named the stage in each request beside
+/// the run's token, so any stage could speak for another; it is refused, saying why.
+pub const VERSIONS: &[u32] = &[2];
 
 /// The capability of a runner whose store the stage may write straight into (a local run):
 /// the client stores objects itself, then registers them.
@@ -28,8 +31,8 @@ pub const LOCAL_STORE: &str = "store.local";
 
 /// The environment variables that make a process a stage, and what they hold.
 pub const ADDRESS_VARIABLE: &str = "GZL_API";
-pub const TOKEN_VARIABLE: &str = "GZL_TOKEN";
-pub const STAGE_VARIABLE: &str = "GZL_STAGE";
+/// The stage's own credential, which names it to the job API (and only it).
+pub const STAGE_TOKEN_VARIABLE: &str = "GZL_STAGE_TOKEN";
 
 /// A failure to talk to the job API.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,8 @@ pub enum ApiError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the job API at {address} closed the connection without an answer")]
+    Closed { address: String },
     #[error("the job API sent an answer this gzl cannot read: {answer}")]
     Garbled { answer: String },
     #[error("the runner refused: {message}")]
@@ -64,8 +69,8 @@ pub struct Request {
     pub v: u32,
     /// `hello`, `stored` or `lookup`.
     pub op: String,
+    /// The stage's credential, `GZL_STAGE_TOKEN`.
     pub token: String,
-    pub stage: String,
     /// This client's gzl version (`hello`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,

@@ -32,6 +32,11 @@ pub use mask::Masker;
 pub use reaper::{run_spared, stage_processes};
 pub use supervisor::Job;
 
+/// The variable that carries a run's token into its stages' environments: how gzl tells its
+/// stages' processes from others', even from another gzl (`gzl stop`, the clean-up after a
+/// dead gzl).
+pub const RUN_TOKEN_VARIABLE: &str = "GZL_TOKEN";
+
 use crate::plan::Plan;
 use reaper::Reaper;
 use supervisor::Supervisor;

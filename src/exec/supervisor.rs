@@ -113,7 +113,7 @@ impl Supervisor<'_> {
             .job
             .env
             .iter()
-            .find(|(name, _)| name == crate::api::TOKEN_VARIABLE)
+            .find(|(name, _)| name == super::RUN_TOKEN_VARIABLE)
             .map(|(_, value)| value.as_str());
         let root = child
             .id()

@@ -76,8 +76,8 @@ pub(super) struct RunContext<'a> {
     pub dirty: bool,
     /// Where secrets are looked up.
     pub home: &'a Home,
-    /// The run's job API socket.
-    pub api: &'a Path,
+    /// The run's job API: its socket and the stages' credentials.
+    pub api: &'a crate::api::Credentials,
 }
 
 /// The job for `stage` of a run.
@@ -97,9 +97,19 @@ pub(super) fn job(
         ("CI".to_string(), "true".to_string()),
         ("GZL".to_string(), "1".to_string()),
         ("GZL_RUN_ID".to_string(), run.run.id.to_string()),
-        ("GZL_TOKEN".to_string(), run.run.token.clone()),
-        ("GZL_API".to_string(), run.api.display().to_string()),
+        (
+            crate::exec::RUN_TOKEN_VARIABLE.to_string(),
+            run.run.token.clone(),
+        ),
+        (
+            "GZL_API".to_string(),
+            run.api.address().display().to_string(),
+        ),
         ("GZL_STAGE".to_string(), stage.name.clone()),
+        (
+            crate::api::STAGE_TOKEN_VARIABLE.to_string(),
+            run.api.stage_token(&stage.name),
+        ),
         ("GZL_REPO_ROOT".to_string(), root.clone()),
         ("GZL_WORKSPACE".to_string(), root),
         (

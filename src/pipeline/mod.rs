@@ -187,11 +187,11 @@ pub fn run(
         workspace.started(run_id)?;
     }
     let run_artifacts = RunArtifacts::new(run_id, &plan, &reused, &reused_runs, &mut history)?;
-    let server = api::Server::bind(&lease.dir, &lease.token, store, run_artifacts, api_history)
+    let server = api::Server::bind(&lease.dir, store, run_artifacts, api_history)
         .map_err(artifacts::ArtifactError::from)?;
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
     let home = history.home().clone();
-    let api_address = server.address().to_path_buf();
+    let api_credentials = server.credentials();
     let context = jobs::RunContext {
         root: &root,
         run: &lease,
@@ -199,7 +199,7 @@ pub fn run(
         tree: tree.as_deref(),
         dirty,
         home: &home,
-        api: &api_address,
+        api: &api_credentials,
     };
     let jobs: Vec<Job> = plan
         .nodes()

@@ -299,8 +299,7 @@ fn stage_commands_outside_a_stage_say_so() {
     crate::harness::Run::from(
         test.command(&["obj-get", "target/app"])
             .env("GZL_API", &gone)
-            .env("GZL_TOKEN", "00000000000000000000000000000000")
-            .env("GZL_STAGE", "build")
+            .env("GZL_STAGE_TOKEN", "00000000000000000000000000000000")
             .output()
             .unwrap(),
     )
@@ -313,7 +312,7 @@ fn stage_commands_outside_a_stage_say_so() {
 fn a_request_with_another_token_is_refused() {
     let test = with_stages(
         "build:
-    @env GZL_TOKEN=00000000000000000000000000000000
+    @env GZL_STAGE_TOKEN=00000000000000000000000000000000
     echo app > app
     %gzl obj-store app
 ",
@@ -322,7 +321,7 @@ fn a_request_with_another_token_is_refused() {
     test.gzl(&["run"]).status(1);
     test.gzl(&["logs", "last", "build"])
         .status(0)
-        .stdout_has("the runner refused: wrong GZL_TOKEN");
+        .stdout_has("the runner refused: wrong GZL_STAGE_TOKEN");
     test.gzl(&["artifacts", "last"])
         .status(0)
         .stderr_has("stored no artifacts");
@@ -371,14 +370,14 @@ probe: other
     def ask(request):
         s.sendall((request + '\\n').encode())
         return replies.readline()
-    base = {'token': os.environ['GZL_TOKEN'], 'stage': os.environ['GZL_STAGE']}
+    base = {'token': os.environ['GZL_STAGE_TOKEN']}
     with open('%out/api', 'w') as out:
         for request in [
-            dict(base, v=1, op='hello', client='0.0.1', later_field=True),
-            dict(base, v=2, op='hello'),
-            dict(base, v=1, op='upload'),
-            dict(base, v=1, op='hello', stage='other'),
-            dict(base, v=1, op='lookup', path='nothing'),
+            dict(base, v=2, op='hello', client='0.0.1', later_field=True),
+            dict(base, v=3, op='hello'),
+            dict(base, v=2, op='upload'),
+            dict(base, v=1, op='hello', token=os.environ['GZL_TOKEN'], stage='probe'),
+            dict(base, v=2, op='lookup', path='nothing'),
         ]:
             out.write(ask(json.dumps(request)))
         out.write(ask('not json'))
@@ -394,8 +393,8 @@ probe: other
     assert_eq!(replies.len(), 6);
     let hello = &replies[0];
     assert_eq!(hello["ok"], true, "{hello}");
-    assert_eq!(hello["v"], 1);
-    assert_eq!(hello["versions"], serde_json::json!([1]));
+    assert_eq!(hello["v"], 2);
+    assert_eq!(hello["versions"], serde_json::json!([2]));
     assert_eq!(hello["capabilities"], serde_json::json!(["store.local"]));
     assert!(hello["store"].as_str().unwrap().ends_with("/objects"));
     let refused = |reply: &serde_json::Value, text: &str| {
@@ -403,10 +402,16 @@ probe: other
         let error = reply["error"].as_str().unwrap_or_default();
         assert!(error.contains(text), "{error:?} lacks {text:?}");
     };
-    refused(&replies[1], "job API version 2 is not spoken here");
-    assert_eq!(replies[1]["versions"], serde_json::json!([1]));
+    refused(&replies[1], "job API version 3 is not spoken here");
+    assert_eq!(replies[1]["versions"], serde_json::json!([2]));
     refused(&replies[2], "unknown request `upload`");
-    refused(&replies[3], "stage `other` of run 1 is not running");
+    // An older gzl in a stage is told why, and what to use.
+    refused(&replies[3], "job API version 1 is not spoken here");
+    refused(
+        &replies[3],
+        "the gzl in this stage is older than the one running it",
+    );
+    assert_eq!(replies[3]["versions"], serde_json::json!([2]));
     refused(
         &replies[4],
         "no stage upstream of `probe` stored `nothing` (upstream: `other`)",
@@ -550,4 +555,334 @@ missing: build
     test.gzl(&["logs", "last", "missing"])
         .status(0)
         .stdout_has("`out/bin/nothing` is not in `out`, the directory stage `build` stored");
+}
+
+/// A stage script in Python that talks to the job API: `ask(request)` sends one request
+/// (a dict, with this stage's credential added, or a str sent as it is) and returns the
+/// answer as a dict (None when the connection closed).
+const PYTHON_CLIENT: &str = "    @shell python3
+    import json, os, socket, time
+    def connect():
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(os.environ['GZL_API'])
+        return s, s.makefile('r')
+    def ask(request, conn=None):
+        s, replies = conn or connect()
+        if isinstance(request, dict):
+            request = json.dumps(dict({'v': 2, 'token': os.environ['GZL_STAGE_TOKEN']}, **request))
+        s.sendall((request + '\\n').encode())
+        line = replies.readline()
+        return json.loads(line) if line else None
+";
+
+// Every stage held the run's token and named itself: any stage could store or get as another.
+#[test]
+fn a_stage_cannot_speak_for_another_stage() {
+    let test = with_stages(&format!(
+        "build:
+    echo app > app
+    %gzl obj-store app
+    touch %out/stored
+impostor:
+{PYTHON_CLIENT}    deadline = time.time() + 60
+    while not os.path.exists('%out/stored') and time.time() < deadline:
+        time.sleep(0.02)
+    run_token = ask({{'op': 'lookup', 'path': 'app', 'token': os.environ['GZL_TOKEN'], 'stage': 'build'}})
+    named = ask({{'op': 'lookup', 'path': 'app', 'stage': 'build'}})
+    stored = ask({{'op': 'stored', 'path': 'app', 'stage': 'build', 'digest': '0' * 64, 'size': 1, 'files': 1}})
+    with open('%out/answers', 'w') as out:
+        for answer in [run_token, named, stored]:
+            out.write(json.dumps(answer) + '\\n')
+"
+    ));
+    test.commit("first");
+    test.gzl(&["run", "-j", "2"]).status(0);
+    let answers: Vec<serde_json::Value> = test
+        .outside_lines("answers")
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let error = |i: usize| answers[i]["error"].as_str().unwrap_or_default().to_string();
+    // The run's token is no credential; a stage's own one speaks for it, whatever it claims.
+    assert!(error(0).contains("wrong GZL_STAGE_TOKEN"), "{}", answers[0]);
+    assert!(
+        error(1).contains("stage `build` stored it, but `impostor` does not need it"),
+        "{}",
+        answers[1]
+    );
+    assert_eq!(answers[2]["ok"], false, "{}", answers[2]);
+    test.gzl(&["artifacts", "last"])
+        .status(0)
+        .stdout_has("build  app");
+}
+
+// A request line without end would grow the runner's memory without bound.
+#[test]
+fn an_oversized_request_line_is_refused() {
+    let test = with_stages(&format!(
+        "probe:
+{PYTHON_CLIENT}    conn = connect()
+    # One byte more than a line may hold, and no end of line: the runner reads it all.
+    conn[0].sendall(b'x' * ((1 << 20) + 1))
+    long = json.loads(conn[1].readline())
+    after = conn[1].readline()
+    ok = ask({{'op': 'hello'}})
+    with open('%out/answers', 'w') as out:
+        out.write(json.dumps([long, after, ok]) + '\\n')
+"
+    ));
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let answers: serde_json::Value =
+        serde_json::from_str(&test.outside_lines("answers")[0]).unwrap();
+    assert_eq!(answers[0]["ok"], false, "{answers}");
+    assert!(
+        answers[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("a request line is longer than 1048576 bytes"),
+        "{answers}"
+    );
+    assert_eq!(answers[1], "", "the connection is closed after it");
+    assert_eq!(
+        answers[2]["ok"], true,
+        "a new connection is served: {answers}"
+    );
+}
+
+// A stage (or what it left running) opening connections without end would starve the run.
+#[test]
+fn connections_beyond_the_limit_are_refused() {
+    let test = with_stages(&format!(
+        "probe:
+{PYTHON_CLIENT}    held = [connect() for _ in range(64)]
+    hellos = [ask({{'op': 'hello'}}, conn) for conn in held]
+    beyond = connect()
+    refused = beyond[1].readline()
+    for s, replies in held:
+        replies.close()
+        s.close()
+    deadline = time.time() + 60
+    again = None
+    while time.time() < deadline:
+        try:
+            again = ask({{'op': 'hello'}})
+        except OSError:
+            # Refused and closed while the runner has yet to see the others close.
+            again = None
+        if again and again['ok']:
+            break
+        time.sleep(0.02)
+    with open('%out/answers', 'w') as out:
+        out.write(json.dumps([all(h['ok'] for h in hellos), refused, again]) + '\\n')
+"
+    ));
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let answers: serde_json::Value =
+        serde_json::from_str(&test.outside_lines("answers")[0]).unwrap();
+    assert_eq!(answers[0], true, "64 connections are served: {answers}");
+    let refused: serde_json::Value =
+        serde_json::from_str(answers[1].as_str().unwrap()).expect("a refusal line");
+    assert_eq!(refused["ok"], false);
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("serves 64 connections at once and all are taken"),
+        "{refused}"
+    );
+    assert_eq!(answers[2]["ok"], true, "freed slots serve again: {answers}");
+}
+
+/// A repository whose `pkg` is a committed link to `elsewhere`, outside it, and a stage
+/// `build` that stores `pkg/dist` (a directory holding `app`) from its own `made/`.
+fn with_a_planted_link(consumer: &str) -> (Test, std::path::PathBuf) {
+    let test = with_stages(&format!(
+        "build:
+    @dir made
+    mkdir -p pkg/dist
+    echo app > pkg/dist/app
+    %gzl obj-store pkg/dist
+{consumer}"
+    ));
+    test.write("made/.keep", "");
+    let elsewhere = test.outside("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, test.path("pkg")).unwrap();
+    test.commit("first");
+    (test, elsewhere)
+}
+
+// A link in the workspace (committed, or made by an earlier stage) carried restored files
+// anywhere the user can write.
+#[test]
+fn obj_get_does_not_follow_a_planted_symlink_out_of_the_workspace() {
+    let (test, elsewhere) = with_a_planted_link(
+        "deploy: build
+    %gzl obj-get pkg/dist
+",
+    );
+    test.gzl(&["run"])
+        .status(1)
+        .summary_has("deploy", "exit code 2");
+    test.gzl(&["logs", "last", "deploy"])
+        .status(0)
+        .stdout_has("cannot restore `pkg/dist`, which stage `build` stored")
+        .stdout_has("/pkg: it is a symbolic link, and gzl does not write through links");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+// `gzl artifacts --out DIR` wrote through a link in DIR just as obj-get did.
+#[test]
+fn artifacts_out_does_not_write_through_a_symlink() {
+    let (test, elsewhere) = with_a_planted_link("");
+    test.gzl(&["run"]).status(0);
+    let out = test.outside("exported");
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("pkg")).unwrap();
+    let out_arg = out.display().to_string();
+    test.gzl(&["artifacts", "1", "--out", &out_arg])
+        .status(2)
+        .stderr_has("run 1: cannot write `pkg/dist` of stage `build`")
+        .stderr_has("it is a symbolic link");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    // A link where the artifact itself goes is replaced, not entered.
+    std::fs::remove_file(out.join("pkg")).unwrap();
+    std::fs::create_dir(out.join("pkg")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("pkg/dist")).unwrap();
+    test.gzl(&["artifacts", "1", "--out", &out_arg]).status(0);
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_to_string(out.join("pkg/dist/app")).unwrap(),
+        "app\n"
+    );
+}
+
+// A stage writes the store itself: a tree it made by hand could name `link -> elsewhere` and
+// then `link/file`, which a restore would write through the link it had just made.
+#[test]
+fn a_tree_entry_below_a_symlink_entry_is_refused() {
+    let elsewhere_test = Test::new();
+    let elsewhere = elsewhere_test.outside("elsewhere");
+    let blob = blake3::hash(b"x").to_hex().to_string();
+    let tree = format!(
+        r#"{{"v":1,"entries":[{{"path":"","kind":"dir","mode":493}},{{"path":"link","kind":"symlink","target":"{}"}},{{"path":"link/file","kind":"file","mode":420,"size":1,"digest":"{blob}"}}]}}"#,
+        elsewhere.display()
+    );
+    let digest = blake3::hash(tree.as_bytes()).to_hex().to_string();
+    let test = with_stages(&format!(
+        "smuggle:
+{PYTHON_CLIENT}    answer = ask({{'op': 'stored', 'path': 'out', 'digest': '{digest}', 'size': 1, 'files': 2}})
+    with open('%out/answer', 'w') as out:
+        out.write(json.dumps(answer) + '\\n')
+"
+    ));
+    for (dir, name, bytes) in [("trees", &digest, tree.as_bytes()), ("blobs", &blob, b"x")] {
+        let path = test.home().join("objects").join(dir).join(&name[..2]);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join(&name[2..]), bytes).unwrap();
+    }
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    let answer: serde_json::Value = serde_json::from_str(&test.outside_lines("answer")[0]).unwrap();
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("entry `link/file` is not below a directory listed before it"),
+        "{answer}"
+    );
+    test.gzl(&["artifacts", "last"])
+        .status(0)
+        .stderr_has("stored no artifacts");
+}
+
+/// BUILD, reused while `src/` is unchanged, and a stage `test` that gets its artifacts each
+/// run.
+fn with_a_cached_build() -> Test {
+    let test = with_stages(&format!(
+        "{}test: build
+    rm -rf out app.txt
+    %gzl obj-get out app.txt
+    echo \"$(cat out/bin/tool) $(cat input.txt)\" >> %out/tested
+",
+        BUILD.replace("build:\n", "build:\n    @when src/**\n")
+    ));
+    test.write("src/main.c", "int main;\n");
+    test.write("input.txt", "one\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.write("input.txt", "two\n");
+    test.commit("second");
+    test
+}
+
+/// The blob holding `bytes`, made writable.
+fn blob_of(test: &Test, bytes: &[u8]) -> std::path::PathBuf {
+    let digest = blake3::hash(bytes).to_hex().to_string();
+    let path = test
+        .home()
+        .join("objects/blobs")
+        .join(&digest[..2])
+        .join(&digest[2..]);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+// A changed object was restored as if it were what the stage stored.
+#[test]
+fn a_tampered_object_is_an_error_naming_it() {
+    let test = with_a_cached_build();
+    let blob = blob_of(&test, b"tool\n");
+    std::fs::write(&blob, "evil\n").unwrap();
+    let run = test.gzl(&["run"]).status(1);
+    run.summary_has("build", "cached");
+    run.summary_has("test", "exit code 3");
+    test.gzl(&["logs", "last", "test"])
+        .status(0)
+        .stdout_has("cannot restore `out`, which stage `build` stored")
+        .stdout_has(&format!(
+            "{} does not hold the bytes stored for",
+            blob.display()
+        ))
+        .stdout_has("out/bin/tool (changed or cut short since it was stored)");
+    // It left the store, so the stage that stored it runs again.
+    let again = test.gzl(&["run"]).status(0);
+    again.summary_has("build", "passed");
+    assert_eq!(test.outside_lines("executed"), ["built", "built"]);
+    assert_eq!(test.outside_lines("tested"), ["tool one", "tool two"]);
+}
+
+// A cut-short object was only found missing when a later stage restored it.
+#[test]
+fn a_truncated_object_makes_the_cached_stage_run_again() {
+    let test = with_a_cached_build();
+    std::fs::write(blob_of(&test, b"tool\n"), "to").unwrap();
+    let run = test.gzl(&["run"]).status(0);
+    run.summary_has("build", "passed");
+    assert_eq!(test.outside_lines("executed"), ["built", "built"]);
+    assert_eq!(test.outside_lines("tested"), ["tool one", "tool two"]);
+}
+
+// Restored files must not become setuid or setgid programs, whatever the store says.
+#[test]
+fn setuid_bits_are_not_restored() {
+    let test = with_stages(
+        "build:
+    mkdir -p sbin
+    printf x > sbin/tool
+    chmod 6755 sbin/tool
+    chmod 3775 sbin
+    %gzl obj-store sbin
+use: build
+    rm -rf sbin
+    %gzl obj-get sbin
+    stat -c %a sbin/tool sbin > %out/modes
+",
+    );
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    assert_eq!(test.outside_lines("modes"), ["755", "775"]);
 }
