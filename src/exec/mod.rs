@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 
 pub use event::{Event, Joined, JoinedStage, Outcome, RunInfo};
 pub use mask::Masker;
-pub use reaper::{run_spared, stage_processes};
+pub use reaper::{kill_abandoned, run_spared, stage_processes};
 pub use supervisor::Job;
 
 /// The variable that carries a run's token into its stages' environments: how gzl tells its
@@ -395,40 +395,5 @@ impl Scheduler<'_> {
                 duration,
             })
             .await;
-    }
-}
-
-/// Kills every process still running for a run whose gzl died, so nobody stopped its
-/// stages. Stage processes are recognised by the run's `GZL_TOKEN` in the environment they
-/// started with (children inherit it); Linux only, where `/proc` shows it.
-pub fn kill_abandoned(token: &str) {
-    if token.is_empty() {
-        return;
-    }
-    let marker = format!("GZL_TOKEN={token}");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ
-            .split(|&b| b == 0)
-            .any(|var| var == marker.as_bytes())
-        {
-            tracing::debug!(pid, "killing a process left by an interrupted run");
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
     }
 }

@@ -246,7 +246,7 @@ impl Reaper {
         if !self.subreaper
             && let Some(token) = lock(&self.token).clone()
         {
-            super::kill_abandoned(&token);
+            kill_abandoned(&token);
         }
     }
 
@@ -470,7 +470,15 @@ impl View<'_> {
 
 /// The `GZL_TOKEN` and `GZL_STAGE` of the environment `pid` started with, when it has both.
 fn marker(pid: i32) -> Option<(String, String)> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let (token, stage) = markers(pid);
+    token.zip(stage)
+}
+
+/// The `GZL_TOKEN` and the `GZL_STAGE` of the environment `pid` started with.
+fn markers(pid: i32) -> (Option<String>, Option<String>) {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return (None, None);
+    };
     let mut token = None;
     let mut stage = None;
     for variable in environ.split(|&b| b == 0) {
@@ -480,7 +488,7 @@ fn marker(pid: i32) -> Option<(String, String)> {
             stage = std::str::from_utf8(value).ok().map(str::to_string);
         }
     }
-    token.zip(stage)
+    (token, stage)
 }
 
 /// Which pids a look at `/proc` reads.
@@ -549,17 +557,7 @@ fn scan(scope: Scope) -> Table {
         }
         return table;
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return table;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in all_pids() {
         if in_range(i64::from(pid))
             && let Some(process) = read_stat(pid)
         {
@@ -567,6 +565,30 @@ fn scan(scope: Scope) -> Table {
         }
     }
     table
+}
+
+/// The pids `/proc` lists (none elsewhere).
+fn all_pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+}
+
+/// Kills every process still running for a run whose gzl died, so nobody stopped its
+/// stages. Stage processes are recognised by the run's `GZL_TOKEN` in the environment they
+/// started with (children inherit it); Linux only, where `/proc` shows it.
+pub fn kill_abandoned(token: &str) {
+    if token.is_empty() {
+        return;
+    }
+    for pid in all_pids() {
+        if markers(pid).0.is_some_and(|t| t == token) {
+            tracing::debug!(pid, "killing a process left by an interrupted run");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
 }
 
 fn read_stat(pid: i32) -> Option<Proc> {
