@@ -60,6 +60,10 @@ pub fn watch(
     report: &mut dyn FnMut(Report<'_>),
 ) -> Result<RunStatus, Error> {
     let runtime = pipeline::runtime()?;
+    let mut termination = {
+        let _inside = runtime.enter();
+        Termination::listen()
+    };
     let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = watcher(
         |_| true,
@@ -93,6 +97,10 @@ pub fn watch(
             if status == RunStatus::Cancelled {
                 return Ok(RunStatus::Cancelled);
             }
+            if status == RunStatus::Stopped {
+                let _inside = runtime.enter();
+                termination.forget();
+            }
             // Commits that came during the run are queued now, coalesced.
             while changes.try_recv().is_ok() {}
             queue.refresh(repo, options)?;
@@ -110,7 +118,7 @@ pub fn watch(
                     }
                     false
                 }
-                () = terminated() => true,
+                () = termination.recv() => true,
             }
         });
         if interrupted {
@@ -120,22 +128,47 @@ pub fn watch(
     }
 }
 
-/// Resolves on the first SIGINT, SIGTERM or SIGHUP, as a run treats them.
-async fn terminated() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(mut int), Ok(mut term), Ok(mut hup)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
+/// SIGINT, SIGTERM and SIGHUP, listened to for the whole watch, as a run treats them. A
+/// signal that comes while gzl is not waiting (reading the repository, or a run that has
+/// already ended taking it as a cancel too late to stop anything) is kept until the next wait
+/// sees it: listening afresh at each wait lost such a signal, and the watch went on.
+struct Termination(Option<[tokio::signal::unix::Signal; 3]>);
+
+impl Termination {
+    /// Starts listening; must be called inside the runtime that waits.
+    fn listen() -> Termination {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(int), Ok(term), Ok(hup)) => Termination(Some([int, term, hup])),
+            _ => Termination(None),
         }
-        _ => std::future::pending().await,
+    }
+
+    /// Forgets the signals received so far: the SIGTERM with which `gzl stop RUN` stops one
+    /// run of the watch is not the watch's end.
+    fn forget(&mut self) {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        for signal in self.0.iter_mut().flatten() {
+            while let std::task::Poll::Ready(Some(())) = signal.poll_recv(&mut context) {}
+        }
+    }
+
+    /// Resolves on the first of the signals since listening began (or last forgotten).
+    async fn recv(&mut self) {
+        match &mut self.0 {
+            Some([int, term, hup]) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -341,6 +374,10 @@ pub fn watch_worktree(
     use std::sync::{Arc, Mutex};
 
     let runtime = pipeline::runtime()?;
+    let mut termination = {
+        let _inside = runtime.enter();
+        Termination::listen()
+    };
     let current: Arc<Mutex<Current>> = Arc::new(Mutex::new((None, None)));
     let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel::<()>();
     let (events_tx, events) = std::sync::mpsc::channel::<()>();
@@ -407,6 +444,10 @@ pub fn watch_worktree(
             "HEAD, no changes"
         };
         let status = run_state(project, options, state, label, stop_rx, report)?;
+        if status == RunStatus::Stopped {
+            let _inside = runtime.enter();
+            termination.forget();
+        }
         current
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -423,7 +464,7 @@ pub fn watch_worktree(
         let interrupted = runtime.block_on(async {
             tokio::select! {
                 _ = changed.recv() => false,
-                () = terminated() => true,
+                () = termination.recv() => true,
             }
         });
         if interrupted {

@@ -227,3 +227,34 @@ fn sighup_ends_gzl_watch_while_it_waits_for_commits() {
     }
     Run::from(watch.wait_with_output().expect("gzl ends")).status(130);
 }
+
+// The watch listens for Ctrl-C from its start: a Ctrl-C that came as a run ended (taken by the
+// ending run, too late to cancel it) was lost, and the watch went on forever. The SIGTERM with
+// which `gzl stop RUN` stops one of the watch's runs is not the watch's end, though.
+#[test]
+fn gzl_stop_of_a_watched_run_does_not_end_the_watch() {
+    let test = Test::new();
+    let pid = test.outside("stage.pid");
+    test.write(
+        "Gzlfile",
+        format!(
+            "slow:\n    echo $$ > {}\n    test -e quick || sleep 1000\n",
+            pid.display()
+        ),
+    );
+    let first = test.commit("first");
+    let watch = test.spawn(&["watch"]);
+    wait_for_pid(&pid);
+    test.gzl(&["stop", "1"]).status(0);
+    let runs = wait_for_runs(&test, &[&first]);
+    assert_eq!(runs[0]["status"], "stopped");
+    test.write("quick", "");
+    let second = test.commit("second");
+    let runs = wait_for_runs(&test, &[&second]);
+    let run = runs
+        .iter()
+        .find(|r| r["commit"] == second.as_str())
+        .unwrap();
+    assert_eq!(run["status"], "passed");
+    stop(watch).status(130);
+}
