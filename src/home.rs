@@ -132,27 +132,15 @@ impl Home {
     }
 }
 
-/// Creates `dir` and the directories missing above it with mode 0700, whatever the umask.
-/// An existing directory is left as it is.
+/// Creates `dir` and the directories missing above it with mode 0700 (a umask only takes
+/// bits away, and none of the group's or others' are there to take). An existing directory is
+/// left as it is.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            match dir.parent() {
-                Some(parent) if parent != dir => create_private_dir(parent)?,
-                _ => return Err(error),
-            }
-            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-                Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
-                // Made meanwhile by another gzl.
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-                Err(error) => Err(error),
-            }
-        }
-        Err(error) => Err(error),
-    }
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Creates (or truncates) a file only its owner can read and write, whatever the umask.

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gzl::stagefile::{Gzlfile, SHOWN, StagefileError, render_all};
+use gzl::stagefile::{Gzlfile, KNOWN_ATTRIBUTES, SHOWN, StagefileError, render_all};
 
 use crate::harness::Test;
 
@@ -120,18 +120,12 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
             2 => format!(
                 "{}@{} {}",
                 rng.pick(&["  ", "\t", "    "]),
-                rng.pick(&[
-                    "timeout",
-                    "idle-timeout",
-                    "env",
-                    "shell",
-                    "dir",
-                    "when",
-                    "clean",
-                    "secret",
-                    "generates",
-                    "timout",
-                ]),
+                // The attributes gzl knows, and now and then one it does not.
+                if rng.below(10) == 0 {
+                    "timout"
+                } else {
+                    rng.pick(&KNOWN_ATTRIBUTES)
+                },
                 rng.pick(&[
                     "",
                     "5s",
