@@ -685,44 +685,28 @@ impl History {
     /// The stages of a run, in plan order.
     pub fn stages(&self, run: i64) -> Result<Vec<StageRecord>, HistoryError> {
         let result = (|| {
-            let mut statement = self.conn.prepare_cached(
-                "SELECT position, name, needs, status, exit_code, started_at, finished_at, duration_ms,
-                        log_path, log_size, key, inputs, cached_from, flaky, cwd, env, pid
-                 FROM stages WHERE run_id = ?1 ORDER BY position",
-            )?;
-            let rows = statement.query_map(params![run], |row| {
-                let needs: String = row.get(2)?;
-                let status: String = row.get(3)?;
-                Ok(StageRecord {
-                    position: usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
-                    name: row.get(1)?,
-                    needs: needs.split_whitespace().map(str::to_string).collect(),
-                    status: StageStatus::parse(&status).unwrap_or(StageStatus::Interrupted),
-                    exit_code: row.get(4)?,
-                    started_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
-                    finished_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
-                    duration: row
-                        .get::<_, Option<i64>>(7)?
-                        .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
-                    log_path: row.get::<_, Option<String>>(8)?.map(PathBuf::from),
-                    log_size: row
-                        .get::<_, Option<i64>>(9)?
-                        .map(|n| u64::try_from(n).unwrap_or(0)),
-                    key: row.get(10)?,
-                    inputs: row.get(11)?,
-                    cached_from: row.get(12)?,
-                    flaky: row.get(13)?,
-                    cwd: row.get::<_, Option<String>>(14)?.map(PathBuf::from),
-                    env: row
-                        .get::<_, Option<String>>(15)?
-                        .and_then(|json| serde_json::from_str(&json).ok())
-                        .unwrap_or_default(),
-                    pid: row.get(16)?,
-                })
-            })?;
+            let mut statement = self.conn.prepare_cached(&format!(
+                "SELECT {STAGE_COLUMNS} FROM stages WHERE run_id = ?1 ORDER BY position"
+            ))?;
+            let rows = statement.query_map(params![run], stage_record)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })();
         result.map_err(|e| self.error(e))
+    }
+
+    /// The stage called `name` of a run: one indexed row, where [`History::stages`] reads
+    /// them all (a cached stage's log is found this way in the run it reuses).
+    pub fn stage(&self, run: i64, name: &str) -> Result<Option<StageRecord>, HistoryError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {STAGE_COLUMNS} FROM stages WHERE run_id = ?1 AND name = ?2 ORDER BY position LIMIT 1"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![run, name], stage_record)
+                    .optional()
+            })
+            .map_err(|e| self.error(e))
     }
 
     /// Records where each stage of run `run` works and what gzl adds to its environment.
@@ -852,8 +836,7 @@ impl History {
         let Some(run) = run.and_then(|id| self.run(id).transpose()).transpose()? else {
             return Ok(None);
         };
-        let stage = self.stages(run.id)?.into_iter().find(|s| s.name == name);
-        Ok(stage.map(|stage| (run, stage)))
+        Ok(self.stage(run.id, name)?.map(|stage| (run, stage)))
     }
 
     /// Runs of a repository that ended before `cutoff` and still have logs.
@@ -948,6 +931,41 @@ impl History {
             })
             .collect())
     }
+}
+
+/// The columns [`stage_record`] reads, in its order.
+const STAGE_COLUMNS: &str = "position, name, needs, status, exit_code, started_at, finished_at,
+    duration_ms, log_path, log_size, key, inputs, cached_from, flaky, cwd, env, pid";
+
+fn stage_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StageRecord> {
+    let needs: String = row.get(2)?;
+    let status: String = row.get(3)?;
+    Ok(StageRecord {
+        position: usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+        name: row.get(1)?,
+        needs: needs.split_whitespace().map(str::to_string).collect(),
+        status: StageStatus::parse(&status).unwrap_or(StageStatus::Interrupted),
+        exit_code: row.get(4)?,
+        started_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
+        finished_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
+        duration: row
+            .get::<_, Option<i64>>(7)?
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        log_path: row.get::<_, Option<String>>(8)?.map(PathBuf::from),
+        log_size: row
+            .get::<_, Option<i64>>(9)?
+            .map(|n| u64::try_from(n).unwrap_or(0)),
+        key: row.get(10)?,
+        inputs: row.get(11)?,
+        cached_from: row.get(12)?,
+        flaky: row.get(13)?,
+        cwd: row.get::<_, Option<String>>(14)?.map(PathBuf::from),
+        env: row
+            .get::<_, Option<String>>(15)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
+        pid: row.get(16)?,
+    })
 }
 
 /// Switches the database to WAL. Switching takes an exclusive lock for which SQLite does not
