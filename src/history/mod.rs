@@ -584,12 +584,12 @@ impl History {
                 let tx = self
                     .conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                // When it died is not known (a runner keeps no heartbeat): it ends when this
+                // gzl saw it dead; its stages' times tell when it was last seen alive.
                 let changed = tx.execute(
-                    "UPDATE runs SET status = 'interrupted',
-                         finished_at = COALESCE((SELECT MAX(COALESCE(finished_at, started_at)) FROM stages
-                                                 WHERE run_id = ?1), started_at)
+                    "UPDATE runs SET status = 'interrupted', finished_at = MAX(?2, started_at)
                      WHERE id = ?1 AND status = 'running'",
-                    params![id],
+                    params![id, millis(SystemTime::now())],
                 )?;
                 tx.execute(
                     "UPDATE stages SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'pending')",
@@ -895,42 +895,63 @@ impl History {
         result.map_err(|e| self.error(e))
     }
 
+    /// The durations of each stage's newest `per_stage` passed executions in a repository, by
+    /// name, newest first, with their runs.
+    pub fn duration_samples(
+        &self,
+        repo_identity: &str,
+        per_stage: usize,
+    ) -> Result<HashMap<String, Vec<(i64, Duration)>>, HistoryError> {
+        let result = (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT name, run_id, duration_ms FROM (
+                     SELECT stages.name, stages.run_id, stages.duration_ms,
+                            ROW_NUMBER() OVER (PARTITION BY stages.name ORDER BY stages.run_id DESC) AS recent
+                     FROM stages JOIN runs ON runs.id = stages.run_id JOIN repos ON repos.id = runs.repo_id
+                     WHERE repos.identity = ?1 AND stages.status = 'passed' AND stages.duration_ms IS NOT NULL)
+                 WHERE recent <= ?2 ORDER BY run_id DESC",
+            )?;
+            let mut samples: HashMap<String, Vec<(i64, Duration)>> = HashMap::new();
+            let rows = statement.query_map(params![repo_identity, sql_int(per_stage)], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (name, run, ms) = row?;
+                let duration = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+                samples.entry(name).or_default().push((run, duration));
+            }
+            Ok(samples)
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
     /// The median duration of each stage's recent passing runs in a repository, by name.
     pub fn median_durations(
         &self,
         repo_identity: &str,
     ) -> Result<HashMap<String, Duration>, HistoryError> {
-        let result = (|| {
-            let mut statement = self.conn.prepare(
-                "SELECT name, duration_ms FROM (
-                     SELECT stages.name, stages.duration_ms,
-                            ROW_NUMBER() OVER (PARTITION BY stages.name ORDER BY stages.run_id DESC) AS recent
-                     FROM stages JOIN runs ON runs.id = stages.run_id JOIN repos ON repos.id = runs.repo_id
-                     WHERE repos.identity = ?1 AND stages.status = 'passed' AND stages.duration_ms IS NOT NULL)
-                 WHERE recent <= 20",
-            )?;
-            let mut samples: HashMap<String, Vec<u64>> = HashMap::new();
-            let rows = statement.query_map(params![repo_identity], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })?;
-            for row in rows {
-                let (name, ms) = row?;
-                samples
-                    .entry(name)
-                    .or_default()
-                    .push(u64::try_from(ms).unwrap_or(0));
-            }
-            Ok(samples)
-        })();
-        let samples = result.map_err(|e| self.error(e))?;
-        Ok(samples
+        Ok(self
+            .duration_samples(repo_identity, MEDIAN_SAMPLES)?
             .into_iter()
-            .map(|(name, mut values)| {
-                values.sort_unstable();
-                (name, Duration::from_millis(values[values.len() / 2]))
+            .filter_map(|(name, samples)| {
+                median(samples.iter().map(|(_, d)| *d)).map(|median| (name, median))
             })
             .collect())
     }
+}
+
+/// How many of a stage's newest passed executions its median is taken from.
+pub const MEDIAN_SAMPLES: usize = 20;
+
+/// The median of some durations; `None` for none.
+pub fn median(durations: impl Iterator<Item = Duration>) -> Option<Duration> {
+    let mut values: Vec<Duration> = durations.collect();
+    values.sort_unstable();
+    values.get(values.len() / 2).copied()
 }
 
 /// The columns [`stage_record`] reads, in its order.
