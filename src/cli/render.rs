@@ -65,6 +65,11 @@ pub fn error(error: &Error) {
 fn help(error: &Error) -> Option<String> {
     match error {
         Error::Plan(PlanError::UnknownStage { .. }) => Some("`gzl check` lists the stages".into()),
+        // A new user's first Gzlfile: an empty file, or only comments.
+        Error::Plan(PlanError::Empty { .. }) => Some(
+            "run `gzl init --force` to write one for this project, or add a stage: its name and a colon, then its commands indented below"
+                .into(),
+        ),
         Error::Usage { help, .. } => help.clone(),
         Error::Pin(crate::pin::PinError::NotCached { .. }) => Some(
             "fetch it with `gzl cache fetch`, or run this gzl anyway with --no-pin (GZL_NO_PIN=1)"

@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
 
-    /// Print only the final summary
+    /// Print only the failures and the summary line
     #[arg(short, long, help_heading = "Output")]
     quiet: bool,
 

@@ -246,3 +246,16 @@ fn eight_thousand_unknown_needs_are_reported_capped() {
     );
     assert!(stderr.len() < 100_000, "{} bytes", stderr.len());
 }
+
+// An empty or comment-only Gzlfile said only "has no stages", leaving a new user stuck.
+#[test]
+fn an_empty_or_comment_only_gzlfile_points_to_gzl_init() {
+    for gzlfile in ["", "\n\n", "# the pipeline, one day\n\n# more to come\n"] {
+        let stderr = check_errors(gzlfile);
+        assert!(stderr.contains("Gzlfile has no stages"), "{stderr}");
+        assert!(
+            stderr.contains("help: run `gzl init --force` to write one for this project"),
+            "{stderr}"
+        );
+    }
+}

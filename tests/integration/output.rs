@@ -33,6 +33,30 @@ fn quiet_prints_only_the_summary() {
     run.stderr_has("run 1 passed: 1 passed");
 }
 
+// `-q` on 5,000 stages printed 5,001 lines: one per passed or cached stage.
+#[test]
+fn quiet_prints_failures_and_the_summary_not_a_line_per_stage() {
+    let test = Test::with_gzlfile("a:\n  echo noisy\nb:\n  echo failing\n  exit 3\nc: b\n  true\n");
+    test.commit("a, a failing b, and c after it");
+    test.gzl(&["run", "--quiet"]).status(1);
+    // `a` is cached now, `b` fails again and `c` is skipped.
+    let run = test.gzl(&["run", "--quiet"]).status(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with("  failed    b") && lines[0].ends_with("exit code 3"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        lines[1].starts_with("run 2 failed: 1 cached, 1 failed, 1 skipped in "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(lines[2], "  see its log: gzl logs 2 b");
+}
+
 #[test]
 fn stdout_and_stderr_interleave_in_the_log_as_written() {
     let test = Test::with_gzlfile("a:\n  echo 1\n  echo 2 >&2\n  echo 3\n  echo 4 >&2\n");

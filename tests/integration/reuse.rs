@@ -223,6 +223,64 @@ fn logs_of_a_cached_stage_show_the_run_it_reuses() {
         .stderr_has("`say` is cached in run 2: this is its output in run 1");
 }
 
+// `gzl logs RUN` printed a note per cached stage (5,000 of them) and read the reused run's
+// stages again for each one (7 minutes).
+#[test]
+fn logs_of_a_run_of_cached_stages_say_once_where_they_come_from() {
+    let gzlfile: String = (0..30)
+        .map(|i| format!("s{i}:\n    echo output of {i}\n"))
+        .collect();
+    let test = Test::with_gzlfile(&gzlfile);
+    test.commit("thirty stages");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run"]).status(0);
+    let logs = test.gzl(&["logs", "2"]).status(0);
+    assert_eq!(
+        logs.stderr,
+        "gzl: 30 of 30 stages are cached in run 2: their logs are from run 1\n"
+    );
+    assert!(
+        logs.stdout
+            .starts_with("==> s0 (cached, log of run 1) <==\noutput of 0\n==> s1 (cached"),
+        "{}",
+        logs.stdout
+    );
+    assert!(
+        logs.stdout
+            .ends_with("==> s29 (cached, log of run 1) <==\noutput of 29\n"),
+        "{}",
+        logs.stdout
+    );
+}
+
+// `gzl logs RUN` went on through every stage after its reader had gone (`| head -1`).
+#[test]
+fn logs_end_quietly_when_their_reader_has_gone() {
+    // Stages that print nothing: no log to fail on, only headers.
+    let gzlfile: String = (0..30).map(|i| format!("s{i}:\n    true\n")).collect();
+    let test = Test::with_gzlfile(&gzlfile);
+    test.commit("thirty silent stages");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run"]).status(0);
+    for run in ["1", "2"] {
+        // A pipe nobody reads: gzl's first write fails.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let output = test
+            .command(&["logs", run])
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("gzl runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(
+            !stderr.contains("s1") && !stderr.contains("error"),
+            "nothing after the first stage: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn why_names_the_run_it_reuses_or_the_input_that_differs() {
     let test = Test::with_gzlfile(
