@@ -174,7 +174,7 @@ fn off_a_terminal_progress_is_a_line_per_stage_start_and_end() {
     }
     assert_eq!(lines.len(), 4, "{}", run.stderr);
     let quiet = test
-        .gzl(&["run", "--force", "--progress", "none"])
+        .gzl(&["run", "--force-all", "--progress", "none"])
         .status(1);
     assert!(!quiet.stderr.contains("gzl: start"), "{}", quiet.stderr);
 }
@@ -188,7 +188,7 @@ fn on_a_terminal_progress_shows_bars_with_the_time_left() {
     // `script` runs gzl in a pseudo-terminal, as a person would.
     let gzl = env!("CARGO_BIN_EXE_gzl");
     let run = std::process::Command::new("script")
-        .args(["-qec", &format!("{gzl} run --force"), "/dev/null"])
+        .args(["-qec", &format!("{gzl} run --force-all"), "/dev/null"])
         .current_dir(test.repo())
         .env("GZL_HOME", test.home())
         .env("GIT_CONFIG_GLOBAL", "/dev/null")

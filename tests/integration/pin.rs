@@ -384,7 +384,7 @@ fn an_unreachable_release_source_names_the_version_and_the_source() {
         .stdout_has("ran")
         .stderr_has("warning: this repository pins gzl 0.9.4; running gzl");
     Run::from(
-        test.command(&["run", "--force"])
+        test.command(&["run", "--force-all"])
             .env("GZL_NO_PIN", "1")
             .output()
             .unwrap(),
