@@ -111,10 +111,18 @@ impl Error {
             }
             Error::Secret(_) => ExitCode::Internal,
             Error::Pin(
-                PinError::Write { .. } | PinError::Cache { .. } | PinError::Trial { .. },
+                PinError::Write { .. }
+                | PinError::Cache { .. }
+                | PinError::Trial { .. }
+                | PinError::Unchecked { .. },
             ) => ExitCode::Internal,
             Error::Pin(_) => ExitCode::Usage,
-            Error::Release(ReleaseError::Install { .. }) => ExitCode::Internal,
+            // The network failed, not the command line: trying again may do.
+            Error::Release(
+                ReleaseError::Install { .. }
+                | ReleaseError::Unreachable { .. }
+                | ReleaseError::Fetch { .. },
+            ) => ExitCode::Internal,
             // Unreachable, unknown or damaged releases: what to fetch, or from where, must change.
             Error::Release(_) => ExitCode::Usage,
             Error::Interrupted => ExitCode::Interrupted,

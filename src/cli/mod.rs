@@ -145,7 +145,8 @@ pub fn main() -> std::process::ExitCode {
                         | Command::SelfUpdate(_)
                         | Command::Cache(_)
                         | Command::Secret(_)
-                ) && let Err(error) = pin::obey(&context, cli.no_pin) =>
+                ) && let Err(error) =
+                    pin::obey(&context, cli.no_pin, pin::reads_only(&command)) =>
             {
                 Err(error)
             }
@@ -202,7 +203,7 @@ fn hand_over_unparsed() {
     let no_pin = arguments.iter().any(|argument| argument == "--no-pin")
         || std::env::var_os("GZL_NO_PIN").is_some_and(|value| !value.is_empty() && value != "0");
     if let Ok(context) = Context::new(directory.map(PathBuf::from), None) {
-        let _ = pin::obey(&context, no_pin);
+        let _ = pin::obey(&context, no_pin, None);
     }
 }
 
