@@ -126,7 +126,7 @@ impl Error {
             // Unreachable, unknown or damaged releases: what to fetch, or from where, must change.
             Error::Release(_) => ExitCode::Usage,
             Error::Interrupted => ExitCode::Interrupted,
-            Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
+            Error::Git(GitError::NotACommit { .. } | GitError::Bare { .. }) => ExitCode::Usage,
             Error::History(_)
             | Error::Git(_)
             | Error::Config(_)

@@ -285,7 +285,15 @@ impl Context {
         self.project.load().map_err(|error| match error {
             StagefileError::NotFound { .. } => Error::usage(
                 format!("no Gzlfile found {}", self.project.searched()),
-                Some("run `gzl init` to write one for this project, or pass `--file PATH`".into()),
+                Some(
+                    match self.project.repo.as_ref().is_some_and(|r| r.is_bare()) {
+                        true => "push a commit that has one, or pass `--file PATH`".into(),
+                        false => {
+                            "run `gzl init` to write one for this project, or pass `--file PATH`"
+                                .into()
+                        }
+                    },
+                ),
             ),
             error => error.into(),
         })
