@@ -145,7 +145,8 @@ pub fn main() -> std::process::ExitCode {
                         | Command::SelfUpdate(_)
                         | Command::Cache(_)
                         | Command::Secret(_)
-                ) && let Err(error) = pin::obey(&context, cli.no_pin) =>
+                ) && let Err(error) =
+                    pin::obey(&context, cli.no_pin, pin::reads_only(&command)) =>
             {
                 Err(error)
             }
@@ -202,7 +203,7 @@ fn hand_over_unparsed() {
     let no_pin = arguments.iter().any(|argument| argument == "--no-pin")
         || std::env::var_os("GZL_NO_PIN").is_some_and(|value| !value.is_empty() && value != "0");
     if let Ok(context) = Context::new(directory.map(PathBuf::from), None) {
-        let _ = pin::obey(&context, no_pin);
+        let _ = pin::obey(&context, no_pin, None);
     }
 }
 
@@ -284,7 +285,15 @@ impl Context {
         self.project.load().map_err(|error| match error {
             StagefileError::NotFound { .. } => Error::usage(
                 format!("no Gzlfile found {}", self.project.searched()),
-                Some("run `gzl init` to write one for this project, or pass `--file PATH`".into()),
+                Some(
+                    match self.project.repo.as_ref().is_some_and(|r| r.is_bare()) {
+                        true => "push a commit that has one, or pass `--file PATH`".into(),
+                        false => {
+                            "run `gzl init` to write one for this project, or pass `--file PATH`"
+                                .into()
+                        }
+                    },
+                ),
             ),
             error => error.into(),
         })

@@ -91,6 +91,16 @@ fn help(error: &Error) -> Option<String> {
             "a release source you trust that signs with another key: set release_public_key in config.toml; unsigned releases: verify_signatures = false (docs/config.md)"
                 .into(),
         ),
+        Error::Git(crate::git::GitError::Bare { .. }) => Some(
+            "gzl runs commits there: `gzl run` runs HEAD, `gzl run --at REV` another; or work in a clone with a working tree"
+                .into(),
+        ),
+        Error::Pin(crate::pin::PinError::Unchecked { .. }) => Some(
+            "check the connection, or name a mirror with GZL_RELEASE_URL, and pin again".into(),
+        ),
+        Error::Pin(crate::pin::PinError::Unreleased { .. }) => {
+            Some("pin one of those, or `gzl pin` alone for the latest release".into())
+        }
         Error::Pin(crate::pin::PinError::NothingPassed { .. }) => {
             Some("run the pipeline at HEAD first: `gzl run`".into())
         }

@@ -42,6 +42,8 @@ pub struct Job {
     /// For a `@generates` stage, the file its stdout goes to, masked: the Gzlfile text of the
     /// stages it generates. Its stderr is its output as usual.
     pub generates: Option<PathBuf>,
+    /// Where the script comes from, for a shell that names its lines in errors (bash, sh).
+    pub origin: Option<super::ScriptOrigin>,
 }
 
 /// Output is read in chunks of this size; memory per stage stays bounded by it.
@@ -71,6 +73,8 @@ pub(super) struct Supervisor<'a> {
     pub grace: Duration,
     /// Masks the job's secrets in its output.
     pub masker: std::sync::Mutex<super::Masker>,
+    /// Points the shell's error lines at the Gzlfile, before masking.
+    pub relabeler: std::sync::Mutex<super::relabel::Relabeler>,
     /// Finds the stage's processes that left its group.
     pub reaper: Arc<Reaper>,
 }
@@ -250,7 +254,8 @@ impl Supervisor<'_> {
                         if let Some(limit) = self.job.idle_timeout {
                             idle_deadline = Some(Instant::now() + limit);
                         }
-                        let shown = self.masker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&buffer[..n]);
+                        let relabeled = self.relabeler.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&buffer[..n]);
+                        let shown = self.masker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&relabeled);
                         if !shown.is_empty() {
                             self.output(shown).await;
                         }
@@ -353,13 +358,23 @@ impl Supervisor<'_> {
             .await;
     }
 
-    /// Shows what the masker held back in case it began a secret.
+    /// Shows what the relabeler held back in case it began an error line, and what the masker
+    /// held back in case it began a secret.
     async fn release_held(&self) {
-        let held = self
-            .masker
+        let relabeled = self
+            .relabeler
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .finish();
+        let held = {
+            let mut masker = self
+                .masker
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut held = masker.push(&relabeled);
+            held.extend(masker.finish());
+            held
+        };
         if !held.is_empty() {
             self.output(held).await;
         }

@@ -91,8 +91,8 @@ impl Expander for Generated<'_> {
             .join(plan, first, &self.reused, &reused_runs)
             .map_err(|error| error.to_string())?;
         let nodes = &plan.nodes()[first..];
-        let commands =
-            jobs::commands(nodes, self.context.home).map_err(|error| error.to_string())?;
+        let commands = jobs::commands(nodes, self.context.home, &format!("{name}'s output"))
+            .map_err(|error| error.to_string())?;
         let jobs: Vec<_> = nodes
             .iter()
             .zip(commands)

@@ -160,7 +160,7 @@ pub fn run(
             }
         })
         .collect();
-    let commands = jobs::commands(plan.nodes(), history.home())?;
+    let commands = jobs::commands(plan.nodes(), history.home(), &shown_file(project, gzlfile))?;
     // Everything that can fail comes before the run is recorded, so no run is left `running`.
     let dispatcher = runtime()?;
     // The job API records artifacts as stages register them, on a connection of its own.
@@ -346,6 +346,17 @@ fn median_weight(
     medians.get(&stage.name).map_or(1, |d| {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
     })
+}
+
+/// The Gzlfile as error lines name it: relative to the repository root (`Gzlfile`,
+/// `ci/Gzlfile`), or as diagnostics name a commit's (`HEAD~3:Gzlfile`).
+fn shown_file(project: &Project, gzlfile: &Gzlfile) -> String {
+    gzlfile
+        .path
+        .strip_prefix(&project.root)
+        .unwrap_or(&gzlfile.path)
+        .display()
+        .to_string()
 }
 
 /// For each stage, whether `--force` makes it run: named, or needing one that is.

@@ -397,6 +397,7 @@ impl<'a> Analyzer {
                 needs,
                 attributes,
                 script,
+                script_line: first_line.unwrap_or(0),
             },
             need_spans,
         ));

@@ -17,6 +17,8 @@ pub struct Stage {
     pub attributes: Attributes,
     /// The body's script with the common indentation removed; `None` for a group.
     pub script: Option<String>,
+    /// The 1-based line of the file that is the script's first line (0 for a group).
+    pub script_line: usize,
 }
 
 impl Stage {

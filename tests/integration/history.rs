@@ -177,7 +177,7 @@ fn ls_shows_the_time_left_and_how_a_run_compares_with_the_usual() {
     let test = Test::with_gzlfile("work:\n    sleep 2\n");
     test.commit("first");
     for _ in 0..2 {
-        test.gzl(&["run", "--force"]).status(0);
+        test.gzl(&["run", "--force-all"]).status(0);
     }
     let started = test.outside("started");
     test.write(

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod attach;
+mod bare;
 mod bisect;
 mod commands;
 mod debug;

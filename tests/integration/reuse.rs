@@ -145,18 +145,76 @@ fn force_runs_everything_or_a_stage_and_what_needs_it() {
     );
     test.commit("first");
     test.gzl(&["run", "-j", "1"]).status(0);
-    test.gzl(&["run", "-j", "1", "--force", "test"]).status(0);
-    assert_eq!(&test.outside_lines("executed")[3..], ["test"]);
-    test.gzl(&["run", "-j", "1", "--force", "build"]).status(0);
-    assert_eq!(&test.outside_lines("executed")[4..], ["build", "test"]);
-    test.gzl(&["run", "-j", "1", "--force"]).status(0);
-    assert_eq!(test.outside_lines("executed").len(), 9);
-    test.gzl(&["run", "-j", "1", "--force", "lint", "--force"])
+    test.gzl(&["run", "-j", "1", "test", "lint", "--force", "test"])
         .status(0);
-    assert_eq!(test.outside_lines("executed").len(), 12);
+    assert_eq!(&test.outside_lines("executed")[3..], ["test"]);
+    test.gzl(&["run", "-j", "1", "test", "--force", "build"])
+        .status(0);
+    assert_eq!(&test.outside_lines("executed")[4..], ["build", "test"]);
+    test.gzl(&["run", "-j", "1", "--force-all"]).status(0);
+    assert_eq!(test.outside_lines("executed").len(), 9);
+    test.gzl(&["run", "-j", "1", "lint", "--force-all"])
+        .status(0);
+    assert_eq!(&test.outside_lines("executed")[9..], ["lint"]);
+    test.gzl(&["run", "test", "--force", "lint"])
+        .status(2)
+        .stderr_has("--force lint: no stage `lint` in this run");
+}
+
+// `gzl run --force test` ran every stage (clap took `test` as the optional value of
+// `--force`); a make or just user means "run test, forced", as `make -B test` does.
+#[test]
+fn force_stage_without_other_stages_runs_only_that_stage_forced() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        counting(
+            &test,
+            "build:\n    echo build >> LOG\ntest: build\n    echo test >> LOG\nlint:\n    echo lint >> LOG\n",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run", "-j", "1"]).status(0);
+    let run = test.gzl(&["run", "-j", "1", "--force", "test"]).status(0);
+    assert_eq!(&test.outside_lines("executed")[3..], ["test"]);
+    assert!(
+        !run.stderr.contains("lint"),
+        "lint is not in the run:\n{}",
+        run.stderr
+    );
+    run.summary_has("build", "cached")
+        .summary_has("test", "passed");
+    test.gzl(&["run", "-j", "1", "--force=lint"]).status(0);
+    assert_eq!(&test.outside_lines("executed")[4..], ["lint"]);
+    test.gzl(&["run", "-j", "1", "--force", "build", "--force", "lint"])
+        .status(0);
+    let mut executed = test.outside_lines("executed")[5..].to_vec();
+    executed.sort();
+    assert_eq!(executed, ["build", "lint"], "test is not in the run");
     test.gzl(&["run", "--force", "nope"])
         .status(2)
-        .stderr_has("--force nope: no stage `nope` in this run");
+        .stderr_has("no stage named `nope`");
+}
+
+// A bare `--force` once forced every stage; it is now an error that points to `--force-all`
+// rather than a run that silently means something else.
+#[test]
+fn bare_force_is_a_usage_error_pointing_to_force_all() {
+    let test = Test::new();
+    test.write("Gzlfile", counting(&test, "a:\n    echo a >> LOG\n"));
+    test.commit("first");
+    for args in [
+        &["run", "--force"][..],
+        &["run", "a", "--force"],
+        &["run", "--force="],
+    ] {
+        test.gzl(args)
+            .status(2)
+            .stderr_has("--force needs a stage")
+            .stderr_has("--force-all");
+    }
+    assert!(test.outside_lines("executed").is_empty());
+    test.gzl(&["run", "--force", "a", "--force-all"]).status(2);
 }
 
 #[test]

@@ -217,7 +217,7 @@ fn a_stage_that_rewrites_tracked_files_or_leaves_output_does_not_leak_into_the_n
     test.commit("first");
     test.gzl(&["run"]).status(0);
     std::fs::remove_file(&seen).expect("rm");
-    test.gzl(&["run", "--force"]).status(0);
+    test.gzl(&["run", "--force-all"]).status(0);
     let lines = test.outside_lines("seen");
     assert_eq!(lines[0], "pinned", "{lines:?}");
     assert!(!lines.contains(&"stray-output".to_string()), "{lines:?}");
@@ -239,7 +239,7 @@ fn clean_all_starts_from_a_pristine_tree() {
     );
     test.commit("first");
     test.gzl(&["run"]).status(0);
-    test.gzl(&["run", "--force"]).status(0);
+    test.gzl(&["run", "--force-all"]).status(0);
     assert_eq!(test.outside_lines("seen"), ["none", "none"]);
 }
 
