@@ -206,7 +206,7 @@ fn ls_compares_a_passed_run_with_five_earlier_runs_and_no_failed_run() {
     let test = Test::with_gzlfile("work:\n    sleep 0.1\n");
     test.commit("first");
     for _ in 0..5 {
-        test.gzl(&["run", "--force"]).status(0);
+        test.gzl(&["run", "--force-all"]).status(0);
     }
     let ls = test.gzl(&["ls"]).status(0);
     assert!(!ls.stdout.contains("than usual"), "{}", ls.stdout);
