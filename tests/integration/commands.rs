@@ -119,7 +119,7 @@ fn completions_are_printed_for_a_shell() {
     let test = Test::new();
     test.gzl(&["completions", "bash"])
         .status(0)
-        .stdout_has("_gzl()");
+        .stdout_has("_clap_complete_gzl()");
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod attach;
 mod bisect;
 mod commands;
 mod debug;
+mod discover;
 mod faults;
 mod generates;
 mod gzlfile_errors;
