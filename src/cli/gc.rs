@@ -15,7 +15,12 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
-    let mut history = pipeline::open_history()?;
+    // A dry run reads history as `gzl ls` does.
+    let mut history = if args.dry_run {
+        pipeline::open_history_to_read()?
+    } else {
+        pipeline::open_history()?
+    };
     let report = gc::collect(&context.project, &mut history, args.dry_run)?;
     let (removed, did) = if report.dry_run {
         ("would remove", "would let go")
