@@ -292,21 +292,35 @@ fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result
 /// A size: a number of bytes, or a string such as `"20G"`, `"500M"` or `"1.5TiB"` (K, M, G and T
 /// are powers of 1024, as `du -h` shows them; `B` and `iB` may follow).
 fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        Bytes(u64),
-        Text(String),
+    struct Size;
+    impl serde::de::Visitor<'_> for Size {
+        type Value = Option<u64>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a size such as `\"20G\"`, `\"500M\"` or a number of bytes")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, bytes: u64) -> Result<Self::Value, E> {
+            Ok(Some(bytes))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, bytes: i64) -> Result<Self::Value, E> {
+            u64::try_from(bytes).map(Some).map_err(|_| {
+                E::custom(format!(
+                    "`{bytes}` is not a size: write a number of bytes, or a size such as `\"20G\"`"
+                ))
+            })
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            parse_size(text).map(Some).ok_or_else(|| {
+                E::custom(format!(
+                    "`{text}` is not a size such as `20G`, `500M` or `1.5T`"
+                ))
+            })
+        }
     }
-    let text = match Size::deserialize(deserializer)? {
-        Size::Bytes(bytes) => return Ok(Some(bytes)),
-        Size::Text(text) => text,
-    };
-    parse_size(&text).map(Some).ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "`{text}` is not a size such as `20G`, `500M` or `1.5T`"
-        ))
-    })
+    deserializer.deserialize_any(Size)
 }
 
 /// Parses `"20G"`-style sizes; see [`size`].
