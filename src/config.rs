@@ -392,5 +392,15 @@ mod tests {
             "{}",
             diagnostic.message
         );
+        let Err(ConfigError::Invalid { diagnostic, .. }) =
+            Config::parse(path, "[workspaces]\nmax_size = -1\n")
+        else {
+            panic!("-1 is no size");
+        };
+        assert!(
+            diagnostic.message.contains("`-1` is not a size"),
+            "{}",
+            diagnostic.message
+        );
     }
 }
