@@ -6,6 +6,7 @@ use super::Context;
 use crate::config::Clean;
 use crate::error::{Error, ExitCode};
 use crate::plan::Plan;
+use crate::stagefile::escape_text;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -106,7 +107,8 @@ fn listing(plan: &Plan) -> String {
         };
         for (at, text) in description.lines().enumerate() {
             let head = if at == 0 { head.as_str() } else { "" };
-            let line = format!("{head:<column$}  # {text}");
+            // The Gzlfile's text: it must not drive the terminal.
+            let line = format!("{head:<column$}  # {}", escape_text(text));
             let _ = writeln!(out, "{}", line.trim_end());
         }
     }

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::history::History;
 use crate::home::Home;
 use crate::project::Project;
+use crate::stagefile::escape_text;
 
 /// The variable the shell sets when it asks gzl for completions.
 const VAR: &str = "COMPLETE";
@@ -141,7 +142,7 @@ fn stages() -> Vec<CompletionCandidate> {
                 .description
                 .as_deref()
                 .and_then(|text| text.lines().next())
-                .map(|line| StyledStr::from(line.to_string()));
+                .map(|line| StyledStr::from(escape_text(line)));
             CompletionCandidate::new(&stage.name)
                 .help(help)
                 .display_order(Some(order))

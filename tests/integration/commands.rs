@@ -40,6 +40,23 @@ fn check_lists_stage_descriptions_in_a_column() {
     assert_eq!(value["stages"][2]["description"], serde_json::Value::Null);
 }
 
+/// A description is the Gzlfile's text, shown on a terminal: escapes in it must not drive it.
+#[test]
+fn control_characters_in_stage_descriptions_are_escaped() {
+    let test = Test::with_gzlfile("# \x1b]0;pwned\x07red \x1b[31mtext\u{202e}\nbuild:\n  true\n");
+    let run = test.gzl(&["check"]).status(0);
+    assert_eq!(
+        run.stdout,
+        "build  # \\x1b]0;pwned\\x07red \\x1b[31mtext\\u{202e}\n"
+    );
+    let json = test.gzl(&["check", "--json"]).status(0);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(
+        value["stages"][0]["description"],
+        "\x1b]0;pwned\x07red \x1b[31mtext\u{202e}"
+    );
+}
+
 #[test]
 fn check_json_describes_every_stage() {
     let test = Test::with_gzlfile(PIPELINE);
