@@ -6,6 +6,7 @@
 //! that cannot be read (no repository, no Gzlfile, an invalid one, no history) offers nothing
 //! rather than an error.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -118,14 +119,53 @@ fn command() -> clap::Command {
     command
 }
 
-/// The project of the directory the shell is in, with `GZL_FILE` if set (the command line's
-/// `-C` and `--file` are not seen by completers).
+/// The project the command line being completed names: `-C DIR` and `--file PATH` on it (or
+/// `GZL_FILE`), from the directory the shell is in.
 fn project() -> Option<Project> {
-    let dir = std::env::current_dir().ok()?;
-    let file = std::env::var_os("GZL_FILE")
-        .filter(|file| !file.is_empty())
-        .map(PathBuf::from);
+    let cwd = std::env::current_dir().ok()?;
+    // The shell passes the command line after `--`, `gzl` first. bash and zsh say which word
+    // is being completed (the cursor may be before the end); fish cuts the line there.
+    let words: Vec<OsString> = std::env::args_os()
+        .skip_while(|word| word != "--")
+        .skip(1)
+        .collect();
+    let current = std::env::var("_CLAP_COMPLETE_INDEX")
+        .ok()
+        .and_then(|index| index.parse().ok())
+        .unwrap_or(words.len().saturating_sub(1))
+        .min(words.len());
+    let (directory, file) = directory_and_file(words.get(1..current).unwrap_or_default());
+    let file = file.or_else(|| {
+        std::env::var_os("GZL_FILE")
+            .filter(|file| !file.is_empty())
+            .map(PathBuf::from)
+    });
+    let dir = directory.map_or_else(|| cwd.clone(), |directory| cwd.join(directory));
     Project::discover(&dir, file.as_deref()).ok()
+}
+
+/// The values of `-C` and `--file` among `words`, the last of each.
+fn directory_and_file(words: &[OsString]) -> (Option<PathBuf>, Option<PathBuf>) {
+    let (mut directory, mut file) = (None, None);
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        let Some(word) = word.to_str() else {
+            continue;
+        };
+        if word == "--" {
+            break;
+        }
+        if word == "-C" {
+            directory = words.next().map(PathBuf::from);
+        } else if let Some(value) = word.strip_prefix("-C") {
+            directory = Some(PathBuf::from(value));
+        } else if word == "--file" {
+            file = words.next().map(PathBuf::from);
+        } else if let Some(value) = word.strip_prefix("--file=") {
+            file = Some(PathBuf::from(value));
+        }
+    }
+    (directory, file)
 }
 
 /// The stages of the Gzlfile, in file order, each with the first line of its description.
@@ -194,6 +234,21 @@ fn runs() -> Vec<CompletionCandidate> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn directory_and_file_come_from_the_words_being_completed() {
+        let words =
+            |line: &str| -> Vec<std::ffi::OsString> { line.split(' ').map(Into::into).collect() };
+        assert_eq!(
+            super::directory_and_file(&words("-C ../x run --file=ci.gzl")),
+            (Some("../x".into()), Some("ci.gzl".into()))
+        );
+        assert_eq!(
+            super::directory_and_file(&words("-Cy --file f run -- -C z")),
+            (Some("y".into()), Some("f".into()))
+        );
+        assert_eq!(super::directory_and_file(&words("run -C")), (None, None));
+    }
+
     /// A renamed argument must be renamed here too, or it silently loses its completion.
     #[test]
     fn every_completed_argument_exists() {

@@ -71,6 +71,19 @@ fn completion_offers_stage_names_and_run_ids() {
         bash_completes(&test, &repo, &["gzl", "logs", "1", "b"]),
         ["build"]
     );
+    // `-C` and `--file` on the line being completed say which Gzlfile.
+    test.write("ci/other.gzl", "# Elsewhere\nelsewhere:\n  true\n");
+    let outside = test.outside("plain");
+    std::fs::create_dir_all(&outside).expect("dir");
+    let repo_arg = repo.to_str().expect("UTF-8");
+    assert_eq!(
+        bash_completes(&test, &outside, &["gzl", "-C", repo_arg, "run", "b"]),
+        ["build"]
+    );
+    assert_eq!(
+        bash_completes(&test, &repo, &["gzl", "--file", "ci/other.gzl", "run", ""])[0],
+        "elsewhere"
+    );
     // Before any run there is no run id to offer, and nothing is made to find that out.
     assert!(!bash_completes(&test, &repo, &["gzl", "logs", ""]).contains(&"last".into()));
 
