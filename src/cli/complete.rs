@@ -29,8 +29,9 @@ const VAR: &str = "COMPLETE";
 const RUNS_OFFERED: usize = 20;
 
 /// The arguments that name stages, by subcommand and argument id.
-const STAGE_ARGUMENTS: [(&str, &str); 8] = [
+const STAGE_ARGUMENTS: [(&str, &str); 9] = [
     ("run", "stages"),
+    ("run", "force"),
     ("why", "stage"),
     ("bisect", "stage"),
     ("watch", "stages"),
