@@ -55,10 +55,13 @@ The pipeline, at the repository root.
 The repository's settings: workspaces, retention, the pinned gzl version.
 .TP
 \fI~/.local/share/gzl\fR
-The data directory: run history (\fIhistory.db\fR), logs, stored outputs.
+The data directory on Linux (\fI~/Library/Application Support/gzl\fR on macOS,
+\fB$GZL_HOME\fR when set): run history (\fIhistory.db\fR), logs, stored outputs.
 .TP
 \fI~/.cache/gzl\fR
-The cache directory: the workspaces runs check out and build in.
+The cache directory on Linux (\fI~/Library/Caches/gzl\fR on macOS, \fI$GZL_HOME/cache\fR
+when set): the workspaces runs check out and build in; \fBgzl gc \-\-dry\-run\fR shows
+what each takes.
 .SH "SEE ALSO"
 \fBgzl\-run\fR(1), \fBgzl\-check\fR(1), \fBgzl\-gc\fR(1), and docs/cli.md, docs/gzlfile.md and
 docs/config.md in gzl's source.
