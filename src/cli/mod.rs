@@ -6,12 +6,14 @@ mod attach;
 mod bisect;
 mod cache;
 mod check;
+mod complete;
 mod debug;
 mod gc;
 mod hook;
 mod init;
 mod logs;
 mod ls;
+mod man;
 mod obj_get;
 mod obj_store;
 mod pin;
@@ -27,7 +29,7 @@ mod why;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use clap::{CommandFactory as _, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::error::{Error, ExitCode};
 use crate::project::{Project, Source, SourceRequest};
@@ -107,7 +109,9 @@ enum Command {
     Hook(hook::Command),
     /// Write a Gzlfile for this project from a template
     Init(init::Args),
-    /// Print a shell completion script
+    /// Print gzl's manual page, or write a page for every command into a directory
+    Man(man::Args),
+    /// Print the script that makes a shell complete gzl's commands, stages and runs
     Completions {
         /// The shell to complete for
         shell: clap_complete::Shell,
@@ -116,6 +120,9 @@ enum Command {
 
 /// Parses the command line, runs the command, and turns the result into an exit code.
 pub fn main() -> std::process::ExitCode {
+    // A shell asking for completions (`COMPLETE=bash gzl -- gzl run te`) gets them and nothing
+    // else: no pin hand-over, no history.
+    complete::complete_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -127,10 +134,11 @@ pub fn main() -> std::process::ExitCode {
     };
     init_tracing(cli.verbose);
     let result = match cli.command {
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "gzl", &mut std::io::stdout());
-            Ok(ExitCode::Success)
-        }
+        Command::Completions { shell } => complete::registration(shell).map(|script| {
+            print(&script);
+            ExitCode::Success
+        }),
+        Command::Man(args) => man::run(cli.directory.as_deref(), &args),
         // Stage commands need no project: they talk to the runner, whose version they
         // negotiate over the job API.
         Command::ObjStore(args) => obj_store::run(cli.directory.as_deref(), &args),
@@ -171,7 +179,10 @@ pub fn main() -> std::process::ExitCode {
                 Command::Hook(command) => hook::run(&context, &command),
                 Command::Watch(args) => watch::run(&context, &args),
                 Command::Init(args) => init::run(&context, &args),
-                Command::Completions { .. } | Command::ObjStore(_) | Command::ObjGet(_) => {
+                Command::Completions { .. }
+                | Command::Man(_)
+                | Command::ObjStore(_)
+                | Command::ObjGet(_) => {
                     unreachable!("handled above")
                 }
             },

@@ -314,7 +314,19 @@ pub fn run(
     let unrecorded = recorder.unrecorded();
     History::end_lease(lease);
     if let Some(workspace) = workspace {
+        let slot = workspace.slot;
         workspace.release(status == RunStatus::Passed)?;
+        if let (Some(max_size), Some(repo)) = (config.workspaces.max_size, &project.repo) {
+            // History went to the recorder; the home is where it was.
+            let pool = Pool::of(&Home::locate()?, repo, &config.workspaces);
+            for (removed, bytes) in pool.trim(max_size, slot)? {
+                note(format!(
+                    "removed workspace {removed} ({}): the pool took more than max_size {}",
+                    indicatif::BinaryBytes(bytes),
+                    indicatif::BinaryBytes(max_size)
+                ));
+            }
+        }
     }
     // The summary has said how the stages ended and what history holds; gzl failed all the
     // same, and a run that passed must not look recorded when it is not.

@@ -12,6 +12,8 @@ pub struct Stage {
     pub name_span: Span,
     /// 1-based line of the header.
     pub line: usize,
+    /// The comment lines right above the header, without their `#`, joined by `\n`.
+    pub description: Option<String>,
     /// The stages this one needs, in the order written, without repeats.
     pub needs: Vec<String>,
     pub attributes: Attributes,

@@ -6,6 +6,7 @@ mod bare;
 mod bisect;
 mod commands;
 mod debug;
+mod discover;
 mod faults;
 mod generates;
 mod gzlfile_errors;
