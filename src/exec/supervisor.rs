@@ -97,6 +97,9 @@ impl Supervisor<'_> {
             );
             return self.could_not_start(&message).await;
         }
+        // A parallel run's sweep must not take the new process for an orphan before it is
+        // registered (`parallel_probes_find_the_same_commit` saw probes killed at their start).
+        let starting = self.reaper.starting();
         let spawned = match (self.spawn(words), &self.job.fallback) {
             (Err(error), Some(fallback)) => {
                 tracing::debug!(stage = %self.job.name, %error, "starting through the shell instead");
@@ -124,6 +127,7 @@ impl Supervisor<'_> {
             .and_then(|id| i32::try_from(id).ok())
             .unwrap_or(0);
         let processes = reaper.started(&self.job.name, token, root);
+        drop(starting);
         self.started(child.id()).await;
         match generated {
             Some(generated) => {
