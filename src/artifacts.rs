@@ -195,7 +195,7 @@ pub fn store(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored)>, Arti
         }
     }
     let mut client = stage.connect()?;
-    let stored = local_store(&client)?.put(&sources)?;
+    let stored = local_store(&client)?.put(&sources, None)?;
     for (name, stored) in names.iter().zip(&stored) {
         client.stored(name, stored)?;
     }
@@ -231,7 +231,7 @@ pub fn get(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored, String)>
     let mut restored = Vec::with_capacity(names.len());
     for (name, found) in names.into_iter().zip(found) {
         let stored = store
-            .get(&found.digest, found.within.as_deref(), dir, &name)
+            .get(&found.digest, found.within.as_deref(), dir, &name, None)
             .map_err(|source| ArtifactError::Restore {
                 path: name.clone(),
                 stage: found.stored_by.clone(),
@@ -492,7 +492,7 @@ pub fn export(
     }
     for artifact in &artifacts {
         store
-            .get(&artifact.digest, None, out, &artifact.path)
+            .get(&artifact.digest, None, out, &artifact.path, None)
             .map_err(|source| ArtifactError::Export {
                 run,
                 stage: artifact.stage.clone(),
