@@ -1,10 +1,13 @@
 //! Where stored files name the workspace they were stored from, and how they are moved to
 //! another (docs/design/relocation.md).
 //!
-//! A workspace's path is matched only whole, at path boundaries: `/ws/1` is found in
-//! `/ws/1/bin/python` and `file:///ws/1` but not in `/ws/10` or `/other/ws/1`. Both the path
-//! as the run named it and its canonical form (through a symbolic link such as a `/tmp`
-//! that is one) are looked for.
+//! In text, a workspace's path is matched only whole: followed by a byte that cannot
+//! continue a file name, or by the end. `/ws/1` is found in `/ws/1/bin/python`,
+//! `file:///ws/1` and `-I/ws/1/include`, not in `/ws/10` or `/ws/1.old`. In a binary file
+//! every occurrence counts: there what follows a string is whatever the format puts next (a
+//! length, a type code), and a binary naming the workspace is refused, so a doubtful match
+//! errs on the safe side. Both the path as the run named it and its canonical form (through
+//! a symbolic link such as a `/tmp` that is one) are looked for.
 
 use std::path::Path;
 
@@ -33,26 +36,21 @@ impl Origin {
         Origin { finders, keep }
     }
 
-    /// The matches in `window`, non-overlapping, in order, as `(start, length)`. `before` is
-    /// the byte before the window (`None` at the file's start); with `end` the window ends
+    /// The matches in `window`, non-overlapping, in order, as `(start, length)`. In `text`,
+    /// only those followed by a byte that cannot continue a name: with `end` the window ends
     /// the file, otherwise a match that reaches its end is left for later (what follows it
-    /// decides).
-    fn matches(&self, window: &[u8], before: Option<u8>, end: bool) -> Vec<(usize, usize)> {
+    /// decides). Otherwise every occurrence.
+    fn matches(&self, window: &[u8], end: bool, text: bool) -> Vec<(usize, usize)> {
         let mut found: Vec<(usize, usize)> = Vec::new();
         for finder in &self.finders {
             let length = finder.needle().len();
             for start in finder.find_iter(window) {
-                let stop = start + length;
-                let prior = if start == 0 {
-                    before
-                } else {
-                    Some(window[start - 1])
-                };
-                let after_ok = match window.get(stop) {
-                    Some(&next) => !continues_name(next),
-                    None => end,
-                };
-                if after_ok && prior.is_none_or(|b| !continues_name(b)) {
+                let whole = !text
+                    || match window.get(start + length) {
+                        Some(&next) => !continues_name(next),
+                        None => end,
+                    };
+                if whole {
                     found.push((start, length));
                 }
             }
@@ -74,7 +72,7 @@ impl Origin {
 
     /// `bytes` with every match replaced by `root`.
     pub(super) fn rewrite(&self, bytes: &[u8], root: &str) -> Vec<u8> {
-        let matches = self.matches(bytes, None, true);
+        let matches = self.matches(bytes, true, true);
         let mut out = Vec::with_capacity(bytes.len() + matches.len() * root.len());
         let mut at = 0;
         for (start, length) in matches {
@@ -102,8 +100,8 @@ impl Origin {
     }
 }
 
-/// Whether `byte` can continue a file name, so that a match followed (or preceded) by it is
-/// part of a longer name: `/ws/1` in `/ws/10`, `/ws/1.old`, `/ws/1-b`.
+/// Whether `byte` can continue a file name, so that a match followed by it is part of a
+/// longer name: `/ws/1` in `/ws/10`, `/ws/1.old`, `/ws/1-b`.
 fn continues_name(byte: u8) -> bool {
     byte.is_ascii_alphanumeric()
         || matches!(byte, b'.' | b'_' | b'-' | b'+' | b'~' | b'@')
@@ -115,8 +113,10 @@ pub(super) struct Scan<'a> {
     origin: &'a Origin,
     /// The last bytes seen (up to `origin.keep`), for matches across chunks.
     tail: Vec<u8>,
-    started: bool,
-    /// A NUL in the first 8000 bytes.
+    /// How many of the first 8000 bytes were looked at for a NUL.
+    probed: usize,
+    /// A NUL in the first 8000 bytes (decided in the first chunk, which is larger, when
+    /// [`super::Store::put`] reads).
     pub(super) binary: bool,
     /// The file names the workspace.
     pub(super) names: bool,
@@ -127,7 +127,7 @@ impl<'a> Scan<'a> {
         Scan {
             origin,
             tail: Vec::new(),
-            started: false,
+            probed: 0,
             binary: false,
             names: false,
         }
@@ -135,9 +135,10 @@ impl<'a> Scan<'a> {
 
     /// The next `chunk` of the file; `last` when it ends the file.
     pub(super) fn feed(&mut self, chunk: &[u8], last: bool) {
-        if !self.started {
-            self.started = true;
-            self.binary = memchr::memchr(0, &chunk[..chunk.len().min(BINARY_PROBE)]).is_some();
+        if self.probed < BINARY_PROBE {
+            let probe = &chunk[..chunk.len().min(BINARY_PROBE - self.probed)];
+            self.binary |= memchr::memchr(0, probe).is_some();
+            self.probed += probe.len();
         }
         if self.names {
             return;
@@ -153,7 +154,7 @@ impl<'a> Scan<'a> {
             let tail = self.tail.len();
             if self
                 .origin
-                .matches(&window, None, end)
+                .matches(&window, end, !self.binary)
                 .iter()
                 .any(|&(start, length)| start < tail && start + length >= tail)
             {
@@ -161,11 +162,7 @@ impl<'a> Scan<'a> {
                 return;
             }
         }
-        if !self
-            .origin
-            .matches(chunk, self.tail.last().copied(), last)
-            .is_empty()
-        {
+        if !self.origin.matches(chunk, last, !self.binary).is_empty() {
             self.names = true;
             return;
         }
@@ -238,11 +235,11 @@ mod tests {
             ("url = file:///ws/1\n", true),
             ("'/ws/1' ", true),
             ("/ws/1:/usr/bin", true),
+            ("cflags = -I/ws/1/include", true),
             ("/ws/10/.venv", false),
             ("/ws/1.old/x", false),
             ("/ws/1-b", false),
-            ("/other/ws/1/x", false),
-            ("x/ws/1", false),
+            ("/ws/1_b", false),
         ] {
             for chunk in [1, 2, 3, 7, 64] {
                 assert_eq!(
@@ -276,6 +273,10 @@ mod tests {
         let mut scan = Scan::new(&origin);
         scan.feed(b"\x7fELF\0\0/ws/1/lib\0", true);
         assert!(scan.binary && scan.names);
+        // Byte code: a string's length before it, the next object's type code after it.
+        for chunk in [5, 64] {
+            assert!(names(&origin, b"\xa7\r\r\n\0\0\0\0z\x05/ws/1r\x03", chunk));
+        }
     }
 
     #[test]

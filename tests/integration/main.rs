@@ -15,6 +15,7 @@ mod hooks;
 mod output;
 mod pin;
 mod processes;
+mod relocation;
 mod reuse;
 mod run;
 mod secrets;
