@@ -81,6 +81,10 @@ fn help(error: &Error) -> Option<String> {
             "the job API lives as long as its run: `gzl obj-store` and `gzl obj-get` work in a stage while its run runs, not in a `gzl debug` shell afterwards"
                 .into(),
         ),
+        Error::Artifact(crate::artifacts::ArtifactError::NotRelocatable { .. }) => Some(
+            "build it in this workspace rather than restoring it (in the stage that needs it, or in one whose result is not reused across workspaces), or build it without the workspace's absolute path in binary files (relative paths, $ORIGIN rpaths); gzl rewrites text files and links, not binaries"
+                .into(),
+        ),
         Error::Pin(crate::pin::PinError::Untrusted { .. }) => Some(
             "`gzl pin --trust` trusts it for this repository; your own release source (GZL_RELEASE_URL, or release_url in config.toml) needs no trust"
                 .into(),

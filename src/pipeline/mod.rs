@@ -187,7 +187,7 @@ pub fn run(
         workspace.started(run_id)?;
     }
     let run_artifacts = RunArtifacts::new(run_id, &plan, &reused, &reused_runs, &mut history)?;
-    let server = api::Server::bind(&lease.dir, store, run_artifacts, api_history)
+    let server = api::Server::bind(&lease.dir, &root, store, run_artifacts, api_history)
         .map_err(artifacts::ArtifactError::from)?;
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
     let home = history.home().clone();

@@ -17,6 +17,7 @@ mod hooks;
 mod output;
 mod pin;
 mod processes;
+mod relocation;
 mod reuse;
 mod run;
 mod secrets;
