@@ -8,7 +8,83 @@
 //! directories. A pattern names paths (files, directories or symbolic links), ignored ones
 //! included; a matched directory is stored whole.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::api;
+use crate::exec::{self, Job};
+use crate::store::{Store, StoreError, Stored};
+
+/// Stores the outputs of the stages that pass, and registers them as their artifacts.
+pub struct Keeper {
+    pub stages: api::Stages,
+    /// The workspace the stages run in.
+    pub root: PathBuf,
+}
+
+impl exec::Keeper for Keeper {
+    fn keep(&self, stage: usize, job: &Job) -> Result<Vec<String>, String> {
+        let (found, unmatched) = expand(&job.cwd, &job.outputs);
+        // A pattern that matches nothing is not an error: what a tool writes can depend on
+        // the project (no `dist/*.map` without source maps). Said in the log, and nothing
+        // is restored for it.
+        let mut lines: Vec<String> = unmatched
+            .iter()
+            .map(|pattern| format!("@outputs `{pattern}` matched nothing"))
+            .collect();
+        if found.is_empty() {
+            return Ok(lines);
+        }
+        let sources: Vec<PathBuf> = found.iter().map(|path| job.cwd.join(path)).collect();
+        let stored = put(self.stages.store(), &sources, &self.root)
+            .map_err(|error| format!("cannot store the stage's @outputs: {}", chain(&error)))?;
+        let (mut files, mut size) = (0, 0);
+        for (path, stored) in found.iter().zip(&stored) {
+            self.stages
+                .register(stage, path, stored)
+                .map_err(|message| format!("cannot keep `{path}` as an output: {message}"))?;
+            files += stored.files;
+            size += stored.size;
+        }
+        lines.push(format!(
+            "kept @outputs {} ({files} file{}, {})",
+            crate::style::quoted(&found),
+            if files == 1 { "" } else { "s" },
+            indicatif::DecimalBytes(size)
+        ));
+        Ok(lines)
+    }
+}
+
+/// An error with its causes, on one line.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Stores `paths`, which a stage in the workspace `root` left. The one place outputs go into
+/// the store.
+fn put(store: &Store, paths: &[PathBuf], _root: &Path) -> Result<Vec<Stored>, StoreError> {
+    store.put(paths)
+}
+
+/// Restores the stored `digest` at `path` below `base`, in the workspace `root`. The one
+/// place outputs come out of the store.
+#[allow(dead_code)] // Used by restores, next.
+pub(crate) fn get(
+    store: &Store,
+    digest: &str,
+    base: &Path,
+    path: &str,
+    _root: &Path,
+) -> Result<Stored, StoreError> {
+    store.get(digest, None, base, path)
+}
 
 /// Why a pattern cannot be an output, for a Gzlfile diagnostic.
 pub fn check_pattern(pattern: &str) -> Result<(), &'static str> {
