@@ -209,6 +209,22 @@ impl Pool {
         }
     }
 
+    /// The slot [`Pool::lease`] would take now, by the same choice: `None` for a new one.
+    pub fn peek(&self) -> Result<Option<Slot>, WorkspaceError> {
+        let slots = self.slots()?;
+        let total = slots.len();
+        let mut free: Vec<Slot> = slots.into_iter().filter(|s| !s.leased).collect();
+        free.sort_by_key(|s| std::cmp::Reverse(s.state.used_at));
+        if let Some(at) = free.iter().position(|s| !s.state.kept) {
+            return Ok(Some(free.swap_remove(at)));
+        }
+        if total < self.size {
+            return Ok(None);
+        }
+        free.sort_by_key(|s| s.state.used_at);
+        Ok(free.into_iter().next())
+    }
+
     /// The pool's slots with their state, in slot order.
     pub fn slots(&self) -> Result<Vec<Slot>, WorkspaceError> {
         let entries = match std::fs::read_dir(&self.dir) {
