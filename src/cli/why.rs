@@ -74,6 +74,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         // Nothing is restored: what would be, counted.
         let notes = pipeline::reuse::settle(
             &plan,
+            0,
             &keys,
             &mut reused,
             &reused_runs,

@@ -154,6 +154,7 @@ pub fn run(
                 let trash = workspace.trash_path("restored")?;
                 let settled = reuse::settle(
                     &plan,
+                    0,
                     &keys,
                     &mut reused,
                     &reused_runs,
@@ -329,6 +330,8 @@ pub fn run(
         medians: &medians,
         history: None,
         api: server.stages(),
+        workspace: workspace.as_ref(),
+        aside: aside.clone(),
     };
     let keeper: Option<Arc<dyn exec::Keeper>> = keeps_outputs.then(|| {
         Arc::new(outputs::Keeper {

@@ -61,9 +61,13 @@ pub type Restore<'a> = dyn FnMut(&Stage, &[&ArtifactRecord], &Path) -> Result<u6
 /// Corrects `reused` for a workspace at `root` holding `held` (stage name → key): see the
 /// module's comment. `keys` are the stages' keys, in plan order. `restore` restores outputs
 /// (or, for `gzl why`, says whether it could); `held` is updated with what it restored.
-/// Returns what it did, by stage.
+/// Stages before `first` were decided already (stages a generator joined come from
+/// `first` on): they get their outputs restored, but none turns into a run. Returns what it
+/// did, by stage.
+#[allow(clippy::too_many_arguments)]
 pub fn settle(
     plan: &Plan,
+    first: usize,
     keys: &[String],
     reused: &mut [Option<i64>],
     reused_runs: &ReusedRuns,
@@ -82,7 +86,11 @@ pub fn settle(
             for index in 0..reused.len() {
                 let Some(from) = reused[index] else { continue };
                 let stage = &nodes[index].stage;
-                if !needed[index] || stage.is_group() || stage.attributes.outputs.is_some() {
+                if index < first
+                    || !needed[index]
+                    || stage.is_group()
+                    || stage.attributes.outputs.is_some()
+                {
                     continue;
                 }
                 if held.get(&stage.name) != Some(&keys[index]) {
@@ -94,7 +102,7 @@ pub fn settle(
             if !changed {
                 break;
             }
-            propagate(plan, reused, &mut notes);
+            propagate(plan, first, reused, &mut notes);
         }
         let needed = needed_by_running(plan, reused);
         let mut failed = false;
@@ -130,6 +138,10 @@ pub fn settle(
                     held.insert(stage.name.clone(), keys[index].clone());
                     notes.push((index, Note::Restored { from, files }));
                 }
+                // Decided already: what needs it finds its outputs missing, and says so.
+                Err(reason) if index < first => {
+                    tracing::warn!(stage = %stage.name, %reason, "cannot restore the outputs of a cached stage");
+                }
                 Err(reason) => {
                     reused[index] = None;
                     notes.push((index, Note::Unrestorable { from, reason }));
@@ -140,7 +152,7 @@ pub fn settle(
         if !failed {
             break;
         }
-        propagate(plan, reused, &mut notes);
+        propagate(plan, first, reused, &mut notes);
     }
     // A stage restored and then made to run after all (a need of it could not be restored)
     // says why it runs.
@@ -167,9 +179,14 @@ fn needed_by_running(plan: &Plan, reused: &[Option<i64>]) -> Vec<bool> {
 
 /// Makes every cached stage that needs a running one run too (plan order is an order the
 /// graph allows, so one pass reaches everything downstream).
-fn propagate(plan: &Plan, reused: &mut [Option<i64>], notes: &mut Vec<(usize, Note)>) {
+fn propagate(
+    plan: &Plan,
+    first: usize,
+    reused: &mut [Option<i64>],
+    notes: &mut Vec<(usize, Note)>,
+) {
     let nodes = plan.nodes();
-    for index in 0..reused.len() {
+    for index in first..reused.len() {
         if reused[index].is_none() {
             continue;
         }

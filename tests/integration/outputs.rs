@@ -277,3 +277,28 @@ test: install
     );
     assert!(log(&test, "3", "test").contains("data"));
 }
+
+// Stages a generator joins to the run are corrected for the workspace too: a joined cached
+// need gets its outputs restored before the joined stage that needs it starts.
+#[test]
+fn a_generated_cached_need_restores_its_outputs() {
+    let test = Test::with_gzlfile("gen:\n    @generates\n    cat stages.txt\n");
+    test.write(
+        "stages.txt",
+        "install:\n    @when package.json\n    @outputs deps\n    mkdir -p deps && echo lib > deps/lib\ntest: install\n    cat deps/lib\n    exit $(cat fail)\n",
+    );
+    test.write(".gitignore", "deps/\n");
+    test.write("fail", "0\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.write("fail", "1\n");
+    test.commit("fail");
+    test.gzl(&["run"]).status(1);
+    let third = test.gzl(&["run"]).status(1);
+    third.summary_has("install", "cached");
+    assert!(
+        log(&test, "3", "gen").contains("`install` reuses run 1: its outputs restored (1 file)")
+    );
+    let failure = log(&test, "3", "test");
+    assert!(failure.contains("lib"), "{failure}");
+}
