@@ -67,11 +67,11 @@ mkdir -p "$tree/.bin" "$repo"
 say "generating $PACKAGES packages of $FILES files in $tree"
 for (( p = 0; p < PACKAGES; p++ )); do
     mkdir -p "$tree/p$p/lib"
-    printf '{"name":"p%d","version":"1.0.0","main":"lib/faa.js"}\n' "$p" >"$tree/p$p/package.json"
+    printf '{"name":"p%d","version":"1.0.0","main":"lib/faaa.js"}\n' "$p" >"$tree/p$p/package.json"
     head -c $(( (FILES - 1) * 1536 )) /dev/urandom | base64 -w 0 \
         | split -b 2k -a 3 --additional-suffix=.js - "$tree/p$p/lib/f"
     if (( p % 10 == 0 )); then
-        ln -s "../p$p/lib/faa.js" "$tree/.bin/p$p"
+        ln -s "../p$p/package.json" "$tree/.bin/p$p"
     fi
 done
 files=$(find "$tree" -type f -o -type l | wc -l)
