@@ -263,8 +263,10 @@ pub fn settle(
             if !needed[index] {
                 continue;
             }
-            let artifacts: Vec<&ArtifactRecord> = reused_runs
-                .of_stage(from, &stage.name)
+            let stored: Vec<&ArtifactRecord> = reused_runs.of_stage(from, &stage.name).collect();
+            let artifacts: Vec<&ArtifactRecord> = stored
+                .iter()
+                .copied()
                 .filter(|a| crate::outputs::matches(patterns, &a.path))
                 .collect();
             let dir = stage
@@ -280,7 +282,8 @@ pub fn settle(
             if holds {
                 continue;
             }
-            if let Some(note) = refused(provide, from, &artifacts) {
+            // Its outputs, and what else it stored for the stages after it.
+            if let Some(note) = refused(provide, from, &stored) {
                 if index >= first {
                     reused[index] = None;
                     notes.push((index, note));
