@@ -392,6 +392,19 @@ mod tests {
     }
 
     #[test]
+    fn clean_excludes_are_anchored_at_the_stage_directory() {
+        let patterns = strings(&["node_modules/", "dist/*.js"]);
+        assert_eq!(
+            clean_excludes(None, &patterns),
+            strings(&["/node_modules", "/dist/*.js"])
+        );
+        assert_eq!(
+            clean_excludes(Some(Path::new("./web/app")), &patterns),
+            strings(&["/web/app/node_modules", "/web/app/dist/*.js"])
+        );
+    }
+
+    #[test]
     fn expansion_finds_outermost_matches_and_reports_unmatched() {
         let dir = tempfile::tempdir().unwrap();
         for file in [
