@@ -3,6 +3,7 @@
 
 mod generated;
 mod jobs;
+pub mod reuse;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,6 +19,7 @@ use crate::exec::{self, Cancel, Event, Job, Outcome, RunInfo};
 use crate::git::Repo;
 use crate::history::{History, HistoryError, NewRun, NewStage, Recorder};
 use crate::home::Home;
+use crate::outputs;
 use crate::plan::Plan;
 use crate::project::{Project, Source};
 use crate::report::View;
@@ -25,7 +27,7 @@ use crate::stagefile::Gzlfile;
 use crate::status::RunStatus;
 use crate::stop;
 use crate::store::Store;
-use crate::workspace::Pool;
+use crate::workspace::{Pool, Workspace};
 
 /// What `gzl run` was asked to do.
 pub struct RunOptions {
@@ -94,7 +96,7 @@ pub fn run(
     let medians = history.median_durations(&identity)?;
     let priorities = plan.critical_path_weights(|stage| median_weight(&medians, stage));
     let store = Store::of(history.home());
-    let (inputs, reused, reused_runs) = match (source, &project.repo) {
+    let (inputs, mut reused, reused_runs) = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if !options.no_cache => {
             let inputs = cache::inputs(&plan, repo, &state.tree)?;
             let mut reused = cache::reusable(&plan, &inputs, &forced, &history)?;
@@ -107,6 +109,9 @@ pub fn run(
             artifacts::ReusedRuns::default(),
         ),
     };
+    let keys: Vec<String> = inputs.iter().map(Inputs::key).collect();
+    // Where restores move what was in their way, removed after the run.
+    let mut aside = None;
     let workspace = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if reused.iter().any(Option::is_none) => {
             let pool = Pool::of(history.home(), repo, &config.workspaces);
@@ -120,7 +125,18 @@ pub fn run(
             } else {
                 config.workspaces.clean
             };
-            workspace.prepare(repo, &repo.checkout_commit(state)?, clean)?;
+            aside = reuse::prepare(
+                &workspace,
+                repo,
+                &repo.checkout_commit(state)?,
+                clean,
+                &plan,
+                &keys,
+                &mut reused,
+                &reused_runs,
+                &store,
+                note,
+            )?;
             Some(workspace)
         }
         _ => None,
@@ -192,6 +208,8 @@ pub fn run(
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
     let home = history.home().clone();
     let api_credentials = server.credentials();
+    // Only a run whose results can be reused keeps outputs, which only reuse restores.
+    let keeps_outputs = !options.no_cache && matches!(source, Source::Isolated(_));
     let context = jobs::RunContext {
         root: &root,
         run: &lease,
@@ -200,6 +218,7 @@ pub fn run(
         dirty,
         home: &home,
         api: &api_credentials,
+        keeps_outputs,
     };
     let jobs: Vec<Job> = plan
         .nodes()
@@ -272,7 +291,15 @@ pub fn run(
         medians: &medians,
         history: None,
         api: server.stages(),
+        workspace: workspace.as_ref(),
+        aside: aside.clone(),
     };
+    let keeper: Option<Arc<dyn exec::Keeper>> = keeps_outputs.then(|| {
+        Arc::new(outputs::Keeper {
+            stages: server.stages(),
+            root: root.clone(),
+        }) as Arc<dyn exec::Keeper>
+    });
     let (plan, outcomes, interrupted) = execute(
         &executor,
         plan,
@@ -280,12 +307,16 @@ pub fn run(
         priorities,
         options,
         &mut generated,
+        keeper,
         stop,
         events.clone(),
         &server,
     );
     // The API lives exactly as long as the run: its socket goes now.
     drop(server);
+    // Generated stages joined the plan with keys of their own.
+    let final_keys: Vec<String> = generated.inputs.iter().map(Inputs::key).collect();
+    drop(generated);
     let outcomes: Vec<Outcome> = plan
         .nodes()
         .iter()
@@ -314,6 +345,10 @@ pub fn run(
     let unrecorded = recorder.unrecorded();
     History::end_lease(lease);
     if let Some(workspace) = workspace {
+        remember_results(&workspace, &plan, &outcomes, &final_keys);
+        if let Some(aside) = aside {
+            let _ = std::fs::remove_dir_all(aside);
+        }
         let slot = workspace.slot;
         workspace.release(status == RunStatus::Passed)?;
         if let (Some(max_size), Some(repo)) = (config.workspaces.max_size, &project.repo) {
@@ -348,6 +383,29 @@ pub fn run(
         status,
         outcomes,
     })
+}
+
+/// Records in the workspace what its stages left there: the key of each that passed, none
+/// for each that ran and did not pass. Cached and skipped stages changed nothing there.
+fn remember_results(workspace: &Workspace, plan: &Plan, outcomes: &[Outcome], keys: &[String]) {
+    let mut held = workspace.results();
+    for (index, (node, outcome)) in plan.nodes().iter().zip(outcomes).enumerate() {
+        let name = &node.stage.name;
+        match (outcome, keys.get(index)) {
+            (Outcome::Cached { .. } | Outcome::Skipped { .. }, _) => {}
+            (Outcome::Passed, Some(key)) => {
+                held.insert(name.clone(), key.clone());
+            }
+            _ => {
+                held.remove(name);
+            }
+        }
+    }
+    if let Err(error) = workspace.set_results(held) {
+        // The next run then trusts an older record: what ran here this time removed its
+        // entry before it started.
+        tracing::warn!(%error, "cannot record what the workspace holds");
+    }
 }
 
 /// A stage's weight for scheduling: its median duration in milliseconds, 1 without one.
@@ -511,6 +569,7 @@ fn execute(
     priorities: Vec<u64>,
     options: &RunOptions,
     expander: &mut dyn exec::Expander,
+    keeper: Option<Arc<dyn exec::Keeper>>,
     stop: Option<watch::Receiver<bool>>,
     events: mpsc::Sender<Event>,
     server: &api::Server,
@@ -537,7 +596,16 @@ fn execute(
         };
         let run = async {
             tokio::join!(
-                exec::execute(plan, jobs, priorities, &exec_options, expander, tee, cancel),
+                exec::execute(
+                    plan,
+                    jobs,
+                    priorities,
+                    &exec_options,
+                    expander,
+                    keeper,
+                    tee,
+                    cancel
+                ),
                 forward
             )
             .0
