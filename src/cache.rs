@@ -311,6 +311,7 @@ fn attributes(stage: &Stage) -> BTreeMap<String, String> {
     put("shell", a.shell.as_ref().map(|words| words.join(" ")));
     put("dir", a.dir.as_ref().map(|d| d.display().to_string()));
     put("when", a.when.as_ref().map(|p| p.join(" ")));
+    put("outputs", a.outputs.as_ref().map(|p| p.join(" ")));
     put("clean", a.clean.map(|c| format!("{c:?}").to_lowercase()));
     // Names, not values: a new token does not run the tests again.
     put(

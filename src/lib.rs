@@ -17,6 +17,7 @@ pub mod git;
 pub mod history;
 pub mod home;
 pub mod hooks;
+pub mod outputs;
 pub mod pin;
 pub mod pipeline;
 pub mod plan;

@@ -251,6 +251,29 @@ impl Stages {
         Ok(())
     }
 
+    /// Records that stage `stage` stored `path` (its `@outputs`, which gzl stored itself),
+    /// as `gzl obj-store` would: in the run and in history. Refused as `obj-store` is.
+    pub fn register(
+        &self,
+        stage: usize,
+        path: &str,
+        stored: &crate::store::Stored,
+    ) -> Result<(), String> {
+        register(
+            &self.0,
+            stage,
+            path,
+            &stored.digest,
+            stored.size,
+            stored.files,
+        )
+    }
+
+    /// The store artifacts go to.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
     /// Follows a run event: stages start and finish.
     pub fn observe(&self, event: &Event) {
         let (stage, state) = match event {
@@ -441,13 +464,28 @@ fn stored(shared: &Shared, stage: usize, request: &Request) -> Response {
             "`{path}`: {error}; store it with gzl obj-store before registering it"
         ));
     }
+    match register(shared, stage, path, digest, size, files) {
+        Ok(()) => Response::ok(),
+        Err(message) => Response::refused(message),
+    }
+}
+
+/// Records that `stage` stored `path` as `digest`, in the run and in history; or why not.
+fn register(
+    shared: &Shared,
+    stage: usize,
+    path: &str,
+    digest: &str,
+    size: u64,
+    files: u64,
+) -> Result<(), String> {
     let mut registry = lock(&shared.registry);
     let Registry {
         artifacts, history, ..
     } = &mut *registry;
-    if let Err(error) = artifacts.register(stage, path, digest) {
-        return Response::refused(error.to_string());
-    }
+    artifacts
+        .register(stage, path, digest)
+        .map_err(|error| error.to_string())?;
     let record = ArtifactRecord {
         run: artifacts.run(),
         stage: artifacts.name(stage).to_string(),
@@ -458,10 +496,9 @@ fn stored(shared: &Shared, stage: usize, request: &Request) -> Response {
         stored_in: artifacts.run(),
         removed: false,
     };
-    match history.record_artifacts(std::slice::from_ref(&record)) {
-        Ok(()) => Response::ok(),
-        Err(error) => Response::refused(format!("cannot record `{path}` in history: {error}")),
-    }
+    history
+        .record_artifacts(std::slice::from_ref(&record))
+        .map_err(|error| format!("cannot record `{path}` in history: {error}"))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -43,6 +43,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                     "shell": a.shell,
                     "dir": a.dir,
                     "when": a.when,
+                    "outputs": a.outputs,
                     "clean": a.clean.map(|c| if c == Clean::All { "all" } else { "untracked" }),
                 })
             })

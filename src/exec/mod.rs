@@ -69,6 +69,13 @@ pub trait Expander {
     fn expand(&mut self, plan: &mut Plan, generator: usize) -> Result<Expansion, String>;
 }
 
+/// Keeps what a stage that passed declared it leaves for the stages after it (`@outputs`).
+pub trait Keeper: Send + Sync {
+    /// Keeps the outputs of stage `stage`, which passed: lines for its log, or why it fails.
+    /// Called off the scheduler's thread: it may take a while.
+    fn keep(&self, stage: usize, job: &Job) -> Result<Vec<String>, String>;
+}
+
 /// The stages an [`Expander`] joined to the plan, in plan order from `joined.first`.
 pub struct Expansion {
     pub jobs: Vec<Job>,
@@ -83,12 +90,14 @@ pub struct Expansion {
 /// needs must be reused too. `priorities` gives each stage's remaining critical-path
 /// weight. `cancel` is watched for stop requests; the executor sends on it itself for
 /// `fail_fast`.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     plan: Plan,
     jobs: Vec<Job>,
     priorities: Vec<u64>,
     options: &Options,
     expander: &mut dyn Expander,
+    keeper: Option<Arc<dyn Keeper>>,
     events: mpsc::Sender<Event>,
     cancel: watch::Sender<Cancel>,
 ) -> (Plan, Vec<Outcome>) {
@@ -103,6 +112,7 @@ pub async fn execute(
         priorities,
         options,
         expander,
+        keeper,
         ready: BinaryHeap::new(),
         events,
         cancel,
@@ -124,12 +134,46 @@ pub async fn execute(
     (scheduler.plan, outcomes)
 }
 
+/// Keeps a passed stage's outputs before anything that needs it starts, on a thread of its
+/// own; what it says goes to the stage's log. A stage whose outputs cannot be kept fails:
+/// reused later, it would provide nothing.
+async fn keep(
+    keeper: Arc<dyn Keeper>,
+    stage: usize,
+    job: Arc<Job>,
+    events: &mpsc::Sender<Event>,
+) -> Outcome {
+    let kept = tokio::task::spawn_blocking(move || keeper.keep(stage, &job))
+        .await
+        .unwrap_or_else(|_| Err("gzl failed keeping the stage's outputs (a bug in gzl)".into()));
+    let (lines, outcome) = match kept {
+        Ok(lines) => (lines, Outcome::Passed),
+        Err(message) => (
+            vec![message],
+            Outcome::Failed {
+                exit_code: Some(0),
+                signal: None,
+            },
+        ),
+    };
+    for line in lines {
+        let _ = events
+            .send(Event::Output {
+                stage,
+                bytes: format!("gzl: {line}\n").into_bytes(),
+            })
+            .await;
+    }
+    outcome
+}
+
 struct Scheduler<'a> {
     plan: Plan,
     jobs: Vec<Arc<Job>>,
     priorities: Vec<u64>,
     options: &'a Options,
     expander: &'a mut dyn Expander,
+    keeper: Option<Arc<dyn Keeper>>,
     /// For each stage, how many of its needs have not passed yet.
     waiting_on: Vec<usize>,
     outcomes: Vec<Option<Outcome>>,
@@ -218,11 +262,11 @@ impl Scheduler<'_> {
         let cancel = self.cancel.subscribe();
         let grace = self.options.grace;
         let reaper = Arc::clone(&self.reaper);
+        let keeper = self.keeper.clone().filter(|_| !job.outputs.is_empty());
         running.spawn(async move {
-            let job = &job;
             let secrets: Vec<String> = job.secrets.iter().map(|(_, v)| v.clone()).collect();
             let supervisor = Supervisor {
-                job,
+                job: &job,
                 stage: index,
                 events: &events,
                 cancel,
@@ -230,7 +274,13 @@ impl Scheduler<'_> {
                 masker: std::sync::Mutex::new(Masker::new(&secrets)),
                 reaper,
             };
-            (index, supervisor.run().await)
+            let outcome = supervisor.run().await;
+            match keeper {
+                Some(keeper) if outcome == Outcome::Passed => {
+                    (index, keep(keeper, index, job, &events).await)
+                }
+                _ => (index, outcome),
+            }
         });
     }
 

@@ -42,6 +42,9 @@ pub struct Job {
     /// For a `@generates` stage, the file its stdout goes to, masked: the Gzlfile text of the
     /// stages it generates. Its stderr is its output as usual.
     pub generates: Option<PathBuf>,
+    /// `@outputs` patterns gzl keeps when the stage passes; empty when it has none, or when
+    /// the run offers no results for reuse.
+    pub outputs: Vec<String>,
 }
 
 /// Output is read in chunks of this size; memory per stage stays bounded by it.

@@ -78,6 +78,8 @@ pub(super) struct RunContext<'a> {
     pub home: &'a Home,
     /// The run's job API: its socket and the stages' credentials.
     pub api: &'a crate::api::Credentials,
+    /// Whether the run offers its results for reuse, and so keeps stages' `@outputs`.
+    pub keeps_outputs: bool,
 }
 
 /// The job for `stage` of a run.
@@ -172,6 +174,11 @@ pub(super) fn job(
         generates: attributes
             .generates
             .then(|| generated_path(run, &stage.name)),
+        outputs: attributes
+            .outputs
+            .clone()
+            .filter(|_| run.keeps_outputs)
+            .unwrap_or_default(),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::exec::{self, Cancel, Event, Job, Outcome, RunInfo};
 use crate::git::Repo;
 use crate::history::{History, HistoryError, NewRun, NewStage, Recorder};
 use crate::home::Home;
+use crate::outputs;
 use crate::plan::Plan;
 use crate::project::{Project, Source};
 use crate::report::View;
@@ -192,6 +193,8 @@ pub fn run(
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
     let home = history.home().clone();
     let api_credentials = server.credentials();
+    // Only a run whose results can be reused keeps outputs, which only reuse restores.
+    let keeps_outputs = !options.no_cache && matches!(source, Source::Isolated(_));
     let context = jobs::RunContext {
         root: &root,
         run: &lease,
@@ -200,6 +203,7 @@ pub fn run(
         dirty,
         home: &home,
         api: &api_credentials,
+        keeps_outputs,
     };
     let jobs: Vec<Job> = plan
         .nodes()
@@ -273,6 +277,12 @@ pub fn run(
         history: None,
         api: server.stages(),
     };
+    let keeper: Option<Arc<dyn exec::Keeper>> = keeps_outputs.then(|| {
+        Arc::new(outputs::Keeper {
+            stages: server.stages(),
+            root: root.clone(),
+        }) as Arc<dyn exec::Keeper>
+    });
     let (plan, outcomes, interrupted) = execute(
         &executor,
         plan,
@@ -280,6 +290,7 @@ pub fn run(
         priorities,
         options,
         &mut generated,
+        keeper,
         stop,
         events.clone(),
         &server,
@@ -488,6 +499,7 @@ fn execute(
     priorities: Vec<u64>,
     options: &RunOptions,
     expander: &mut dyn exec::Expander,
+    keeper: Option<Arc<dyn exec::Keeper>>,
     stop: Option<watch::Receiver<bool>>,
     events: mpsc::Sender<Event>,
     server: &api::Server,
@@ -514,7 +526,16 @@ fn execute(
         };
         let run = async {
             tokio::join!(
-                exec::execute(plan, jobs, priorities, &exec_options, expander, tee, cancel),
+                exec::execute(
+                    plan,
+                    jobs,
+                    priorities,
+                    &exec_options,
+                    expander,
+                    keeper,
+                    tee,
+                    cancel
+                ),
                 forward
             )
             .0

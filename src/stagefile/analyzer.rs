@@ -504,6 +504,9 @@ impl<'a> Analyzer {
                 "env" => "`KEY=VALUE`",
                 "shell" => "a program and its arguments, such as `python3` or `bash -eux`",
                 "when" => "the paths the stage reads, such as `src/** Cargo.toml`",
+                "outputs" => {
+                    "the paths the stage leaves for the stages after it, such as `node_modules` or `dist/*.js`"
+                }
                 "clean" => "`all` (remove ignored files too) or `untracked`",
                 "secret" => "the name of a secret, such as `DEPLOY_TOKEN`",
                 _ => "a path relative to the repository root",
@@ -538,6 +541,7 @@ impl<'a> Analyzer {
                 ),
             },
             "when" => self.when(value, value_span, attributes),
+            "outputs" => self.outputs(value, value_span, attributes),
             "secret" => {
                 if crate::secrets::check_name(value).is_err() {
                     self.diagnostics.push(
@@ -590,6 +594,25 @@ impl<'a> Analyzer {
             patterns.push(word.to_string());
         }
         attributes.when = Some(patterns);
+    }
+
+    fn outputs(&mut self, value: &str, span: Span, attributes: &mut Attributes) {
+        let mut patterns = Vec::new();
+        let mut offset = 0;
+        for word in value.split_whitespace() {
+            let at = offset + value[offset..].find(word).unwrap_or(0);
+            offset = at + word.len();
+            if let Err(reason) = crate::outputs::check_pattern(word) {
+                self.diagnostics.push(
+                    Diagnostic::new(format!("`{word}` is not an output gzl can keep"), span.start + at..span.start + offset)
+                        .label(reason)
+                        .help("write paths or globs relative to the stage's directory, such as `node_modules`, `.venv` or `dist/*.js`"),
+                );
+                return;
+            }
+            patterns.push(word.to_string());
+        }
+        attributes.outputs = Some(patterns);
     }
 
     fn env(

@@ -42,6 +42,9 @@ pub struct Attributes {
     /// `@when PATTERN...`: the files the stage reads, as gitignore-style globs; every file
     /// when absent.
     pub when: Option<Vec<String>>,
+    /// `@outputs PATTERN...`: the paths the stage leaves for the stages after it, as globs
+    /// relative to its directory; stored when it passes, restored when it is reused.
+    pub outputs: Option<Vec<String>>,
     /// `@clean all`: the run's workspace starts from a pristine tree.
     pub clean: Option<Clean>,
     /// `@secret NAME`: secrets the stage gets in its environment, in the order written.
@@ -51,13 +54,14 @@ pub struct Attributes {
 }
 
 /// The attribute names the analyzer knows, as written after `@`.
-pub const KNOWN_ATTRIBUTES: [&str; 9] = [
+pub const KNOWN_ATTRIBUTES: [&str; 10] = [
     "timeout",
     "idle-timeout",
     "env",
     "shell",
     "dir",
     "when",
+    "outputs",
     "clean",
     "secret",
     "generates",

@@ -31,6 +31,18 @@ fn check_json_describes_every_stage() {
     assert_eq!(value["stages"][3]["group"], true);
 }
 
+// Tools reading `check --json` see what a stage leaves for the others, as written.
+#[test]
+fn check_json_lists_outputs() {
+    let test = Test::with_gzlfile("install:\n  @outputs node_modules dist/*.js\n  true\n");
+    let run = test.gzl(&["check", "--json"]).status(0);
+    let value: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(
+        value["stages"][0]["outputs"],
+        serde_json::json!(["node_modules", "dist/*.js"])
+    );
+}
+
 #[test]
 fn check_dot_draws_the_graph() {
     let test = Test::with_gzlfile(PIPELINE);

@@ -246,3 +246,12 @@ fn eight_thousand_unknown_needs_are_reported_capped() {
     );
     assert!(stderr.len() < 100_000, "{} bytes", stderr.len());
 }
+
+// `@outputs` paths must stay below the stage's directory and be globs gzl can match; each
+// bad one is reported at its own column with the fix.
+#[test]
+fn bad_outputs_are_diagnosed() {
+    insta::assert_snapshot!(check_errors(
+        "install:\n  @outputs node_modules ../shared\n  true\nbuild:\n  @outputs /tmp/out\n  true\ntest:\n  @outputs .git\n  true\n"
+    ));
+}
