@@ -13,6 +13,8 @@ use crate::harness::{Run, Test};
 struct Case {
     /// The template `gzl init` must pick.
     template: &'static str,
+    /// The case's name in the matrix of results.
+    label: &'static str,
     /// Programs the project's stages run, each with what provides it.
     tools: &'static [(&'static str, &'static str)],
     /// The project, as a user would have it before `gzl init`.
@@ -75,8 +77,8 @@ impl Project {
         let start = Instant::now();
         let run = Run::from(command.output().expect("gzl runs"));
         let line = format!(
-            "{:<8} {:<24} {:<6} {:>7.1}s",
-            self.case.template,
+            "{:<14} {:<20} {:<6} {:>6.1}s",
+            self.case.label,
             step,
             if run.code == Some(0) {
                 "exit 0"
@@ -96,7 +98,8 @@ impl Project {
         let output = Command::new(program)
             .args(args)
             .current_dir(self.test.repo())
-            .env("HOME", self.test.repo().join("../"))
+            // The temp dir above the repository, gzl's HOME in the harness.
+            .env("HOME", self.test.repo().parent().expect("the temp dir"))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap_or_else(|e| panic!("{program}: {e}"));
@@ -256,8 +259,8 @@ fn daily_loop(case: &'static Case) {
         .stdout_has(&format!("first bad commit: {breaking}"));
 
     eprintln!(
-        "matrix for the {} template:\n{}",
-        case.template,
+        "matrix for {}:\n{}",
+        case.label,
         project.steps.borrow().join("\n")
     );
 }
@@ -266,6 +269,7 @@ fn nothing_to_prepare(_: &Project) {}
 
 const PYTHON: Case = Case {
     template: "python",
+    label: "python",
     tools: &[(
         "python3",
         "Python 3 with venv (Debian: python3 python3-venv)",
@@ -277,6 +281,7 @@ const PYTHON: Case = Case {
             "[build-system]\nrequires = [\"setuptools>=64\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
              [project]\nname = \"calc\"\nversion = \"0.1.0\"\n",
         ),
+        ("requirements-dev.txt", "pytest\n"),
         (
             "tests/test_calc.py",
             "from calc import add\n\n\ndef test_add():\n    assert add(2, 2) == 4\n",
@@ -303,6 +308,7 @@ fn python_template_daily_loop() {
 
 const NODE: Case = Case {
     template: "node",
+    label: "node",
     tools: &[
         ("node", "Node.js 18 or later"),
         ("npm", "npm"),
@@ -332,9 +338,16 @@ const NODE: Case = Case {
     install: Some("install"),
 };
 
-/// The project's dependency, a package tarball kept in the repository (so npm needs no
-/// registry), and the lock file `npm install` writes, committed as users do.
+/// The project's dependency, and the lock file `npm install` writes, committed as users do.
 fn node_dependency_and_lock(project: &Project) {
+    node_dependency(project);
+    project.tool("npm", &["install", "--package-lock-only"]);
+    assert!(project.test.path("package-lock.json").is_file());
+}
+
+/// The project's dependency: a package tarball kept in the repository, so npm needs no
+/// registry.
+fn node_dependency(project: &Project) {
     let test = &project.test;
     test.write(
         "../adder/package/package.json",
@@ -355,8 +368,6 @@ fn node_dependency_and_lock(project: &Project) {
             "package",
         ],
     );
-    project.tool("npm", &["install", "--package-lock-only"]);
-    assert!(test.path("package-lock.json").is_file());
 }
 
 #[test]
@@ -364,8 +375,21 @@ fn node_template_daily_loop() {
     daily_loop(&NODE);
 }
 
+/// A project without a lock file, which `npm ci` refuses: the template runs `npm install`.
+const NODE_WITHOUT_LOCK: Case = Case {
+    label: "node (no lock)",
+    prepare: node_dependency,
+    ..NODE
+};
+
+#[test]
+fn node_template_daily_loop_without_a_lock_file() {
+    daily_loop(&NODE_WITHOUT_LOCK);
+}
+
 const RUST: Case = Case {
     template: "rust",
+    label: "rust",
     tools: &[
         ("cargo", "Rust (rustup.rs)"),
         ("rustfmt", "rustfmt (rustup component add rustfmt)"),
@@ -398,6 +422,7 @@ fn rust_template_daily_loop() {
 
 const GO: Case = Case {
     template: "go",
+    label: "go",
     tools: &[("go", "Go (Debian: golang-go)")],
     files: &[
         ("go.mod", "module example.com/calc\n\ngo 1.19\n"),
@@ -423,6 +448,7 @@ fn go_template_daily_loop() {
 
 const MAKE: Case = Case {
     template: "make",
+    label: "make",
     tools: &[("make", "make"), ("cc", "a C compiler (Debian: gcc)")],
     files: &[
         (".gitignore", "*.o\n/test_calc\n"),
@@ -453,6 +479,7 @@ fn make_template_daily_loop() {
 
 const GENERIC: Case = Case {
     template: "generic",
+    label: "generic",
     tools: &[("sh", "a POSIX shell")],
     files: &[(
         "test.sh",
