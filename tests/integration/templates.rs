@@ -80,10 +80,10 @@ impl Project {
             "{:<14} {:<20} {:<6} {:>6.1}s",
             self.case.label,
             step,
-            if run.code == Some(0) {
-                "exit 0"
-            } else {
-                "exit 1"
+            match run.code {
+                Some(0) => "passed".to_string(),
+                Some(1) => "failed".to_string(),
+                code => format!("exit {code:?}"),
             },
             start.elapsed().as_secs_f64()
         );
