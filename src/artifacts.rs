@@ -440,7 +440,8 @@ impl ReusedRuns {
         Ok(ReusedRuns(runs))
     }
 
-    fn of_stage<'a>(
+    /// The artifacts stage `stage` stored in run `run`.
+    pub fn of_stage<'a>(
         &'a self,
         run: i64,
         stage: &'a str,

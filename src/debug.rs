@@ -125,7 +125,9 @@ pub fn session(
         branch: run.branch.clone(),
     };
     let lease = pool.lease(&mut |line| tracing::info!("{line}"))?;
-    lease.prepare(repo, &repo.checkout_commit(&state)?, Clean::Untracked)?;
+    lease.prepare(repo, &repo.checkout_commit(&state)?, Clean::Untracked, &[])?;
+    // What the shell does there is the user's: no result stays known to be in it.
+    lease.set_results(Default::default())?;
     let relative = cwd.strip_prefix(&workspace).unwrap_or(&cwd).to_path_buf();
     let moved = |value: &str| {
         value.replace(

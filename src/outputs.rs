@@ -75,8 +75,7 @@ fn put(store: &Store, paths: &[PathBuf], _root: &Path) -> Result<Vec<Stored>, St
 
 /// Restores the stored `digest` at `path` below `base`, in the workspace `root`. The one
 /// place outputs come out of the store.
-#[allow(dead_code)] // Used by restores, next.
-pub(crate) fn get(
+fn get(
     store: &Store,
     digest: &str,
     base: &Path,
@@ -256,6 +255,48 @@ fn names(dir: &Path) -> Vec<String> {
 /// A directory, not a link to one.
 fn is_dir(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Restores `artifacts` (a cached stage's outputs) into its directory `dir` in the workspace
+/// `root`, each replacing what is at its path: that is moved into `aside` (a directory the
+/// caller removes later), so the restored path holds exactly what the stage left. Returns
+/// how many files it restored.
+pub fn restore(
+    store: &Store,
+    artifacts: &[&crate::history::ArtifactRecord],
+    dir: &Path,
+    root: &Path,
+    aside: &Path,
+) -> Result<u64, String> {
+    let mut files = 0;
+    static ASIDE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    for artifact in artifacts {
+        let target = dir.join(&artifact.path);
+        // Moved aside through no link: the path's directories are plain ones below `dir`.
+        let mut parent = dir.to_path_buf();
+        let parts: Vec<&str> = artifact.path.split('/').collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            parent.push(part);
+            if std::fs::symlink_metadata(&parent).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(format!(
+                    "{} is a symbolic link, and gzl does not restore through links",
+                    parent.display()
+                ));
+            }
+        }
+        if std::fs::symlink_metadata(&target).is_ok() {
+            std::fs::create_dir_all(aside)
+                .and_then(|()| {
+                    let name = ASIDE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    std::fs::rename(&target, aside.join(name.to_string()))
+                })
+                .map_err(|error| format!("cannot move {} aside: {error}", target.display()))?;
+        }
+        let restored = get(store, &artifact.digest, dir, &artifact.path, root)
+            .map_err(|error| format!("`{}`: {}", artifact.path, chain(&error)))?;
+        files += restored.files;
+    }
+    Ok(files)
 }
 
 /// `patterns` of a stage whose directory is `dir` (relative to the workspace root) as

@@ -79,6 +79,21 @@ pub struct SlotState {
     pub kept: bool,
     /// When it was last leased or released, in milliseconds since the Unix epoch.
     pub used_at: i64,
+    /// What the workspace holds of each stage, by name: the key of the result the stage last
+    /// left here, by passing here or by having its `@outputs` restored here. A stage's entry
+    /// goes before it runs here, and whatever a clean or a new checkout may have deleted
+    /// goes with the files.
+    #[serde(default)]
+    pub results: std::collections::BTreeMap<String, String>,
+}
+
+/// How [`Workspace::prepare`] left the workspace's files beyond the checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    /// Made anew: nothing an earlier run wrote is there.
+    Fresh,
+    /// Cleaned: `removed` says whether the clean deleted anything.
+    Cleaned { removed: bool },
 }
 
 /// A slot of the pool as `gzl gc` sees it.
@@ -192,6 +207,22 @@ impl Pool {
                 return Ok(workspace);
             }
         }
+    }
+
+    /// The slot [`Pool::lease`] would take now, by the same choice: `None` for a new one.
+    pub fn peek(&self) -> Result<Option<Slot>, WorkspaceError> {
+        let slots = self.slots()?;
+        let total = slots.len();
+        let mut free: Vec<Slot> = slots.into_iter().filter(|s| !s.leased).collect();
+        free.sort_by_key(|s| std::cmp::Reverse(s.state.used_at));
+        if let Some(at) = free.iter().position(|s| !s.state.kept) {
+            return Ok(Some(free.swap_remove(at)));
+        }
+        if total < self.size {
+            return Ok(None);
+        }
+        free.sort_by_key(|s| s.state.used_at);
+        Ok(free.into_iter().next())
     }
 
     /// The pool's slots with their state, in slot order.
@@ -350,21 +381,36 @@ impl Workspace {
     /// git does not track removed (ignored ones too with `Clean::All`), submodules checked
     /// out, and the repository's config and refs reset to what gzl gives every run. A
     /// workspace git cannot bring there is set aside and made anew.
-    pub fn prepare(&self, repo: &Repo, commit: &str, clean: Clean) -> Result<(), WorkspaceError> {
-        match self.try_prepare(repo, commit, clean) {
-            Ok(()) => Ok(()),
+    ///
+    /// The clean never deletes what `keep` names: gitignore patterns anchored at the
+    /// workspace's top (`git clean -e`), the declared outputs of the run's stages.
+    pub fn prepare(
+        &self,
+        repo: &Repo,
+        commit: &str,
+        clean: Clean,
+        keep: &[String],
+    ) -> Result<Prepared, WorkspaceError> {
+        match self.try_prepare(repo, commit, clean, keep) {
+            Ok(prepared) => Ok(prepared),
             Err(error) if self.path.join(".git").exists() => {
                 let cause = std::error::Error::source(&error)
                     .map_or_else(String::new, |cause| cause.to_string());
                 tracing::warn!(workspace = %self.path.display(), %cause, "git cannot use the workspace; making it anew");
                 self.set_aside()?;
-                self.try_prepare(repo, commit, clean)
+                self.try_prepare(repo, commit, clean, keep)
             }
             Err(error) => Err(error),
         }
     }
 
-    fn try_prepare(&self, repo: &Repo, commit: &str, clean: Clean) -> Result<(), WorkspaceError> {
+    fn try_prepare(
+        &self,
+        repo: &Repo,
+        commit: &str,
+        clean: Clean,
+        keep: &[String],
+    ) -> Result<Prepared, WorkspaceError> {
         let git_error = |source| WorkspaceError::Git {
             path: self.path.clone(),
             source,
@@ -378,20 +424,32 @@ impl Workspace {
             git::git(&self.path).args(["checkout", "--quiet", "--force", "--detach", commit]),
         )
         .map_err(git_error)?;
+        let mut removed = false;
         if fresh {
             self.created.set(Some(std::time::Instant::now()));
         } else {
+            // Not quiet: what it prints says whether it deleted anything.
             let mut command = git::git(&self.path);
-            command.args(["clean", "-ffdq"]);
+            command.args(["clean", "-ffd"]);
             if clean == Clean::All {
                 command.arg("-x");
             }
-            git::output(&mut command).map_err(git_error)?;
+            for pattern in keep {
+                command.arg("-e").arg(pattern);
+            }
+            removed = !git::output(&mut command)
+                .map_err(git_error)?
+                .trim()
+                .is_empty();
         }
         if self.path.join(".gitmodules").is_file() {
-            self.update_submodules(repo, clean).map_err(git_error)?;
+            removed |= self.update_submodules(repo, clean).map_err(git_error)?;
         }
-        Ok(())
+        Ok(if fresh {
+            Prepared::Fresh
+        } else {
+            Prepared::Cleaned { removed }
+        })
     }
 
     /// A new repository borrowing the user's objects.
@@ -461,7 +519,7 @@ impl Workspace {
     /// Checks out the submodules at the commits the tree records. gix cannot check out
     /// submodules yet, so this is git's `submodule update`. A submodule the user's
     /// repository has cloned already is fetched from that clone, not from its URL.
-    fn update_submodules(&self, repo: &Repo, clean: Clean) -> Result<(), GitError> {
+    fn update_submodules(&self, repo: &Repo, clean: Clean) -> Result<bool, GitError> {
         git::output(git::git(&self.path).args(["submodule", "--quiet", "init"]))?;
         let names = git::output(git::git(&self.path).args([
             "config",
@@ -499,18 +557,18 @@ impl Workspace {
             "--force",
         ]))?;
         let clean_command = if clean == Clean::All {
-            "git clean -ffdqx"
+            "git clean -ffdx"
         } else {
-            "git clean -ffdq"
+            "git clean -ffd"
         };
-        git::output(git::git(&self.path).args([
+        let cleaned = git::output(git::git(&self.path).args([
             "submodule",
             "--quiet",
             "foreach",
             "--recursive",
             clean_command,
         ]))?;
-        Ok(())
+        Ok(cleaned.lines().any(|line| line.starts_with("Removing ")))
     }
 
     /// Moves a broken workspace out of the way; `gzl gc` deletes it. (Deleting thousands of
@@ -529,6 +587,36 @@ impl Workspace {
         ));
         std::fs::rename(&self.path, aside).map_err(io)?;
         Ok(())
+    }
+
+    /// What the workspace holds of each stage (see [`SlotState::results`]).
+    pub fn results(&self) -> std::collections::BTreeMap<String, String> {
+        self.state().results
+    }
+
+    /// Records what the workspace holds of each stage.
+    pub fn set_results(
+        &self,
+        results: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), WorkspaceError> {
+        let mut state = self.state();
+        state.results = results;
+        self.write_state(&state)
+    }
+
+    /// A new path in the pool's trash, where a restore moves what was in its way (removed
+    /// with the trash: deleting many files right before restoring many is slow on ext4).
+    pub fn trash_path(&self, name: &str) -> Result<PathBuf, WorkspaceError> {
+        let trash = self.pool.join("trash");
+        std::fs::create_dir_all(&trash).map_err(|source| WorkspaceError::Io {
+            path: trash.clone(),
+            source,
+        })?;
+        Ok(trash.join(format!(
+            "{}-{name}-{}",
+            self.slot,
+            crate::history::millis(SystemTime::now())
+        )))
     }
 
     /// Records the run using the workspace.

@@ -4,7 +4,7 @@ use super::Context;
 use crate::artifacts;
 use crate::cache::{self, Difference, Inputs, Why};
 use crate::error::{Error, ExitCode};
-use crate::pipeline;
+use crate::pipeline::{self, reuse::Note};
 use crate::plan::Plan;
 use crate::project::{Source, SourceRequest};
 use crate::store::Store;
@@ -31,17 +31,63 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             None,
         ));
     };
-    let plan = Plan::new(&gzlfile, std::slice::from_ref(&args.stage))?;
+    // The whole pipeline, as `gzl run` runs it: what runs decides what must be in the
+    // workspace.
+    let plan = Plan::new(&gzlfile, &[])?;
+    if !plan
+        .nodes()
+        .iter()
+        .any(|node| node.stage.name == args.stage)
+    {
+        Plan::new(&gzlfile, std::slice::from_ref(&args.stage))?;
+    }
     let history = pipeline::open_history()?;
     let inputs = cache::inputs(&plan, repo, &state.tree)?;
     let matched = cache::reusable(&plan, &inputs, &vec![false; plan.len()], &history)?;
     let mut reused = matched.clone();
-    artifacts::keep_reusable(&plan, 0, &mut reused, &history, &Store::of(history.home()))?;
+    let reused_runs =
+        artifacts::keep_reusable(&plan, 0, &mut reused, &history, &Store::of(history.home()))?;
     let index = plan
         .nodes()
         .iter()
         .position(|node| node.stage.name == args.stage)
         .unwrap_or(plan.len() - 1);
+    // As the run would: corrected for the workspace it would lease, when anything runs.
+    let mut workspace_note = None;
+    if reused.iter().any(Option::is_none) {
+        let config = crate::config::Config::load(&context.project.root)?;
+        let pool = crate::workspace::Pool::of(history.home(), repo, &config.workspaces);
+        let slot = pool.peek()?;
+        let (mut held, root, place) = match slot {
+            Some(slot) => (
+                slot.state.results,
+                slot.path,
+                format!("workspace {}", slot.slot),
+            ),
+            None => (
+                Default::default(),
+                pool.dir().join("new"),
+                "a new workspace".to_string(),
+            ),
+        };
+        let keys: Vec<String> = inputs.iter().map(Inputs::key).collect();
+        // Nothing is restored: what would be, counted.
+        let notes = pipeline::reuse::settle(
+            &plan,
+            0,
+            &keys,
+            &mut reused,
+            &reused_runs,
+            &mut held,
+            &root,
+            &mut |_, artifacts, _| Ok(artifacts.iter().map(|a| a.files).sum()),
+        );
+        workspace_note = notes
+            .into_iter()
+            .rev()
+            .find(|(at, _)| *at == index)
+            .map(|(_, note)| (note, place));
+    }
     let earlier = history
         .newest_execution(&context.project.identity(), &args.stage)?
         .and_then(|(run, stage)| {
@@ -62,14 +108,15 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let stage = &args.stage;
     // A result whose artifacts are gone is not reused, though its inputs are the same.
     let lost = matched[index].filter(|_| reused[index].is_none());
-    let mut out = match (&why, lost) {
-        (Why::NeedsRun { .. }, _) | (_, None) => explain(stage, &why),
-        (_, Some(run)) => format!(
+    let mut out = match (&why, lost, &workspace_note) {
+        (_, _, Some((note, place))) => in_workspace(stage, note, place),
+        (Why::NeedsRun { .. }, _, _) | (_, None, _) => explain(stage, &why),
+        (_, Some(run), _) => format!(
             "{stage} would run: it passed with the same inputs in run {run}, but the store no longer holds what it stored there (gzl gc)\n"
         ),
     };
     let _ = writeln!(out, "  key {}", inputs[index].key());
-    if let (Why::Differs { run, differences }, None) = (&why, lost) {
+    if let (Why::Differs { run, differences }, None, None) = (&why, lost, &workspace_note) {
         let _ = writeln!(
             out,
             "  compared with run {run}, its newest run of `{stage}`:"
@@ -80,6 +127,25 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     }
     super::print(&out);
     Ok(ExitCode::Success)
+}
+
+/// The first line of the answer when the workspace the run would take decides it.
+fn in_workspace(stage: &str, note: &Note, place: &str) -> String {
+    match note {
+        Note::Restored { from, files } => format!(
+            "{stage} would reuse run {from}: it passed with the same inputs; its outputs ({files} file{}) would be restored into {place}\n",
+            if *files == 1 { "" } else { "s" }
+        ),
+        Note::Elsewhere { from } => format!(
+            "{stage} would run: its result (run {from}) was made in another workspace than the one the run would take ({place}), and it declares no @outputs\n"
+        ),
+        Note::Unrestorable { from, reason } => format!(
+            "{stage} would run: its outputs from run {from} cannot be restored into {place}: {reason}\n"
+        ),
+        Note::NeedRuns { need } => {
+            format!("{stage} would run: it needs `{need}`, which would run again in {place}\n")
+        }
+    }
 }
 
 /// The first line of the answer.

@@ -81,6 +81,8 @@ pub struct Expansion {
     pub jobs: Vec<Job>,
     pub priorities: Vec<u64>,
     pub joined: Arc<Joined>,
+    /// Lines for the generator's log: what reuse did for the workspace.
+    pub notes: Vec<String>,
 }
 
 /// Runs `jobs` (one per plan node, same order) and returns the plan, which `@generates`
@@ -305,7 +307,7 @@ impl Scheduler<'_> {
                         .iter()
                         .map(|s| s.name.as_str())
                         .collect();
-                    let line = match names.len() {
+                    let mut line = match names.len() {
                         0 => "gzl: generated no stages\n".to_string(),
                         n => format!(
                             "gzl: generated {n} stage{}: {}\n",
@@ -313,6 +315,9 @@ impl Scheduler<'_> {
                             names.join(", ")
                         ),
                     };
+                    for note in &joined.notes {
+                        line.push_str(&format!("gzl: {note}\n"));
+                    }
                     let _ = self
                         .events
                         .send(Event::Output {

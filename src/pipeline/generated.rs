@@ -2,6 +2,7 @@
 //! keys, reuse and jobs like any stage the Gzlfile defines.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::history::History;
 use crate::plan::Plan;
 use crate::stagefile::{Gzlfile, Stage, StagefileError, render_all};
 use crate::store::Store;
+use crate::workspace::Workspace;
 
 /// Joins generated stages to a run.
 pub(super) struct Generated<'a> {
@@ -32,6 +34,10 @@ pub(super) struct Generated<'a> {
     pub history: Option<History>,
     /// The job API, which learns of the joined stages before they start.
     pub api: api::Stages,
+    /// The run's workspace, where cached stages joined provide their files.
+    pub workspace: Option<&'a Workspace>,
+    /// Where restores move what was in their way.
+    pub aside: Option<PathBuf>,
 }
 
 impl Expander for Generated<'_> {
@@ -66,6 +72,7 @@ impl Expander for Generated<'_> {
         let first = plan
             .extend(self.gzlfile, generator, stages)
             .map_err(|error| error.to_string())?;
+        let mut notes = Vec::new();
         let reused_runs = match self.source {
             Some((repo, tree)) => {
                 cache::extend_inputs(plan, &mut self.inputs, repo, tree)
@@ -79,8 +86,13 @@ impl Expander for Generated<'_> {
                 cache::extend_reusable(plan, &self.inputs, &forced, &mut self.reused, history)
                     .map_err(|error| error.to_string())?;
                 let store = Store::of(self.context.home);
-                artifacts::keep_reusable(plan, first, &mut self.reused, history, &store)
-                    .map_err(|error| error.to_string())?
+                let reused_runs =
+                    artifacts::keep_reusable(plan, first, &mut self.reused, history, &store)
+                        .map_err(|error| error.to_string())?;
+                if let (Some(workspace), Some(aside)) = (self.workspace, self.aside.clone()) {
+                    notes = self.settle(plan, first, &reused_runs, workspace, &store, &aside)?;
+                }
+                reused_runs
             }
             None => {
                 self.reused.resize(plan.len(), None);
@@ -128,7 +140,49 @@ impl Expander for Generated<'_> {
                 first,
                 stages,
             }),
+            notes,
         })
+    }
+}
+
+impl Generated<'_> {
+    /// Corrects the joined stages' reuse for the workspace, as the run did its own stages
+    /// (see [`super::reuse`]). Returns what it did, as lines.
+    fn settle(
+        &mut self,
+        plan: &Plan,
+        first: usize,
+        reused_runs: &artifacts::ReusedRuns,
+        workspace: &Workspace,
+        store: &Store,
+        aside: &Path,
+    ) -> Result<Vec<String>, String> {
+        let keys: Vec<String> = self.inputs.iter().map(Inputs::key).collect();
+        let mut held = workspace.results();
+        let settled = super::reuse::settle(
+            plan,
+            first,
+            &keys,
+            &mut self.reused,
+            reused_runs,
+            &mut held,
+            &workspace.path,
+            &mut |_, artifacts, dir| {
+                crate::outputs::restore(store, artifacts, dir, &workspace.path, aside)
+            },
+        );
+        for (node, reused) in plan.nodes().iter().zip(&self.reused).skip(first) {
+            if reused.is_none() {
+                held.remove(&node.stage.name);
+            }
+        }
+        workspace
+            .set_results(held)
+            .map_err(|error| error.to_string())?;
+        Ok(settled
+            .into_iter()
+            .map(|(index, note)| note.describe(&plan.nodes()[index].stage.name))
+            .collect())
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod generated;
 mod jobs;
+pub mod reuse;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,7 +27,7 @@ use crate::stagefile::Gzlfile;
 use crate::status::RunStatus;
 use crate::stop;
 use crate::store::Store;
-use crate::workspace::Pool;
+use crate::workspace::{Pool, Prepared, Workspace};
 
 /// What `gzl run` was asked to do.
 pub struct RunOptions {
@@ -95,7 +96,7 @@ pub fn run(
     let medians = history.median_durations(&identity)?;
     let priorities = plan.critical_path_weights(|stage| median_weight(&medians, stage));
     let store = Store::of(history.home());
-    let (inputs, reused, reused_runs) = match (source, &project.repo) {
+    let (inputs, mut reused, reused_runs) = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if !options.no_cache => {
             let inputs = cache::inputs(&plan, repo, &state.tree)?;
             let mut reused = cache::reusable(&plan, &inputs, &forced, &history)?;
@@ -108,6 +109,9 @@ pub fn run(
             artifacts::ReusedRuns::default(),
         ),
     };
+    let keys: Vec<String> = inputs.iter().map(Inputs::key).collect();
+    // Where restores move what was in their way, removed after the run.
+    let mut aside = None;
     let workspace = match (source, &project.repo) {
         (Source::Isolated(state), Some(repo)) if reused.iter().any(Option::is_none) => {
             let pool = Pool::of(history.home(), repo, &config.workspaces);
@@ -121,7 +125,57 @@ pub fn run(
             } else {
                 config.workspaces.clean
             };
-            workspace.prepare(repo, &repo.checkout_commit(state)?, clean)?;
+            // No clean deletes what the run's stages declare they leave.
+            let keep: Vec<String> = plan
+                .nodes()
+                .iter()
+                .filter_map(|node| {
+                    let attributes = &node.stage.attributes;
+                    let patterns = attributes.outputs.as_ref()?;
+                    Some(outputs::clean_excludes(attributes.dir.as_deref(), patterns))
+                })
+                .flatten()
+                .collect();
+            let prepared = workspace.prepare(repo, &repo.checkout_commit(state)?, clean, &keep)?;
+            let mut held = workspace.results();
+            match prepared {
+                Prepared::Fresh => held.clear(),
+                // What the clean spared: the outputs of this run's stages.
+                Prepared::Cleaned { removed: true } => held.retain(|name, key| {
+                    plan.nodes().iter().zip(&keys).any(|(node, k)| {
+                        node.stage.name == *name
+                            && node.stage.attributes.outputs.is_some()
+                            && k == key
+                    })
+                }),
+                Prepared::Cleaned { removed: false } => {}
+            }
+            if !keys.is_empty() {
+                let trash = workspace.trash_path("restored")?;
+                let settled = reuse::settle(
+                    &plan,
+                    0,
+                    &keys,
+                    &mut reused,
+                    &reused_runs,
+                    &mut held,
+                    &workspace.path,
+                    &mut |_, artifacts, dir| {
+                        outputs::restore(&store, artifacts, dir, &workspace.path, &trash)
+                    },
+                );
+                for (index, what) in settled {
+                    note(what.describe(&plan.nodes()[index].stage.name));
+                }
+                aside = Some(trash);
+            }
+            // What runs here now is no longer what it left before.
+            for (node, reused) in plan.nodes().iter().zip(&reused) {
+                if reused.is_none() {
+                    held.remove(&node.stage.name);
+                }
+            }
+            workspace.set_results(held)?;
             Some(workspace)
         }
         _ => None,
@@ -276,6 +330,8 @@ pub fn run(
         medians: &medians,
         history: None,
         api: server.stages(),
+        workspace: workspace.as_ref(),
+        aside: aside.clone(),
     };
     let keeper: Option<Arc<dyn exec::Keeper>> = keeps_outputs.then(|| {
         Arc::new(outputs::Keeper {
@@ -297,6 +353,9 @@ pub fn run(
     );
     // The API lives exactly as long as the run: its socket goes now.
     drop(server);
+    // Generated stages joined the plan with keys of their own.
+    let final_keys: Vec<String> = generated.inputs.iter().map(Inputs::key).collect();
+    drop(generated);
     let outcomes: Vec<Outcome> = plan
         .nodes()
         .iter()
@@ -325,6 +384,10 @@ pub fn run(
     let unrecorded = recorder.unrecorded();
     History::end_lease(lease);
     if let Some(workspace) = workspace {
+        remember_results(&workspace, &plan, &outcomes, &final_keys);
+        if let Some(aside) = aside {
+            let _ = std::fs::remove_dir_all(aside);
+        }
         workspace.release(status == RunStatus::Passed)?;
     }
     // The summary has said how the stages ended and what history holds; gzl failed all the
@@ -347,6 +410,29 @@ pub fn run(
         status,
         outcomes,
     })
+}
+
+/// Records in the workspace what its stages left there: the key of each that passed, none
+/// for each that ran and did not pass. Cached and skipped stages changed nothing there.
+fn remember_results(workspace: &Workspace, plan: &Plan, outcomes: &[Outcome], keys: &[String]) {
+    let mut held = workspace.results();
+    for (index, (node, outcome)) in plan.nodes().iter().zip(outcomes).enumerate() {
+        let name = &node.stage.name;
+        match (outcome, keys.get(index)) {
+            (Outcome::Cached { .. } | Outcome::Skipped { .. }, _) => {}
+            (Outcome::Passed, Some(key)) => {
+                held.insert(name.clone(), key.clone());
+            }
+            _ => {
+                held.remove(name);
+            }
+        }
+    }
+    if let Err(error) = workspace.set_results(held) {
+        // The next run then trusts an older record: what ran here this time removed its
+        // entry before it started.
+        tracing::warn!(%error, "cannot record what the workspace holds");
+    }
 }
 
 /// A stage's weight for scheduling: its median duration in milliseconds, 1 without one.

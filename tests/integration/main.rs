@@ -13,6 +13,7 @@ mod harness;
 mod history;
 mod hooks;
 mod output;
+mod outputs;
 mod pin;
 mod processes;
 mod reuse;
