@@ -232,10 +232,14 @@ fn daily_loop(case: &'static Case) {
     // run this commit's code, wherever the install came from.
     project.source(false, 1);
     test.commit("fix the tests");
-    project
-        .gzl("run (fixed)", &["run"])
-        .status(0)
-        .summary_has("test", "passed");
+    let fixed = project.gzl("run (fixed)", &["run"]);
+    assert_eq!(
+        fixed.code,
+        Some(0),
+        "the fixed commit fails: did its tests run another workspace's code?\n{}\n{}",
+        fixed.stdout,
+        fixed.stderr
+    );
 
     // A source file's edit runs the tests and reuses the install.
     project.source(false, 2);
