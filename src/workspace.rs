@@ -604,6 +604,15 @@ impl Workspace {
         self.write_state(&state)
     }
 
+    /// Forgets what the workspace holds of stage `stage`, before something rewrites it.
+    pub fn forget_result(&self, stage: &str) -> Result<(), WorkspaceError> {
+        let mut state = self.state();
+        if state.results.remove(stage).is_some() {
+            self.write_state(&state)?;
+        }
+        Ok(())
+    }
+
     /// A new path in the pool's trash, where a restore moves what was in its way (removed
     /// with the trash: deleting many files right before restoring many is slow on ext4).
     pub fn trash_path(&self, name: &str) -> Result<PathBuf, WorkspaceError> {

@@ -167,7 +167,10 @@ impl Generated<'_> {
             reused_runs,
             &mut held,
             &workspace.path,
-            &mut |_, artifacts, dir| {
+            &mut |stage, artifacts, dir| {
+                workspace
+                    .forget_result(&stage.name)
+                    .map_err(|error| error.to_string())?;
                 crate::outputs::restore(store, artifacts, dir, &workspace.path, aside)
             },
         );

@@ -160,7 +160,11 @@ pub fn run(
                     &reused_runs,
                     &mut held,
                     &workspace.path,
-                    &mut |_, artifacts, dir| {
+                    &mut |stage, artifacts, dir| {
+                        // A restore cut short must not leave a record of what was there.
+                        workspace
+                            .forget_result(&stage.name)
+                            .map_err(|error| error.to_string())?;
                         outputs::restore(&store, artifacts, dir, &workspace.path, &trash)
                     },
                 );
