@@ -18,8 +18,8 @@
 #   other:
 #       true
 #
-# One `gzl run` stores the tree. Then each repetition removes the pool's workspaces (outside
-# the timed part), so the next run leases a new one, and times:
+# One `gzl run` stores the tree. Then each repetition moves the pool's workspaces aside
+# (outside the timed part), so the next run leases a new one, and times:
 #
 #   restore:  `gzl run --force test test`: a new workspace, `install` cached, its outputs restored;
 #   baseline: `gzl run --force other other`: a new workspace, nothing restored.
@@ -67,11 +67,11 @@ mkdir -p "$tree/.bin" "$repo"
 say "generating $PACKAGES packages of $FILES files in $tree"
 for (( p = 0; p < PACKAGES; p++ )); do
     mkdir -p "$tree/p$p/lib"
-    printf '{"name":"p%d","version":"1.0.0","main":"lib/faa.js"}\n' "$p" >"$tree/p$p/package.json"
+    printf '{"name":"p%d","version":"1.0.0","main":"lib/faaa.js"}\n' "$p" >"$tree/p$p/package.json"
     head -c $(( (FILES - 1) * 1536 )) /dev/urandom | base64 -w 0 \
         | split -b 2k -a 3 --additional-suffix=.js - "$tree/p$p/lib/f"
     if (( p % 10 == 0 )); then
-        ln -s "../p$p/lib/faa.js" "$tree/.bin/p$p"
+        ln -s "../p$p/package.json" "$tree/.bin/p$p"
     fi
 done
 files=$(find "$tree" -type f -o -type l | wc -l)
@@ -110,7 +110,17 @@ timed() { # COMMAND... -> microseconds on stdout
     echo $(( t1 - t0 ))
 }
 
-new_workspaces() { rm -rf "$home/cache/workspaces"; sync; }
+# Old workspaces and copies are moved aside, not deleted, until the end: on ext4, creating
+# thousands of files right after deleting thousands is many times slower for minutes, which
+# would time the deletion, not the restore.
+aside=0
+new_workspaces() {
+    if [[ -d $home/cache/workspaces ]]; then
+        mv "$home/cache/workspaces" "$scratch/old.$aside"
+        aside=$(( aside + 1 ))
+    fi
+    sync
+}
 
 say "storing the tree (the first run)"
 gzl_run -j 1
@@ -122,8 +132,7 @@ for (( rep = 0; rep <= R; rep++ )); do
     # Repetition 0 warms up (caches, the binary) and is not counted.
     say "repetition $rep of $R$( (( rep == 0 )) && echo ' (warm-up)')"
     sync
-    c=$(timed cp -r "$tree" "$scratch/copy")
-    rm -rf "$scratch/copy"
+    c=$(timed cp -r "$tree" "$scratch/copy.$rep")
     new_workspaces
     b=$(timed gzl_run -j 1 --force other other)
     new_workspaces

@@ -271,7 +271,17 @@ impl Pool {
         if !slot.path.join(".git").exists() {
             return Ok(None);
         }
-        Ok(self.try_lock(slot.slot)?.map(|lock| Hold { _lock: lock }))
+        let Some(lock) = self.try_lock(slot.slot)? else {
+            return Ok(None);
+        };
+        // What is done there meanwhile is the user's: no stage's result stays known to be
+        // in it.
+        if !slot.state.results.is_empty() {
+            let mut state = slot.state;
+            state.results.clear();
+            write_state(&self.state_path(slot.slot), &state)?;
+        }
+        Ok(Some(Hold { _lock: lock }))
     }
 
     /// Deletes a free slot's workspace and files. Returns false when a run holds it.
@@ -661,15 +671,7 @@ impl Workspace {
     }
 
     fn write_state(&self, state: &SlotState) -> Result<(), WorkspaceError> {
-        let path = self.state_path();
-        let temporary = path.with_extension("json.tmp");
-        let io = |source| WorkspaceError::Io {
-            path: path.clone(),
-            source,
-        };
-        let json = serde_json::to_vec(state).unwrap_or_default();
-        std::fs::write(&temporary, json).map_err(io)?;
-        std::fs::rename(&temporary, &path).map_err(io)
+        write_state(&self.state_path(), state)
     }
 
     fn state_path(&self) -> PathBuf {
@@ -708,6 +710,18 @@ fn pool_name(repo: &Repo) -> String {
         })
         .collect();
     format!("{name}-{}", &hash[..12])
+}
+
+/// Replaces a slot's state file, whole.
+fn write_state(path: &Path, state: &SlotState) -> Result<(), WorkspaceError> {
+    let temporary = path.with_extension("json.tmp");
+    let io = |source| WorkspaceError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let json = serde_json::to_vec(state).unwrap_or_default();
+    std::fs::write(&temporary, json).map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)
 }
 
 /// A slot's state; the default for a slot never used (or with a damaged file).

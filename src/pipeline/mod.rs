@@ -27,7 +27,7 @@ use crate::stagefile::Gzlfile;
 use crate::status::RunStatus;
 use crate::stop;
 use crate::store::Store;
-use crate::workspace::{Pool, Prepared, Workspace};
+use crate::workspace::{Pool, Workspace};
 
 /// What `gzl run` was asked to do.
 pub struct RunOptions {
@@ -125,61 +125,18 @@ pub fn run(
             } else {
                 config.workspaces.clean
             };
-            // No clean deletes what the run's stages declare they leave.
-            let keep: Vec<String> = plan
-                .nodes()
-                .iter()
-                .filter_map(|node| {
-                    let attributes = &node.stage.attributes;
-                    let patterns = attributes.outputs.as_ref()?;
-                    Some(outputs::clean_excludes(attributes.dir.as_deref(), patterns))
-                })
-                .flatten()
-                .collect();
-            let prepared = workspace.prepare(repo, &repo.checkout_commit(state)?, clean, &keep)?;
-            let mut held = workspace.results();
-            match prepared {
-                Prepared::Fresh => held.clear(),
-                // What the clean spared: the outputs of this run's stages.
-                Prepared::Cleaned { removed: true } => held.retain(|name, key| {
-                    plan.nodes().iter().zip(&keys).any(|(node, k)| {
-                        node.stage.name == *name
-                            && node.stage.attributes.outputs.is_some()
-                            && k == key
-                    })
-                }),
-                Prepared::Cleaned { removed: false } => {}
-            }
-            if !keys.is_empty() {
-                let trash = workspace.trash_path("restored")?;
-                let settled = reuse::settle(
-                    &plan,
-                    0,
-                    &keys,
-                    &mut reused,
-                    &reused_runs,
-                    &mut held,
-                    &workspace.path,
-                    &mut |stage, artifacts, dir| {
-                        // A restore cut short must not leave a record of what was there.
-                        workspace
-                            .forget_result(&stage.name)
-                            .map_err(|error| error.to_string())?;
-                        outputs::restore(&store, artifacts, dir, &workspace.path, &trash)
-                    },
-                );
-                for (index, what) in settled {
-                    note(what.describe(&plan.nodes()[index].stage.name));
-                }
-                aside = Some(trash);
-            }
-            // What runs here now is no longer what it left before.
-            for (node, reused) in plan.nodes().iter().zip(&reused) {
-                if reused.is_none() {
-                    held.remove(&node.stage.name);
-                }
-            }
-            workspace.set_results(held)?;
+            aside = reuse::prepare(
+                &workspace,
+                repo,
+                &repo.checkout_commit(state)?,
+                clean,
+                &plan,
+                &keys,
+                &mut reused,
+                &reused_runs,
+                &store,
+                note,
+            )?;
             Some(workspace)
         }
         _ => None,

@@ -5,19 +5,102 @@
 //!
 //! - a stage with `@outputs` has them restored from the store, unless the workspace holds
 //!   them at that key already (the slot's record, see `workspace::SlotState::results`);
-//! - a stage without `@outputs` is reused only where it last passed with that key; else it
-//!   runs again here, and so does everything needing it (whose cached needs are then looked
-//!   at in turn).
+//! - a stage without `@outputs` is reused only where it last passed with that key, or when
+//!   it stored artifacts (`gzl obj-store`), which what needs it gets itself; else it runs
+//!   again here, and so does everything needing it (whose cached needs are then looked at in
+//!   turn).
 //!
 //! The correction only turns cached stages into running ones, never the reverse.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::artifacts::ReusedRuns;
+use crate::config::Clean;
+use crate::error::Error;
+use crate::git::Repo;
 use crate::history::ArtifactRecord;
+use crate::outputs;
 use crate::plan::Plan;
 use crate::stagefile::Stage;
+use crate::store::Store;
+use crate::workspace::{Prepared, Workspace};
+
+/// Makes the leased `workspace` hold `commit`, cleaned as `clean` says but for the declared
+/// outputs of the run's stages, then corrects `reused` for it (see [`settle`]), restoring
+/// outputs and saying what it did in `note`; records what the workspace now holds, without
+/// the stages that will run. `keys` is empty when the run neither reuses nor offers
+/// results. Returns where restores moved what was in their way, for the caller to remove
+/// after the run.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn prepare(
+    workspace: &Workspace,
+    repo: &Repo,
+    commit: &str,
+    clean: Clean,
+    plan: &Plan,
+    keys: &[String],
+    reused: &mut [Option<i64>],
+    reused_runs: &ReusedRuns,
+    store: &Store,
+    note: &mut dyn FnMut(String),
+) -> Result<Option<PathBuf>, Error> {
+    let mut aside = None;
+    // No clean deletes what the run's stages declare they leave.
+    let keep: Vec<String> = plan
+        .nodes()
+        .iter()
+        .filter_map(|node| {
+            let attributes = &node.stage.attributes;
+            let patterns = attributes.outputs.as_ref()?;
+            Some(outputs::clean_excludes(attributes.dir.as_deref(), patterns))
+        })
+        .flatten()
+        .collect();
+    let prepared = workspace.prepare(repo, commit, clean, &keep)?;
+    let mut held = workspace.results();
+    match prepared {
+        Prepared::Fresh => held.clear(),
+        // What the clean spared: the outputs of this run's stages.
+        Prepared::Cleaned { removed: true } => held.retain(|name, key| {
+            plan.nodes().iter().zip(keys).any(|(node, k)| {
+                node.stage.name == *name && node.stage.attributes.outputs.is_some() && k == key
+            })
+        }),
+        Prepared::Cleaned { removed: false } => {}
+    }
+    if !keys.is_empty() {
+        let trash = workspace.trash_path("restored")?;
+        let settled = settle(
+            plan,
+            0,
+            keys,
+            reused,
+            reused_runs,
+            &mut held,
+            &workspace.path,
+            &mut |stage, artifacts, dir| {
+                // A restore cut short must not leave a record of what was there.
+                workspace
+                    .forget_result(&stage.name)
+                    .map_err(|error| error.to_string())?;
+                outputs::restore(store, artifacts, dir, &workspace.path, &trash)
+            },
+        );
+        for (index, what) in settled {
+            note(what.describe(&plan.nodes()[index].stage.name));
+        }
+        aside = Some(trash);
+    }
+    // What runs here now is no longer what it left before.
+    for (node, reused) in plan.nodes().iter().zip(reused.iter()) {
+        if reused.is_none() {
+            held.remove(&node.stage.name);
+        }
+    }
+    workspace.set_results(held)?;
+    Ok(aside)
+}
 
 /// What the correction did to a stage, for the run's output and `gzl why`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +176,10 @@ pub fn settle(
                 {
                     continue;
                 }
-                if held.get(&stage.name) != Some(&keys[index]) {
+                // One that stored artifacts (`gzl obj-store`) hands its files through them:
+                // what needs it gets them with `gzl obj-get`, in any workspace.
+                let hands_artifacts = reused_runs.of_stage(from, &stage.name).next().is_some();
+                if !hands_artifacts && held.get(&stage.name) != Some(&keys[index]) {
                     reused[index] = None;
                     notes.push((index, Note::Elsewhere { from }));
                     changed = true;

@@ -302,3 +302,39 @@ fn a_generated_cached_need_restores_its_outputs() {
     let failure = log(&test, "3", "test");
     assert!(failure.contains("lib"), "{failure}");
 }
+
+// Outputs are relative to the stage's `@dir`: kept from there, restored there, and spared
+// there by `@clean all`.
+#[test]
+fn outputs_of_a_stage_with_dir_are_restored_into_its_directory() {
+    let test = Test::with_gzlfile(
+        "install:
+    @dir web
+    @when web/package.json
+    @outputs node_modules
+    mkdir -p node_modules && echo lib > node_modules/lib
+test: install
+    @dir web
+    @clean all
+    cat node_modules/lib
+    exit $(cat ../fail)
+",
+    );
+    test.write("web/package.json", "{}\n");
+    test.write(".gitignore", "node_modules/\n");
+    test.write("fail", "0\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["artifacts", "1", "install"])
+        .status(0)
+        .stdout_has("install  node_modules");
+    test.write("fail", "1\n");
+    test.commit("fail");
+    let second = test.gzl(&["run"]).status(1);
+    // The same workspace: @clean all spared web/node_modules, so nothing is restored.
+    assert!(!second.stderr.contains("restored"), "{}", second.stderr);
+    assert!(log(&test, "2", "test").contains("lib"));
+    let third = test.gzl(&["run"]).status(1);
+    third.stderr_has("`install` reuses run 1: its outputs restored (1 file)");
+    assert!(log(&test, "3", "test").contains("lib"));
+}
