@@ -225,7 +225,10 @@ fn daily_loop(case: &'static Case) {
     let again = project.gzl("run (broken, again)", &["run"]);
     project.fails_on_the_assertion(&again);
     if let Some(install) = case.install {
+        // In the other workspace, the install's outputs come from the store.
         again.summary_has(install, "cached");
+        let restored = format!("`{install}` reuses run 1: its outputs restored");
+        assert!(again.stderr.contains(&restored), "{}", again.stderr);
     }
 
     // Fixed (with a note, so that its tree is new and the tests run), it passes: the tests
