@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
-use crate::api::{self, ApiError, Client};
+use crate::api::{self, ApiError, Client, Found};
 use crate::history::{ArtifactRecord, History, HistoryError};
 use crate::plan::Plan;
 use crate::store::{Store, StoreError, Stored};
@@ -60,6 +60,18 @@ pub enum ArtifactError {
         directory: String,
         stage: String,
     },
+    #[error(
+        "cannot restore `{path}` into this workspace ({}): `{file}`, which stage `{stage}` stored in {}, is a binary file that embeds that workspace's path, and gzl cannot rewrite it",
+        root.display(), origin.display()
+    )]
+    NotRelocatable {
+        path: String,
+        /// The file, as the stage that stored it named it.
+        file: String,
+        stage: String,
+        origin: PathBuf,
+        root: PathBuf,
+    },
     #[error("cannot restore `{path}`, which stage `{stage}` stored")]
     Restore {
         path: String,
@@ -98,6 +110,7 @@ impl ArtifactError {
                 | ArtifactError::NoStage { .. }
                 | ArtifactError::Removed { .. }
                 | ArtifactError::NotInside { .. }
+                | ArtifactError::NotRelocatable { .. }
                 | ArtifactError::Api(ApiError::Refused { .. })
         ) || matches!(
             self,
@@ -195,7 +208,10 @@ pub fn store(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored)>, Arti
         }
     }
     let mut client = stage.connect()?;
-    let stored = local_store(&client)?.put(&sources)?;
+    // Where the files may name this workspace, so another can restore them (see
+    // docs/design/relocation.md).
+    let root = client.root();
+    let stored = local_store(&client)?.put(&sources, root.as_deref())?;
     for (name, stored) in names.iter().zip(&stored) {
         client.stored(name, stored)?;
     }
@@ -203,7 +219,9 @@ pub fn store(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored)>, Arti
 }
 
 /// `gzl obj-get PATH...` in a stage: restores each path below `dir`, as the stage upstream
-/// that stored it left it. Returns the paths, what was restored and which stage stored it.
+/// that stored it left it, moved to this run's workspace when it was stored in another and
+/// names it (text rewritten, links re-pointed). Returns the paths, what was restored and
+/// which stage stored it.
 pub fn get(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored, String)>, ArtifactError> {
     let stage = InStage::from_env("obj-get")?;
     let names = paths
@@ -217,27 +235,65 @@ pub fn get(dir: &Path, paths: &[String]) -> Result<Vec<(String, Stored, String)>
         .iter()
         .map(|name| client.lookup(name))
         .collect::<Result<Vec<_>, _>>()?;
-    for (name, found) in names.iter().zip(&found) {
+    let root = client.root();
+    // The directory as stored, for a path inside it.
+    let directory = |name: &str, found: &Found| match &found.within {
+        Some(within) => name[..name.len() - within.len() - 1].to_string(),
+        None => name.to_string(),
+    };
+    let refused = |name: &str, found: &Found, source: StoreError| match (source, &root) {
+        (StoreError::NotRelocatable { file, origin }, Some(root)) => {
+            let directory = directory(name, found);
+            ArtifactError::NotRelocatable {
+                path: name.to_string(),
+                file: if file.is_empty() {
+                    directory
+                } else {
+                    format!("{directory}/{file}")
+                },
+                stage: found.stored_by.clone(),
+                origin,
+                root: root.clone(),
+            }
+        }
+        (source, _) => ArtifactError::Restore {
+            path: name.to_string(),
+            stage: found.stored_by.clone(),
+            source,
+        },
+    };
+    for (index, (name, found)) in names.iter().zip(&found).enumerate() {
         if let Some(within) = &found.within
             && !store.holds(&found.digest, within)
         {
             return Err(ArtifactError::NotInside {
                 path: name.clone(),
-                directory: name[..name.len() - within.len() - 1].to_string(),
+                directory: directory(name, found),
                 stage: found.stored_by.clone(),
             });
         }
+        // Files that would keep naming the workspace that stored them are refused before
+        // anything is written; the first path's restore decides that itself.
+        if index > 0
+            && let Some(root) = &root
+        {
+            store
+                .relocation(&found.digest, found.within.as_deref(), root)
+                .map_err(|source| refused(name, found, source))?;
+        }
     }
     let mut restored = Vec::with_capacity(names.len());
-    for (name, found) in names.into_iter().zip(found) {
+    for (name, found) in names.iter().zip(&found) {
         let stored = store
-            .get(&found.digest, found.within.as_deref(), dir, &name)
-            .map_err(|source| ArtifactError::Restore {
-                path: name.clone(),
-                stage: found.stored_by.clone(),
-                source,
-            })?;
-        restored.push((name, stored, found.stored_by));
+            .get(
+                &found.digest,
+                found.within.as_deref(),
+                dir,
+                name,
+                root.as_deref(),
+            )
+            .map_err(|source| refused(name, found, source))?;
+        restored.push((name.clone(), stored, found.stored_by.clone()));
     }
     Ok(restored)
 }
@@ -475,7 +531,7 @@ pub fn list(
 }
 
 /// Writes the artifacts of run `run` (of one stage when `stage` is given) into `out`, each
-/// at its path. Returns them.
+/// at its path, with the bytes stored (never moved to another workspace). Returns them.
 pub fn export(
     history: &History,
     store: &Store,
@@ -493,7 +549,7 @@ pub fn export(
     }
     for artifact in &artifacts {
         store
-            .get(&artifact.digest, None, out, &artifact.path)
+            .get(&artifact.digest, None, out, &artifact.path, None)
             .map_err(|source| ArtifactError::Export {
                 run,
                 stage: artifact.stage.clone(),

@@ -73,6 +73,10 @@ pub struct Workspaces {
     /// How long `gzl gc` keeps the workspace of a failed run for debugging.
     #[serde(deserialize_with = "duration")]
     pub keep_failed: Duration,
+    /// The most disk space the pool may take, in bytes: `gzl gc` removes free workspaces,
+    /// least recently used first, until it takes no more.
+    #[serde(deserialize_with = "size")]
+    pub max_size: Option<u64>,
 }
 
 impl Default for Workspaces {
@@ -81,6 +85,7 @@ impl Default for Workspaces {
             pool: 4,
             clean: Clean::Untracked,
             keep_failed: Duration::from_secs(7 * 24 * 3600),
+            max_size: None,
         }
     }
 }
@@ -284,6 +289,66 @@ fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result
     })
 }
 
+/// A size: a number of bytes, or a string such as `"20G"`, `"500M"` or `"1.5TiB"` (K, M, G and T
+/// are powers of 1024, as `du -h` shows them; `B` and `iB` may follow).
+fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct Size;
+    impl serde::de::Visitor<'_> for Size {
+        type Value = Option<u64>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a size such as `\"20G\"`, `\"500M\"` or a number of bytes")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, bytes: u64) -> Result<Self::Value, E> {
+            Ok(Some(bytes))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, bytes: i64) -> Result<Self::Value, E> {
+            u64::try_from(bytes).map(Some).map_err(|_| {
+                E::custom(format!(
+                    "`{bytes}` is not a size: write a number of bytes, or a size such as `\"20G\"`"
+                ))
+            })
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            parse_size(text).map(Some).ok_or_else(|| {
+                E::custom(format!(
+                    "`{text}` is not a size such as `20G`, `500M` or `1.5T`"
+                ))
+            })
+        }
+    }
+    deserializer.deserialize_any(Size)
+}
+
+/// Parses `"20G"`-style sizes; see [`size`].
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: f64 = number.parse().ok()?;
+    let unit = unit.trim_start();
+    let unit = unit
+        .strip_suffix("iB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(unit);
+    let power = match unit {
+        "" => 0,
+        "K" | "k" => 1,
+        "M" => 2,
+        "G" => 3,
+        "T" => 4,
+        _ => return None,
+    };
+    let bytes = number * 1024f64.powi(power);
+    // Whole bytes, within u64; `as` saturates, the check keeps nonsense out.
+    (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes.round() as u64)
+}
+
 fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
     crate::duration::parse_duration(&text).ok_or_else(|| {
@@ -291,4 +356,51 @@ fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duratio
             "`{text}` is not a duration such as `12h`, `7d` or `30d`"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_du_shows_them() {
+        assert_eq!(parse_size("20G"), Some(20 << 30));
+        assert_eq!(parse_size("20GiB"), Some(20 << 30));
+        assert_eq!(parse_size("500 MB"), Some(500 << 20));
+        assert_eq!(parse_size("1.5T"), Some(3 << 39));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("20 gigs"), None);
+        assert_eq!(parse_size("G"), None);
+        assert_eq!(parse_size("-1G"), None);
+    }
+
+    #[test]
+    fn max_size_takes_bytes_or_a_size() {
+        let path = Path::new("gzl.toml");
+        let config = Config::parse(path, "[workspaces]\nmax_size = \"2G\"\n").unwrap();
+        assert_eq!(config.workspaces.max_size, Some(2 << 30));
+        let config = Config::parse(path, "[workspaces]\nmax_size = 1000\n").unwrap();
+        assert_eq!(config.workspaces.max_size, Some(1000));
+        assert_eq!(Config::default().workspaces.max_size, None);
+        let Err(ConfigError::Invalid { diagnostic, .. }) =
+            Config::parse(path, "[workspaces]\nmax_size = \"lots\"\n")
+        else {
+            panic!("`lots` is no size");
+        };
+        assert!(
+            diagnostic.message.contains("`lots` is not a size"),
+            "{}",
+            diagnostic.message
+        );
+        let Err(ConfigError::Invalid { diagnostic, .. }) =
+            Config::parse(path, "[workspaces]\nmax_size = -1\n")
+        else {
+            panic!("-1 is no size");
+        };
+        assert!(
+            diagnostic.message.contains("`-1` is not a size"),
+            "{}",
+            diagnostic.message
+        );
+    }
 }

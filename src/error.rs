@@ -111,14 +111,22 @@ impl Error {
             }
             Error::Secret(_) => ExitCode::Internal,
             Error::Pin(
-                PinError::Write { .. } | PinError::Cache { .. } | PinError::Trial { .. },
+                PinError::Write { .. }
+                | PinError::Cache { .. }
+                | PinError::Trial { .. }
+                | PinError::Unchecked { .. },
             ) => ExitCode::Internal,
             Error::Pin(_) => ExitCode::Usage,
-            Error::Release(ReleaseError::Install { .. }) => ExitCode::Internal,
+            // The network failed, not the command line: trying again may do.
+            Error::Release(
+                ReleaseError::Install { .. }
+                | ReleaseError::Unreachable { .. }
+                | ReleaseError::Fetch { .. },
+            ) => ExitCode::Internal,
             // Unreachable, unknown or damaged releases: what to fetch, or from where, must change.
             Error::Release(_) => ExitCode::Usage,
             Error::Interrupted => ExitCode::Interrupted,
-            Error::Git(GitError::NotACommit { .. }) => ExitCode::Usage,
+            Error::Git(GitError::NotACommit { .. } | GitError::Bare { .. }) => ExitCode::Usage,
             Error::History(_)
             | Error::Git(_)
             | Error::Config(_)

@@ -67,22 +67,51 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Stores `paths`, which a stage in the workspace `root` left. The one place outputs go into
-/// the store.
-fn put(store: &Store, paths: &[PathBuf], _root: &Path) -> Result<Vec<Stored>, StoreError> {
-    store.put(paths)
+/// Stores `paths`, which a stage in the workspace `root` left, recording that workspace as
+/// their origin: where restored elsewhere, what names it is moved there.
+fn put(store: &Store, paths: &[PathBuf], root: &Path) -> Result<Vec<Stored>, StoreError> {
+    store.put(paths, Some(root))
 }
 
-/// Restores the stored `digest` at `path` below `base`, in the workspace `root`. The one
-/// place outputs come out of the store.
+/// Restores the stored `digest` at `path` below `base`, moved to the workspace `root`.
 fn get(
     store: &Store,
     digest: &str,
     base: &Path,
     path: &str,
-    _root: &Path,
+    root: &Path,
 ) -> Result<Stored, StoreError> {
-    store.get(digest, None, base, path)
+    store.get(digest, None, base, path, Some(root))
+}
+
+/// Why a stored artifact cannot be restored into a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// `file` embeds the path of the workspace it was made in, and gzl cannot rewrite it.
+    NotRelocatable { file: String },
+    /// The store cannot say (an object is missing or damaged), for this reason.
+    Fails(String),
+}
+
+/// Whether the stored `artifact` can be restored into the workspace at `root`: as stored, or
+/// with what names its origin moved there (see docs/design/relocation.md).
+pub fn relocatable(
+    store: &Store,
+    artifact: &crate::history::ArtifactRecord,
+    root: &Path,
+) -> Result<(), Refusal> {
+    match store.relocation(&artifact.digest, None, root) {
+        Ok(()) => Ok(()),
+        // Named as the stage's directory holds it.
+        Err(StoreError::NotRelocatable { file, .. }) => Err(Refusal::NotRelocatable {
+            file: if file.is_empty() {
+                artifact.path.clone()
+            } else {
+                format!("{}/{file}", artifact.path)
+            },
+        }),
+        Err(error) => Err(Refusal::Fails(chain(&error))),
+    }
 }
 
 /// Why a pattern cannot be an output, for a Gzlfile diagnostic.

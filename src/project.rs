@@ -50,9 +50,24 @@ impl Project {
         })
     }
 
-    /// Reads and checks the Gzlfile.
+    /// Reads and checks the Gzlfile: in a bare repository, HEAD's (shown `HEAD:Gzlfile`).
     pub fn load(&self) -> Result<Gzlfile, StagefileError> {
-        Gzlfile::load(&self.gzlfile)
+        match &self.repo {
+            Some(repo) if repo.is_bare() && !self.explicit_file => {
+                let head = PathBuf::from(format!("HEAD:{FILE_NAME}"));
+                match repo.commit_state("HEAD") {
+                    Ok(state) => self.load_at(&state, "HEAD"),
+                    Err(GitError::NotACommit { .. }) => {
+                        Err(StagefileError::NotFound { searched: head })
+                    }
+                    Err(error) => Err(StagefileError::Read {
+                        path: head,
+                        source: std::io::Error::other(error),
+                    }),
+                }
+            }
+            _ => Gzlfile::load(&self.gzlfile),
+        }
     }
 
     /// Whether the Gzlfile was given with `--file`.
@@ -69,6 +84,16 @@ impl Project {
             });
         };
         Ok(match request {
+            SourceRequest::InPlace if repo.is_bare() => {
+                return Err(GitError::Bare {
+                    path: repo.root().to_path_buf(),
+                    what: "--in-place".into(),
+                });
+            }
+            // A bare repository's state is HEAD's commit: there are no changes to snapshot.
+            SourceRequest::WorkingTree if repo.is_bare() => {
+                Source::Isolated(repo.commit_state("HEAD")?)
+            }
             SourceRequest::InPlace => Source::InPlace {
                 commit: repo.head_commit(),
                 dirty: repo.has_changes()?,
@@ -107,6 +132,11 @@ impl Project {
     pub fn searched(&self) -> String {
         if self.explicit_file {
             format!("at {} (given with --file)", self.gzlfile.display())
+        } else if self.repo.as_ref().is_some_and(Repo::is_bare) {
+            format!(
+                "in HEAD of {} (a bare repository: gzl reads the Gzlfile of a commit)",
+                self.root.display()
+            )
         } else if self.repo.is_some() {
             format!("in {} (the repository root)", self.root.display())
         } else {

@@ -209,16 +209,21 @@ impl Manifest {
             .filter_map(|release| semver::Version::parse(release.version()).ok())
     }
 
+    /// The newest few releases, newest first, for an error that names what there is.
     fn available(&self) -> String {
+        const SHOWN: usize = 5;
         let mut versions: Vec<_> = self.versions().collect();
-        versions.sort();
+        versions.sort_by(|a, b| b.cmp(a));
+        let newest = versions
+            .iter()
+            .take(SHOWN)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         match versions.len() {
             0 => "no releases".into(),
-            _ => versions
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            1..=SHOWN => newest,
+            count => format!("{newest} and {} older", count - SHOWN),
         }
     }
 

@@ -32,6 +32,9 @@ use serde::{Deserialize, Serialize};
 use crate::home::Home;
 
 mod beneath;
+mod relocate;
+
+use relocate::Origin;
 
 /// The version of the tree manifest format.
 const TREE_VERSION: u32 = 1;
@@ -78,6 +81,11 @@ pub enum StoreError {
     NotADirectory { path: PathBuf },
     #[error("the stored directory holds no `{within}`")]
     NotInTree { digest: String, within: String },
+    #[error(
+        "`{file}` is a binary file that embeds {}, the workspace it was stored from; gzl cannot rewrite it for another workspace",
+        origin.display()
+    )]
+    NotRelocatable { file: String, origin: PathBuf },
 }
 
 impl StoreError {
@@ -111,8 +119,27 @@ pub struct Stored {
 #[derive(Debug, Serialize, Deserialize)]
 struct Tree {
     v: u32,
+    /// The workspace the files were stored from, when some of them name it (`refers`);
+    /// absent otherwise (such a tree restores anywhere as it is), and in trees stored before
+    /// gzl looked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<OriginPath>,
     /// Sorted by path; the first entry, path `""`, is the stored path itself.
     entries: Vec<Entry>,
+}
+
+/// The absolute path of a workspace, and its canonical form when that differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct OriginPath {
+    path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    canonical: Option<String>,
+}
+
+impl OriginPath {
+    fn forms(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.path.as_str()).chain(self.canonical.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +147,22 @@ struct Entry {
     path: String,
     #[serde(flatten)]
     kind: Kind,
+    /// How the entry names the tree's origin, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refers: Option<Refers>,
+}
+
+/// How a stored entry names the workspace it was stored from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Refers {
+    /// A text file holding the path: rewritten when restored elsewhere.
+    Text,
+    /// A symbolic link to a path in the workspace: re-pointed.
+    Link,
+    /// A binary file embedding the path (a NUL in its first 8000 bytes): it cannot be
+    /// rewritten, save CPython byte code beside its source, which is left out.
+    Binary,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,12 +243,148 @@ impl Tree {
         if !matches!(first.kind, Kind::Dir { .. }) && !rest.is_empty() {
             return Err("a stored file or link holds entries".into());
         }
+        if let Some(origin) = &self.origin
+            && origin
+                .forms()
+                .any(|form| relocate::workspace_path(Path::new(form)) != Some(form))
+        {
+            return Err(format!(
+                "its origin `{}` is not an absolute path",
+                origin.path
+            ));
+        }
+        for entry in &self.entries {
+            let fits = match (entry.refers, &entry.kind) {
+                (None, _) => true,
+                (Some(_), _) if self.origin.is_none() => false,
+                (Some(Refers::Link), Kind::Symlink { .. }) => true,
+                (Some(Refers::Text | Refers::Binary), Kind::File { .. }) => true,
+                (Some(_), _) => false,
+            };
+            if !fits {
+                return Err(format!(
+                    "entry `{}` names an origin the tree does not record, or is not the kind that can",
+                    entry.path
+                ));
+            }
+        }
         Ok(())
     }
 }
 
+/// How a restore moves a tree to another workspace: the workspace it names, where to, and
+/// which byte code files it leaves out.
+struct Relocation {
+    origin: Origin,
+    root: String,
+    dropped: HashSet<String>,
+}
+
+/// The entries of `tree` at `within` (all without it), named relative to it as if it had
+/// been stored on its own, and the tree's origin.
+fn part(
+    tree: Tree,
+    digest: &str,
+    within: Option<&str>,
+) -> Result<(Vec<Entry>, Option<OriginPath>), StoreError> {
+    let Tree {
+        origin,
+        mut entries,
+        ..
+    } = tree;
+    if let Some(within) = within {
+        entries.retain_mut(|entry| {
+            if entry.path == within {
+                entry.path.clear();
+                true
+            } else if let Some(below) = entry
+                .path
+                .strip_prefix(within)
+                .and_then(|rest| rest.strip_prefix('/'))
+            {
+                entry.path = below.to_string();
+                true
+            } else {
+                false
+            }
+        });
+        if entries.is_empty() {
+            return Err(StoreError::NotInTree {
+                digest: digest.to_string(),
+                within: within.to_string(),
+            });
+        }
+    }
+    Ok((entries, origin))
+}
+
+/// How `entries` (a part of a tree stored from `origin`, at `within`) restore into the
+/// workspace at `root`: `None` when as stored (no root given, no origin recorded, the same
+/// workspace, or nothing in the part names it); [`StoreError::NotRelocatable`] for the first
+/// binary file embedding the origin that is not byte code beside its source.
+fn relocation_of(
+    origin: Option<&OriginPath>,
+    entries: &[Entry],
+    within: Option<&str>,
+    root: Option<&Path>,
+) -> Result<Option<Relocation>, StoreError> {
+    let (Some(origin), Some(root)) = (origin, root) else {
+        return Ok(None);
+    };
+    if !entries.iter().any(|e| e.refers.is_some()) {
+        return Ok(None);
+    }
+    let root = std::path::absolute(root).map_err(read_error(root))?;
+    let Some(text) = root.to_str() else {
+        return Err(StoreError::NotUtf8 { path: root });
+    };
+    let text = text.trim_end_matches('/');
+    let same = |path: &str| origin.forms().any(|form| form == path);
+    if same(text)
+        || std::fs::canonicalize(&root)
+            .ok()
+            .is_some_and(|c| c.to_str().is_some_and(same))
+    {
+        return Ok(None);
+    }
+    let mut files: Option<HashSet<&str>> = None;
+    let mut dropped = HashSet::new();
+    for entry in entries {
+        if entry.refers != Some(Refers::Binary) {
+            continue;
+        }
+        let files = files.get_or_insert_with(|| {
+            entries
+                .iter()
+                .filter(|e| matches!(e.kind, Kind::File { .. }))
+                .map(|e| e.path.as_str())
+                .collect()
+        });
+        if relocate::bytecode_with_source(&entry.path, |source| files.contains(source)) {
+            dropped.insert(entry.path.clone());
+        } else {
+            let file = match within {
+                Some(within) if entry.path.is_empty() => within.to_string(),
+                Some(within) => format!("{within}/{}", entry.path),
+                None => entry.path.clone(),
+            };
+            return Err(StoreError::NotRelocatable {
+                file,
+                origin: PathBuf::from(&origin.path),
+            });
+        }
+    }
+    Ok(Some(Relocation {
+        origin: Origin::new(origin.forms()),
+        root: text.to_string(),
+        dropped,
+    }))
+}
+
 /// A file of a restore: where it goes in its directory, and which blob.
 struct Restore {
+    /// Its bytes name another workspace, rewritten as it is restored.
+    relocate: bool,
     name: String,
     /// Its name beside `name` while it is copied.
     temporary: String,
@@ -223,6 +402,9 @@ struct Blob {
     size: u64,
     /// The new blob, written aside; `None` when the store held it already.
     temporary: Option<PathBuf>,
+    /// What a scan for the workspace found: binary bytes, and the workspace's path.
+    binary: bool,
+    names: bool,
 }
 
 /// What `gzl gc` removed from the store.
@@ -257,7 +439,15 @@ impl Store {
 
     /// Stores each of `paths` (files, directories or symbolic links, which are stored as
     /// links, not followed) and returns their trees, in order.
-    pub fn put(&self, paths: &[PathBuf]) -> Result<Vec<Stored>, StoreError> {
+    ///
+    /// With `origin`, the absolute root of the workspace the paths come from, each file is
+    /// also scanned as it is read (the same pass) for that path, and each link's target
+    /// checked: a tree whose entries name the workspace records it, and how each names it
+    /// (text, link or binary), so that [`Store::get`] can restore it into another workspace
+    /// (docs/design/relocation.md). A tree that names no workspace records none.
+    pub fn put(&self, paths: &[PathBuf], origin: Option<&Path>) -> Result<Vec<Stored>, StoreError> {
+        let origin = origin.map(origin_path).transpose()?.flatten();
+        let finder = origin.as_ref().map(|o| Origin::new(o.forms()));
         let mut trees: Vec<Vec<Entry>> = Vec::with_capacity(paths.len());
         // Regular files of every path: (source, tree, entry).
         let mut files: Vec<(PathBuf, usize, usize)> = Vec::new();
@@ -272,16 +462,33 @@ impl Store {
         create_dir(&tmp)?;
         let written = Mutex::new(Vec::new());
         let blobs = parallel(&files, |(source, _, _)| {
-            let blob = self.write_blob(source, &tmp)?;
+            let blob = self.write_blob(source, &tmp, finder.as_ref())?;
             if let Some(temporary) = &blob.temporary {
                 lock(&written).push((temporary.clone(), blob.digest.clone()));
             }
             Ok(blob)
         })?;
         for ((_, tree, entry), blob) in files.iter().zip(blobs) {
-            if let Kind::File { digest, size, .. } = &mut trees[*tree][*entry].kind {
+            let entry = &mut trees[*tree][*entry];
+            if blob.names {
+                entry.refers = Some(if blob.binary {
+                    Refers::Binary
+                } else {
+                    Refers::Text
+                });
+            }
+            if let Kind::File { digest, size, .. } = &mut entry.kind {
                 *digest = blob.digest;
                 *size = blob.size;
+            }
+        }
+        if let Some(finder) = &finder {
+            for entry in trees.iter_mut().flatten() {
+                if let Kind::Symlink { target } = &entry.kind
+                    && finder.holds_target(target)
+                {
+                    entry.refers = Some(Refers::Link);
+                }
             }
         }
         let written = written.into_inner().unwrap_or_default();
@@ -301,8 +508,15 @@ impl Store {
                     Kind::Symlink { .. } => (size, count + 1),
                     Kind::Dir { .. } => (size, count),
                 });
+            // Only a tree that names its workspace depends on it; any other is the same
+            // tree whichever workspace stored it.
+            let origin = origin
+                .as_ref()
+                .filter(|_| entries.iter().any(|e| e.refers.is_some()))
+                .cloned();
             let bytes = serde_json::to_vec(&Tree {
                 v: TREE_VERSION,
+                origin,
                 entries,
             })
             .unwrap_or_default();
@@ -331,17 +545,27 @@ impl Store {
     }
 
     /// Stores the bytes of `source` as a blob written into `tmp`, unless the store holds
-    /// them already.
+    /// them already; with `origin`, scans them for it in the same pass.
     ///
     /// A file that fits the buffer is read once. A larger one is hashed first and, only when
     /// the store lacks it, read again, hashing what is written: storing an unchanged file
     /// again writes nothing, and the digest always names the bytes written, even when the
-    /// file changes meanwhile.
-    fn write_blob(&self, source: &Path, tmp: &Path) -> Result<Blob, StoreError> {
+    /// file changes meanwhile (the scan, too, is of the bytes written).
+    fn write_blob(
+        &self,
+        source: &Path,
+        tmp: &Path,
+        origin: Option<&Origin>,
+    ) -> Result<Blob, StoreError> {
         let mut input = File::open(source).map_err(read_error(source))?;
         let mut buffer = vec![0u8; BUFFER];
+        let mut scan = origin.map(relocate::Scan::new);
         let filled = fill(&mut input, &mut buffer).map_err(read_error(source))?;
         if filled < buffer.len() {
+            if let Some(scan) = &mut scan {
+                scan.feed(&buffer[..filled], true);
+            }
+            let (binary, names) = scanned(scan.as_ref());
             let digest = blake3::hash(&buffer[..filled]).to_hex().to_string();
             let size = filled as u64;
             if self.touch_blob(&digest, size) {
@@ -349,6 +573,8 @@ impl Store {
                     digest,
                     size,
                     temporary: None,
+                    binary,
+                    names,
                 });
             }
             let temporary = temporary_name(tmp, &unique());
@@ -365,14 +591,22 @@ impl Store {
                 digest,
                 size,
                 temporary: Some(temporary),
+                binary,
+                names,
             });
         }
         let mut hasher = blake3::Hasher::new();
         hasher.update(&buffer);
+        if let Some(scan) = &mut scan {
+            scan.feed(&buffer, false);
+        }
         let mut size = filled as u64;
         loop {
             let n = fill(&mut input, &mut buffer).map_err(read_error(source))?;
             hasher.update(&buffer[..n]);
+            if let Some(scan) = &mut scan {
+                scan.feed(&buffer[..n], n < buffer.len());
+            }
             size += n as u64;
             if n < buffer.len() {
                 break;
@@ -380,10 +614,13 @@ impl Store {
         }
         let digest = hasher.finalize().to_hex().to_string();
         if self.touch_blob(&digest, size) {
+            let (binary, names) = scanned(scan.as_ref());
             return Ok(Blob {
                 digest,
                 size,
                 temporary: None,
+                binary,
+                names,
             });
         }
         input
@@ -392,11 +629,15 @@ impl Store {
         let temporary = temporary_name(tmp, &unique());
         let mut output = create_object(&temporary)?;
         let mut hasher = blake3::Hasher::new();
+        let mut scan = origin.map(relocate::Scan::new);
         let mut size = 0;
         let copied = (|| {
             loop {
                 let n = fill(&mut input, &mut buffer).map_err(read_error(source))?;
                 hasher.update(&buffer[..n]);
+                if let Some(scan) = &mut scan {
+                    scan.feed(&buffer[..n], n < buffer.len());
+                }
                 size += n as u64;
                 output
                     .write_all(&buffer[..n])
@@ -411,10 +652,13 @@ impl Store {
             let _ = std::fs::remove_file(&temporary);
             return Err(error);
         }
+        let (binary, names) = scanned(scan.as_ref());
         Ok(Blob {
             digest: hasher.finalize().to_hex().to_string(),
             size,
             temporary: Some(temporary),
+            binary,
+            names,
         })
     }
 
@@ -445,38 +689,24 @@ impl Store {
     /// links. Nothing is written outside `base`: no link below it is followed (see
     /// [`beneath`]). Every file's bytes are hashed as they are copied; a blob that does not
     /// match its digest is an error and leaves the store. Returns the size and file count.
+    ///
+    /// With `root`, the workspace restored into: when the tree was stored from another
+    /// workspace and names it, the text files naming it are restored with that path
+    /// rewritten to `root`, links into it re-pointed, and CPython byte code that embeds it
+    /// left out (and removed where it goes) so the interpreter compiles it from the restored
+    /// source; a binary file embedding it makes the restore fail before anything is written
+    /// ([`StoreError::NotRelocatable`]). Otherwise the stored bytes, as they are.
     pub fn get(
         &self,
         digest: &str,
         within: Option<&str>,
         base: &Path,
         path: &str,
+        root: Option<&Path>,
     ) -> Result<Stored, StoreError> {
-        let mut tree = self.read_tree(digest)?;
-        if let Some(within) = within {
-            // Only what is at `within`, as if it had been stored on its own.
-            tree.entries.retain_mut(|entry| {
-                if entry.path == within {
-                    entry.path.clear();
-                    true
-                } else if let Some(below) = entry
-                    .path
-                    .strip_prefix(within)
-                    .and_then(|rest| rest.strip_prefix('/'))
-                {
-                    entry.path = below.to_string();
-                    true
-                } else {
-                    false
-                }
-            });
-            if tree.entries.is_empty() {
-                return Err(StoreError::NotInTree {
-                    digest: digest.to_string(),
-                    within: within.to_string(),
-                });
-            }
-        }
+        let tree = self.read_tree(digest)?;
+        let (entries, origin) = part(tree, digest, within)?;
+        let relocation = relocation_of(origin.as_ref(), &entries, within, root)?;
         if !plain(path) {
             return Err(StoreError::Damaged {
                 object: self.tree(digest),
@@ -490,7 +720,7 @@ impl Store {
         let mut files: Vec<(String, Vec<Restore>)> = Vec::new();
         let mut modes = Vec::new();
         let (mut size, mut count) = (0, 0);
-        for entry in &tree.entries {
+        for entry in &entries {
             let relative = if entry.path.is_empty() {
                 path.to_string()
             } else {
@@ -507,6 +737,13 @@ impl Store {
                 Kind::Symlink { target } => {
                     beneath::make_room(dir, name, &shown)?;
                     let temporary = beside(name, count);
+                    let target = match &relocation {
+                        Some(relocation) if entry.refers == Some(Refers::Link) => relocation
+                            .origin
+                            .relink(target, &relocation.root)
+                            .unwrap_or_else(|| target.clone()),
+                        _ => target.clone(),
+                    };
                     nix::unistd::symlinkat(target.as_str(), dir, temporary.as_str())
                         .map_err(|errno| beneath::write_error(&shown, errno))?;
                     nix::fcntl::renameat(dir, temporary.as_str(), dir, name).map_err(|errno| {
@@ -515,6 +752,18 @@ impl Store {
                     })?;
                     count += 1;
                 }
+                Kind::File { .. }
+                    if relocation
+                        .as_ref()
+                        .is_some_and(|r| r.dropped.contains(&entry.path)) =>
+                {
+                    // Byte code of another workspace's path: none rather than stale.
+                    beneath::make_room(dir, name, &shown)?;
+                    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+                        Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                        Err(errno) => return Err(beneath::write_error(&shown, errno)),
+                    }
+                }
                 Kind::File {
                     mode,
                     size: bytes,
@@ -522,6 +771,7 @@ impl Store {
                 } => {
                     beneath::make_room(dir, name, &shown)?;
                     let restore = Restore {
+                        relocate: relocation.is_some() && entry.refers == Some(Refers::Text),
                         name: name.to_string(),
                         temporary: beside(name, count),
                         shown,
@@ -551,7 +801,7 @@ impl Store {
             let dir = dirs.open(parent, false)?;
             let mut buffer = vec![0u8; BUFFER];
             for restore in batch {
-                self.restore_file(dir, restore, &mut buffer)?;
+                self.restore_file(dir, restore, &mut buffer, relocation.as_ref())?;
             }
             Ok(())
         })?;
@@ -568,15 +818,33 @@ impl Store {
         })
     }
 
+    /// Whether the part at `within` of the stored path `digest` can be restored into the
+    /// workspace at `root`: what [`Store::get`] decides before writing anything, for callers
+    /// that decide before running. `Ok` when it restores there (as stored, or rewritten);
+    /// [`StoreError::NotRelocatable`] naming the first file that cannot be moved otherwise.
+    pub fn relocation(
+        &self,
+        digest: &str,
+        within: Option<&str>,
+        root: &Path,
+    ) -> Result<(), StoreError> {
+        let tree = self.read_tree(digest)?;
+        let (entries, origin) = part(tree, digest, within)?;
+        relocation_of(origin.as_ref(), &entries, within, Some(root)).map(drop)
+    }
+
     /// Copies a blob into `dir` beside where it goes, hashing what it copies, and renames it
     /// into place when it is the blob's bytes. Copied aside and renamed, so whoever reads the
     /// file meanwhile (a stage beside this one getting the same path) sees one whole file or
-    /// the other. One pass: the bytes are read once, into `buffer`, hashed and written.
+    /// the other. One pass: the bytes are read once, into `buffer`, hashed and written. A
+    /// file to relocate is read whole and written with the workspace's path rewritten; the
+    /// hash is of the stored bytes.
     fn restore_file(
         &self,
         dir: BorrowedFd<'_>,
         restore: &Restore,
         buffer: &mut [u8],
+        relocation: Option<&Relocation>,
     ) -> Result<(), StoreError> {
         let object = self.blob(&restore.digest);
         let mut input = match File::open(&object) {
@@ -606,6 +874,18 @@ impl Store {
         let mut hasher = blake3::Hasher::new();
         let mut copied = 0u64;
         let result = (|| {
+            if let Some(relocation) = relocation.filter(|_| restore.relocate) {
+                let mut bytes = Vec::new();
+                (&mut input)
+                    .take(restore.size + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(read_error(&object))?;
+                copied = bytes.len() as u64;
+                hasher.update(&bytes);
+                return output
+                    .write_all(&relocation.origin.rewrite(&bytes, &relocation.root))
+                    .map_err(write_error(&restore.shown));
+            }
             loop {
                 let n = fill(&mut input, buffer).map_err(read_error(&object))?;
                 copied += n as u64;
@@ -780,6 +1060,7 @@ fn walk(
         entries.push(Entry {
             path: name,
             kind: Kind::Symlink { target },
+            refers: None,
         });
     } else if kind.is_file() {
         file(path.to_path_buf(), entries.len());
@@ -790,11 +1071,13 @@ fn walk(
                 size: metadata.len(),
                 digest: String::new(),
             },
+            refers: None,
         });
     } else if kind.is_dir() {
         entries.push(Entry {
             path: name.clone(),
             kind: Kind::Dir { mode },
+            refers: None,
         });
         let mut children: Vec<(String, PathBuf)> = Vec::new();
         for child in std::fs::read_dir(path).map_err(read_error(path))? {
@@ -889,6 +1172,35 @@ fn fill(input: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+/// What a scan found, `(binary, names the workspace)`; nothing without a scan.
+fn scanned(scan: Option<&relocate::Scan<'_>>) -> (bool, bool) {
+    scan.map_or((false, false), |scan| (scan.binary, scan.names))
+}
+
+/// How a tree records the workspace at `path`: the path as given and its canonical form
+/// when that differs. `None` for a path no workspace has (relative, or `/`).
+fn origin_path(path: &Path) -> Result<Option<OriginPath>, StoreError> {
+    if path.to_str().is_none() {
+        return Err(StoreError::NotUtf8 {
+            path: path.to_path_buf(),
+        });
+    }
+    let Some(named) = relocate::workspace_path(path) else {
+        return Ok(None);
+    };
+    let canonical = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|c| {
+            c.to_str()
+                .and_then(|c| relocate::workspace_path(Path::new(c)).map(str::to_string))
+        })
+        .filter(|c| c != named);
+    Ok(Some(OriginPath {
+        path: named.to_string(),
+        canonical,
+    }))
 }
 
 /// A name for a new temporary object.
@@ -1045,17 +1357,17 @@ mod tests {
         std::fs::write(source.join("b.txt"), "same").unwrap();
         std::os::unix::fs::symlink("bin/tool", source.join("link")).unwrap();
         let store = Store::at(temp.path().join("objects"));
-        let stored = store.put(std::slice::from_ref(&source)).unwrap();
+        let stored = store.put(std::slice::from_ref(&source), None).unwrap();
         assert_eq!(stored[0].files, 4);
         assert_eq!(stored[0].size, 18 + 4 + 4);
-        let again = store.put(std::slice::from_ref(&source)).unwrap();
+        let again = store.put(std::slice::from_ref(&source), None).unwrap();
         assert_eq!(again, stored);
         let blobs = walkdir_count(&temp.path().join("objects/blobs"));
         assert_eq!(blobs, 2, "identical files are one blob");
 
         let target = temp.path().join("out");
         store
-            .get(&stored[0].digest, None, temp.path(), "out")
+            .get(&stored[0].digest, None, temp.path(), "out", None)
             .unwrap();
         assert_eq!(
             std::fs::read_to_string(target.join("bin/tool")).unwrap(),
@@ -1073,7 +1385,7 @@ mod tests {
         assert!(store.has(&stored[0].digest));
         // Restoring over an earlier restore replaces it.
         store
-            .get(&stored[0].digest, None, temp.path(), "out")
+            .get(&stored[0].digest, None, temp.path(), "out", None)
             .unwrap();
     }
 
@@ -1087,13 +1399,13 @@ mod tests {
         std::fs::write(temp.path().join("exact"), &big[..super::BUFFER]).unwrap();
         let store = Store::at(temp.path().join("objects"));
         let sources = [temp.path().join("big"), temp.path().join("exact")];
-        let stored = store.put(&sources).unwrap();
-        assert_eq!(store.put(&sources).unwrap(), stored);
+        let stored = store.put(&sources, None).unwrap();
+        assert_eq!(store.put(&sources, None).unwrap(), stored);
         assert_eq!(walkdir_count(&temp.path().join("objects/blobs")), 2);
         let left = std::fs::read_dir(temp.path().join("objects/tmp")).unwrap();
         assert_eq!(left.count(), 0, "no temporary file is left");
         store
-            .get(&stored[0].digest, None, temp.path(), "out")
+            .get(&stored[0].digest, None, temp.path(), "out", None)
             .unwrap();
         assert_eq!(std::fs::read(temp.path().join("out")).unwrap(), big);
     }
@@ -1104,7 +1416,7 @@ mod tests {
         let store = Store::at(root.join("objects"));
         let source = root.join("blob-source");
         std::fs::write(&source, bytes).unwrap();
-        let blob = store.put(std::slice::from_ref(&source)).unwrap();
+        let blob = store.put(std::slice::from_ref(&source), None).unwrap();
         let tree = store.read_tree(&blob[0].digest).unwrap();
         let Kind::File { digest, .. } = &tree.entries[0].kind else {
             panic!("a file");
@@ -1121,7 +1433,7 @@ mod tests {
     }
 
     fn refused(store: &Store, digest: &str, base: &Path) -> String {
-        match store.get(digest, None, base, "got") {
+        match store.get(digest, None, base, "got", None) {
             Err(error) => error.to_string(),
             Ok(_) => panic!("restored"),
         }
@@ -1192,7 +1504,7 @@ mod tests {
                 {"path":"tool","kind":"file","mode":3565,"size":10,"digest":"%blob"}]"#,
         );
         let base = temp.path().join("work");
-        store.get(&digest, None, &base, "got").unwrap();
+        store.get(&digest, None, &base, "got", None).unwrap();
         let mode = |p: &str| {
             std::fs::metadata(base.join(p))
                 .unwrap()
@@ -1212,19 +1524,21 @@ mod tests {
         std::fs::create_dir_all(source.join("sub")).unwrap();
         std::fs::write(source.join("sub/file"), "bytes").unwrap();
         let store = Store::at(temp.path().join("objects"));
-        let stored = store.put(std::slice::from_ref(&source)).unwrap();
+        let stored = store.put(std::slice::from_ref(&source), None).unwrap();
         let elsewhere = temp.path().join("elsewhere");
         let base = temp.path().join("work");
         std::fs::create_dir_all(&elsewhere).unwrap();
         std::fs::create_dir_all(base.join("got")).unwrap();
         std::os::unix::fs::symlink(&elsewhere, base.join("parent")).unwrap();
         let error = store
-            .get(&stored[0].digest, None, &base, "parent/got")
+            .get(&stored[0].digest, None, &base, "parent/got", None)
             .unwrap_err();
         assert!(matches!(error, super::StoreError::Link { .. }), "{error}");
         // A link inside the restored directory is replaced by the directory, not entered.
         std::os::unix::fs::symlink(&elsewhere, base.join("got/sub")).unwrap();
-        store.get(&stored[0].digest, None, &base, "got").unwrap();
+        store
+            .get(&stored[0].digest, None, &base, "got", None)
+            .unwrap();
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
         assert_eq!(std::fs::read(base.join("got/sub/file")).unwrap(), b"bytes");
     }
@@ -1235,7 +1549,7 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         std::fs::write(temp.path().join("a"), "original").unwrap();
         let store = Store::at(temp.path().join("objects"));
-        let stored = store.put(&[temp.path().join("a")]).unwrap();
+        let stored = store.put(&[temp.path().join("a")], None).unwrap();
         let blob = store.blob(&blake3::hash(b"original").to_hex());
         std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(&blob, "tampered").unwrap();
@@ -1244,7 +1558,7 @@ mod tests {
             "the same size passes the quick check"
         );
         let error = store
-            .get(&stored[0].digest, None, temp.path(), "b")
+            .get(&stored[0].digest, None, temp.path(), "b", None)
             .unwrap_err()
             .to_string();
         assert!(error.contains(&blob.display().to_string()), "{error}");
@@ -1260,11 +1574,286 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         std::fs::write(temp.path().join("a"), "original").unwrap();
         let store = Store::at(temp.path().join("objects"));
-        let stored = store.put(&[temp.path().join("a")]).unwrap();
+        let stored = store.put(&[temp.path().join("a")], None).unwrap();
         let blob = store.blob(&blake3::hash(b"original").to_hex());
         std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(&blob, "orig").unwrap();
         assert!(!store.has(&stored[0].digest));
+    }
+
+    /// A workspace at `ws` holding `.venv` as `python3 -m venv` and `pip install -e` leave
+    /// it: a script with a shebang, `pyvenv.cfg`, an editable install's `.pth`, a link into
+    /// the workspace and one to elsewhere, and a source beside its byte code.
+    fn venv(ws: &Path) -> std::path::PathBuf {
+        let ws_text = ws.display();
+        let venv = ws.join(".venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::create_dir_all(venv.join("lib/pkg/__pycache__")).unwrap();
+        std::fs::create_dir_all(ws.join("src")).unwrap();
+        std::fs::write(
+            venv.join("bin/tool"),
+            format!("#!{ws_text}/.venv/bin/python3\nimport pkg\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            venv.join("bin/tool"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(
+            venv.join("pyvenv.cfg"),
+            format!("home = /usr/bin\ncommand = /usr/bin/python3 -m venv {ws_text}/.venv\n"),
+        )
+        .unwrap();
+        std::fs::write(venv.join("lib/editable.pth"), format!("{ws_text}/src\n")).unwrap();
+        std::fs::write(venv.join("lib/other.pth"), format!("{ws_text}0/src\n")).unwrap();
+        std::os::unix::fs::symlink(ws.join("src"), venv.join("src-link")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/python3", venv.join("bin/python3")).unwrap();
+        std::fs::write(venv.join("lib/pkg/mod.py"), "X = 1\n").unwrap();
+        std::fs::write(
+            venv.join("lib/pkg/__pycache__/mod.cpython-311.pyc"),
+            format!("\x0d\x0d\0\0{ws_text}/.venv/lib/pkg/mod.py\0"),
+        )
+        .unwrap();
+        venv
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    // The venv of issue 24: stored in one workspace, restored in another of another length,
+    // its scripts and editable install must name the new one.
+    #[test]
+    fn text_references_are_rewritten_to_a_shorter_and_a_longer_root() {
+        let temp = tempfile::tempdir().unwrap();
+        let ws1 = temp.path().join("workspaces/repo/1");
+        let venv = venv(&ws1);
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(std::slice::from_ref(&venv), Some(&ws1)).unwrap();
+        for root in [
+            temp.path().join("w"),
+            temp.path()
+                .join("workspaces/a-much-longer-name/of-a-workspace/10"),
+        ] {
+            store.relocation(&stored[0].digest, None, &root).unwrap();
+            store
+                .get(&stored[0].digest, None, &root, ".venv", Some(&root))
+                .unwrap();
+            let r = root.display();
+            let got = root.join(".venv");
+            assert_eq!(
+                read(&got.join("bin/tool")),
+                format!("#!{r}/.venv/bin/python3\nimport pkg\n")
+            );
+            let mode = std::fs::metadata(got.join("bin/tool"))
+                .unwrap()
+                .permissions();
+            assert_eq!(mode.mode() & 0o777, 0o755);
+            assert!(read(&got.join("pyvenv.cfg")).ends_with(&format!("venv {r}/.venv\n")));
+            assert_eq!(read(&got.join("lib/editable.pth")), format!("{r}/src\n"));
+            // `/…/1` inside `/…/10` is another workspace's path: kept.
+            assert_eq!(
+                read(&got.join("lib/other.pth")),
+                format!("{}0/src\n", ws1.display())
+            );
+            assert_eq!(
+                std::fs::read_link(got.join("src-link")).unwrap(),
+                root.join("src")
+            );
+            assert_eq!(
+                std::fs::read_link(got.join("bin/python3")).unwrap(),
+                Path::new("/usr/bin/python3")
+            );
+        }
+        // In the workspace it came from: the stored bytes.
+        let back = temp.path().join("back");
+        store
+            .get(&stored[0].digest, None, &back, ".venv", Some(&ws1))
+            .unwrap();
+        assert_eq!(
+            read(&back.join(".venv/lib/editable.pth")),
+            format!("{}/src\n", ws1.display())
+        );
+        assert!(
+            back.join(".venv/lib/pkg/__pycache__/mod.cpython-311.pyc")
+                .exists()
+        );
+    }
+
+    // Byte code embeds the venv's path; left in another workspace it would name the first.
+    #[test]
+    fn byte_code_beside_its_source_is_left_out_and_a_stale_copy_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let ws1 = temp.path().join("ws/1");
+        let venv = venv(&ws1);
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(std::slice::from_ref(&venv), Some(&ws1)).unwrap();
+        let ws2 = temp.path().join("ws/2");
+        let pyc = ws2.join(".venv/lib/pkg/__pycache__/mod.cpython-311.pyc");
+        std::fs::create_dir_all(pyc.parent().unwrap()).unwrap();
+        std::fs::write(&pyc, "stale").unwrap();
+        store
+            .get(&stored[0].digest, None, &ws2, ".venv", Some(&ws2))
+            .unwrap();
+        assert!(!pyc.exists(), "byte code naming ws/1 is not restored");
+        assert_eq!(read(&ws2.join(".venv/lib/pkg/mod.py")), "X = 1\n");
+        // Without its source in what is restored, the byte code is a binary like any other.
+        let error = store
+            .relocation(&stored[0].digest, Some("lib/pkg/__pycache__"), &ws2)
+            .unwrap_err();
+        assert!(
+            matches!(&error, super::StoreError::NotRelocatable { file, .. } if file == "lib/pkg/__pycache__/mod.cpython-311.pyc"),
+            "{error}"
+        );
+    }
+
+    // A binary that embeds the path cannot be rewritten; a half-restored tree would run
+    // the first workspace's code, so nothing may be written.
+    #[test]
+    fn a_binary_embedding_the_workspace_refuses_before_writing_anything() {
+        let temp = tempfile::tempdir().unwrap();
+        let ws1 = temp.path().join("ws/1");
+        let out = ws1.join("out");
+        std::fs::create_dir_all(out.join("lib")).unwrap();
+        std::fs::write(out.join("a.txt"), format!("{}\n", ws1.display())).unwrap();
+        std::fs::write(
+            out.join("lib/native.so"),
+            format!("\x7fELF\0\0\0rpath={}/lib\0", ws1.display()),
+        )
+        .unwrap();
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(std::slice::from_ref(&out), Some(&ws1)).unwrap();
+        let ws2 = temp.path().join("ws/2");
+        for error in [
+            store.relocation(&stored[0].digest, None, &ws2).unwrap_err(),
+            store
+                .get(&stored[0].digest, None, &ws2, "out", Some(&ws2))
+                .unwrap_err(),
+        ] {
+            let super::StoreError::NotRelocatable { file, origin } = &error else {
+                panic!("{error}");
+            };
+            assert_eq!(file, "lib/native.so");
+            assert_eq!(origin, &ws1);
+            assert!(
+                error
+                    .to_string()
+                    .contains("`lib/native.so` is a binary file"),
+                "{error}"
+            );
+        }
+        assert!(!ws2.exists(), "nothing is written");
+        // The same workspace, or no root: the stored bytes.
+        store.relocation(&stored[0].digest, None, &ws1).unwrap();
+        let copy = temp.path().join("copy");
+        store
+            .get(&stored[0].digest, None, &copy, "out", None)
+            .unwrap();
+        assert_eq!(
+            std::fs::read(copy.join("out/lib/native.so")).unwrap(),
+            std::fs::read(out.join("lib/native.so")).unwrap()
+        );
+    }
+
+    // Trees stored before gzl looked (no origin), and trees that name no workspace, restore
+    // anywhere as they are; the latter are the same tree whichever workspace stored them.
+    #[test]
+    fn trees_without_origin_restore_as_stored() {
+        let temp = tempfile::tempdir().unwrap();
+        let (store, digest) = plant(
+            temp.path(),
+            b"#!/ws/1/bin/python\n",
+            r#"[{"path":"","kind":"dir","mode":493},
+                {"path":"tool","kind":"file","mode":493,"size":19,"digest":"%blob"}]"#,
+        );
+        let ws2 = temp.path().join("ws/2");
+        store.relocation(&digest, None, &ws2).unwrap();
+        store.get(&digest, None, &ws2, "got", Some(&ws2)).unwrap();
+        assert_eq!(read(&ws2.join("got/tool")), "#!/ws/1/bin/python\n");
+
+        let plain = temp.path().join("ws/1/plain");
+        std::fs::create_dir_all(&plain).unwrap();
+        std::fs::write(plain.join("f"), "no path here").unwrap();
+        let with = store
+            .put(
+                std::slice::from_ref(&plain),
+                Some(&temp.path().join("ws/1")),
+            )
+            .unwrap();
+        let without = store.put(std::slice::from_ref(&plain), None).unwrap();
+        assert_eq!(with, without);
+    }
+
+    // Files over the read buffer are scanned in chunks: a path across two must be found.
+    #[test]
+    fn a_path_across_read_chunks_is_found_and_rewritten() {
+        let temp = tempfile::tempdir().unwrap();
+        let ws1 = temp.path().join("ws/1");
+        std::fs::create_dir_all(&ws1).unwrap();
+        let name = format!("{}/data", ws1.display());
+        let mut text = vec![b'x'; super::BUFFER - name.len() / 2];
+        text.push(b' ');
+        text.extend_from_slice(name.as_bytes());
+        text.extend_from_slice(b" tail\n");
+        std::fs::write(ws1.join("big.txt"), &text).unwrap();
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(&[ws1.join("big.txt")], Some(&ws1)).unwrap();
+        let tree = store.read_tree(&stored[0].digest).unwrap();
+        assert_eq!(tree.entries[0].refers, Some(super::Refers::Text));
+        let ws2 = temp.path().join("w2");
+        store
+            .get(&stored[0].digest, None, &ws2, "big.txt", Some(&ws2))
+            .unwrap();
+        let got = std::fs::read(ws2.join("big.txt")).unwrap();
+        assert!(got.ends_with(format!(" {}/data tail\n", ws2.display()).as_bytes()));
+    }
+
+    // The workspace through a symbolic link (a /tmp that is one): files name either form.
+    #[test]
+    fn the_canonical_form_of_the_workspace_is_recorded_and_rewritten() {
+        let temp = tempfile::tempdir().unwrap();
+        let real = temp.path().join("real/1");
+        std::fs::create_dir_all(&real).unwrap();
+        std::os::unix::fs::symlink(temp.path().join("real"), temp.path().join("link")).unwrap();
+        let ws1 = temp.path().join("link/1");
+        let canonical = std::fs::canonicalize(&ws1).unwrap();
+        std::fs::write(real.join("cfg"), format!("a={}\n", canonical.display())).unwrap();
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(&[ws1.join("cfg")], Some(&ws1)).unwrap();
+        let tree = store.read_tree(&stored[0].digest).unwrap();
+        let origin = tree.origin.unwrap();
+        assert_eq!(origin.path, ws1.to_str().unwrap());
+        assert_eq!(origin.canonical.as_deref(), canonical.to_str());
+        let ws2 = temp.path().join("w2");
+        store
+            .get(&stored[0].digest, None, &ws2, "cfg", Some(&ws2))
+            .unwrap();
+        assert_eq!(read(&ws2.join("cfg")), format!("a={}\n", ws2.display()));
+    }
+
+    // A rewritten file is still checked against the stored bytes.
+    #[test]
+    fn a_tampered_blob_is_caught_when_rewritten_too() {
+        let temp = tempfile::tempdir().unwrap();
+        let ws1 = temp.path().join("ws/1");
+        std::fs::create_dir_all(&ws1).unwrap();
+        let text = format!("{}\n", ws1.display());
+        std::fs::write(ws1.join("cfg"), &text).unwrap();
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(&[ws1.join("cfg")], Some(&ws1)).unwrap();
+        let blob = store.blob(&blake3::hash(text.as_bytes()).to_hex());
+        std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&blob, text.replace('1', "9")).unwrap();
+        let ws2 = temp.path().join("ws/2");
+        let error = store
+            .get(&stored[0].digest, None, &ws2, "cfg", Some(&ws2))
+            .unwrap_err();
+        assert!(
+            matches!(error, super::StoreError::Tampered { .. }),
+            "{error}"
+        );
+        assert!(!ws2.join("cfg").exists());
     }
 
     fn walkdir_count(dir: &std::path::Path) -> usize {

@@ -47,6 +47,10 @@ pub struct App {
     pub stages: Vec<StageRecord>,
     /// The selected stage's log, last lines.
     pub log: Vec<String>,
+    /// The run whose log `log` is, when the selected stage is cached and reuses it.
+    pub log_from: Option<i64>,
+    /// An action waiting for the user to confirm it with `y`.
+    pub confirm: Option<Action>,
     pub run: usize,
     pub stage: usize,
     pub pane: Pane,
@@ -74,6 +78,8 @@ impl App {
             runs: Vec::new(),
             stages: Vec::new(),
             log: Vec::new(),
+            log_from: None,
+            confirm: None,
             run: 0,
             stage: 0,
             pane: Pane::Runs,
@@ -112,17 +118,33 @@ impl App {
             None => Vec::new(),
         };
         self.stage = self.stage.min(self.stages.len().saturating_sub(1));
-        self.log = self
-            .stages
-            .get(self.stage)
-            .and_then(|s| s.log_path.clone())
-            .map(tail)
-            .unwrap_or_default();
+        // A cached stage did not run: its output is that of the run it reuses.
+        let (log_path, from) = match self.stages.get(self.stage) {
+            Some(stage) => match (stage.status, stage.cached_from) {
+                (StageStatus::Cached, Some(from)) => (
+                    history
+                        .stage(from, &stage.name)?
+                        .and_then(|reused| reused.log_path),
+                    Some(from),
+                ),
+                _ => (stage.log_path.clone(), None),
+            },
+            None => (None, None),
+        };
+        self.log = log_path.map(tail).unwrap_or_default();
+        self.log_from = from;
         Ok(())
     }
 
     /// Handles a key; returns what the caller must do, if anything.
     pub fn key(&mut self, code: KeyCode) -> Option<Action> {
+        if let Some(action) = self.confirm.take() {
+            if code == KeyCode::Char('y') {
+                return Some(action);
+            }
+            self.message = "not stopped".into();
+            return None;
+        }
         if let Some(typed) = &mut self.typing {
             match code {
                 KeyCode::Enter => {
@@ -165,8 +187,14 @@ impl App {
                 self.scroll = 0;
             }
             KeyCode::Char('s') => {
+                // Stopping cannot be undone, and `s` is one key away from others: ask.
                 let run = self.runs.get(self.run)?;
-                return Some(Action::Stop { run: run.id });
+                if run.status == RunStatus::Running {
+                    self.message = format!("stop run {}? y/n", run.id);
+                    self.confirm = Some(Action::Stop { run: run.id });
+                } else {
+                    self.message = format!("run {} is not running", run.id);
+                }
             }
             KeyCode::Char('d') => {
                 let run = self.runs.get(self.run)?;
@@ -241,6 +269,8 @@ impl App {
         let keys = "↑↓ move  ←→ pane  f follow  / search  s stop  d debug  r re-run  q quit";
         let text = if let Some(typed) = &self.typing {
             format!("/{typed}")
+        } else if self.confirm.is_some() {
+            self.message.clone()
         } else if self.message.is_empty() {
             keys.to_string()
         } else {
@@ -362,10 +392,11 @@ impl App {
             .iter()
             .map(|l| Line::from(l.as_str()))
             .collect();
-        let title = match self.stages.get(self.stage) {
-            Some(stage) if self.follow => format!("{} (following)", stage.name),
-            Some(stage) => stage.name.clone(),
-            None => "log".to_string(),
+        let title = match (self.stages.get(self.stage), self.log_from) {
+            (Some(stage), Some(from)) => format!("{} (cached: log of run {from})", stage.name),
+            (Some(stage), None) if self.follow => format!("{} (following)", stage.name),
+            (Some(stage), None) => stage.name.clone(),
+            (None, _) => "log".to_string(),
         };
         frame.render_widget(
             Paragraph::new(text)
@@ -454,6 +485,14 @@ pub fn run(
             let before = (app.run, app.stage);
             match app.key(key.code) {
                 Some(Action::Quit) => return Ok(()),
+                // `gzl stop` runs without the terminal: what it prints goes to the footer,
+                // not onto the screen the user returns to after quitting.
+                Some(action @ Action::Stop { .. }) => {
+                    app.message = "stopping…".into();
+                    terminal.draw(|frame| app.render(frame)).map_err(io)?;
+                    app.message = act(&action);
+                    refreshed = Instant::now() - REFRESH;
+                }
                 Some(action) => {
                     // Commands that take the terminal get it back afterwards.
                     let _ = ratatui::try_restore();
@@ -611,11 +650,25 @@ mod tests {
         assert_eq!(app.run, 1);
         app.key(KeyCode::Tab);
         assert_eq!(app.pane, Pane::Stages);
-        assert_eq!(
-            app.key(KeyCode::Char('s')),
-            Some(super::Action::Stop { run: 1 })
-        );
+        // Run 1 has ended: nothing to stop.
+        assert_eq!(app.key(KeyCode::Char('s')), None);
+        assert_eq!(app.message, "run 1 is not running");
         assert_eq!(app.key(KeyCode::Char('q')), Some(super::Action::Quit));
+    }
+
+    #[test]
+    fn stopping_a_run_asks_first() {
+        use ratatui::crossterm::event::KeyCode;
+        let mut app = app();
+        assert_eq!(app.key(KeyCode::Char('s')), None);
+        assert_eq!(app.message, "stop run 2? y/n");
+        assert_eq!(app.key(KeyCode::Char('n')), None);
+        assert_eq!(app.message, "not stopped");
+        assert_eq!(app.key(KeyCode::Char('s')), None);
+        assert_eq!(
+            app.key(KeyCode::Char('y')),
+            Some(super::Action::Stop { run: 2 })
+        );
     }
 
     #[test]

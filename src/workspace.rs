@@ -116,8 +116,12 @@ impl Pool {
     }
 
     /// Removes the pools of repositories that no longer exist (moved or deleted), unless a
-    /// run holds one of their workspaces. Returns the directories removed.
-    pub fn remove_orphans(home: &Home) -> Result<Vec<PathBuf>, WorkspaceError> {
+    /// run holds one of their workspaces. Returns the directories removed, with the disk each
+    /// took; with `dry_run`, those it would remove, removing nothing.
+    pub fn remove_orphans(
+        home: &Home,
+        dry_run: bool,
+    ) -> Result<Vec<(PathBuf, u64)>, WorkspaceError> {
         let root = home.cache().join("workspaces");
         let entries = match std::fs::read_dir(&root) {
             Ok(entries) => entries,
@@ -146,11 +150,14 @@ impl Pool {
             if leases.len() < pool.slots()?.len() {
                 continue;
             }
-            std::fs::remove_dir_all(&dir).map_err(|source| WorkspaceError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            removed.push(dir);
+            let bytes = disk_usage(&dir);
+            if !dry_run {
+                std::fs::remove_dir_all(&dir).map_err(|source| WorkspaceError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+            removed.push((dir, bytes));
         }
         Ok(removed)
     }
@@ -304,6 +311,30 @@ impl Pool {
         }
         let _ = std::fs::remove_file(self.lock_path(slot));
         Ok(true)
+    }
+
+    /// Removes free workspaces, least recently used first, while the pool takes more than
+    /// `max_size` bytes on disk; never one a run holds, never slot `keep` (the one just used).
+    /// Returns the slots removed with the disk each took.
+    pub fn trim(&self, max_size: u64, keep: usize) -> Result<Vec<(usize, u64)>, WorkspaceError> {
+        let mut slots = self.slots()?;
+        slots.sort_by_key(|s| s.state.used_at);
+        let sizes: Vec<u64> = slots.iter().map(|slot| disk_usage(&slot.path)).collect();
+        let mut total: u64 = sizes.iter().sum();
+        let mut removed = Vec::new();
+        for (slot, bytes) in slots.iter().zip(sizes) {
+            if total <= max_size {
+                break;
+            }
+            if slot.leased || slot.slot == keep {
+                continue;
+            }
+            if self.remove(slot.slot)? {
+                total -= bytes;
+                removed.push((slot.slot, bytes));
+            }
+        }
+        Ok(removed)
     }
 
     /// The pool's size setting.
@@ -735,4 +766,76 @@ fn read_state(path: &Path) -> SlotState {
 fn is_locked(path: &Path) -> bool {
     File::open(path)
         .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+}
+
+/// The disk space the tree at `path` takes, as `du -s` counts it: the blocks of every file,
+/// directory and link, an inode with several links once, links not followed. It reads
+/// metadata only (one `stat` per entry, no file contents); what cannot be read counts as
+/// nothing.
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(top) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut total = top.blocks() * 512;
+    let mut pending = if top.is_dir() {
+        vec![path.to_path_buf()]
+    } else {
+        Vec::new()
+    };
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            // A `DirEntry`'s metadata is the entry's own, not its link target's.
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            if metadata.nlink() > 1
+                && !metadata.is_dir()
+                && !seen.insert((metadata.dev(), metadata.ino()))
+            {
+                continue;
+            }
+            total += metadata.blocks() * 512;
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    /// What gc caps and shows must be what `du` says the workspace takes: a hard link is not
+    /// counted twice, a link to a big file elsewhere is not counted as that file.
+    #[test]
+    fn disk_usage_counts_as_du_does() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let elsewhere = tempfile::tempdir().expect("temp dir");
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("a/b")).expect("dirs");
+        std::fs::write(tree.join("a/b/file"), vec![7u8; 100_000]).expect("file");
+        std::fs::hard_link(tree.join("a/b/file"), tree.join("a/link")).expect("hard link");
+        std::fs::write(elsewhere.path().join("big"), vec![1u8; 1_000_000]).expect("big");
+        std::os::unix::fs::symlink(elsewhere.path().join("big"), tree.join("big")).expect("link");
+        let usage = super::disk_usage(&tree);
+        assert!((100_000..300_000).contains(&usage), "{usage}");
+        if let Ok(du) = std::process::Command::new("du")
+            .arg("-sB1")
+            .arg(&tree)
+            .output()
+        {
+            let du: u64 = String::from_utf8_lossy(&du.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("du prints a size");
+            assert_eq!(usage, du);
+        }
+        assert_eq!(super::disk_usage(&dir.path().join("missing")), 0);
+    }
 }

@@ -50,6 +50,17 @@ impl Client {
             .flatten()
     }
 
+    /// The root of the checkout the run works in: from the runner, or, from an older runner
+    /// that does not say, the stage's `GZL_REPO_ROOT`.
+    pub fn root(&self) -> Option<PathBuf> {
+        self.hello
+            .root
+            .clone()
+            .or_else(|| std::env::var("GZL_REPO_ROOT").ok())
+            .filter(|root| !root.is_empty())
+            .map(PathBuf::from)
+    }
+
     pub fn capabilities(&self) -> &[String] {
         &self.hello.capabilities
     }

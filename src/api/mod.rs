@@ -111,6 +111,11 @@ pub struct Response {
     /// Where the store is, with [`LOCAL_STORE`] (`hello`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// The root of the checkout the run works in (`hello`): the workspace `obj-store`
+    /// records as where files come from, and `obj-get` moves them to. (Absent from older
+    /// runners, whose stages have it as `GZL_REPO_ROOT`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
     /// The artifact found (`lookup`): its tree's digest, and the stage that stored it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,

@@ -71,6 +71,8 @@ struct Shared {
     key: [u8; 32],
     limits: Limits,
     store: Store,
+    /// The root of the checkout the run works in.
+    root: PathBuf,
     states: watch::Sender<Vec<State>>,
     registry: Mutex<Registry>,
 }
@@ -118,9 +120,11 @@ fn stage_token(key: &[u8; 32], stage: &str) -> String {
 
 impl Server {
     /// Binds the API of a run in `dir` (its directory), or in a private temporary directory
-    /// when that path is too long for a socket. `artifacts` holds what cached stages provide.
+    /// when that path is too long for a socket. `root` is the checkout the run works in;
+    /// `artifacts` holds what cached stages provide.
     pub fn bind(
         dir: &Path,
+        root: &Path,
         store: Store,
         artifacts: RunArtifacts,
         history: History,
@@ -159,6 +163,7 @@ impl Server {
                 key,
                 limits: Limits::DEFAULT,
                 store,
+                root: root.to_path_buf(),
                 states: watch::channel(stages).0,
                 registry: Mutex::new(registry),
             }),
@@ -426,6 +431,7 @@ async fn answer(shared: &Shared, line: String) -> Response {
             versions: VERSIONS.to_vec(),
             capabilities: vec![LOCAL_STORE.into()],
             store: Some(shared.store.root().display().to_string()),
+            root: Some(shared.root.display().to_string()),
             ..Response::ok()
         },
         "stored" => stored(shared, stage, &request),

@@ -6,6 +6,7 @@ use super::Context;
 use crate::config::Clean;
 use crate::error::{Error, ExitCode};
 use crate::plan::Plan;
+use crate::stagefile::escape_text;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,6 +37,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                     "name": stage.name,
                     "needs": stage.needs,
                     "line": stage.line,
+                    "description": stage.description,
                     "group": stage.is_group(),
                     "timeout_ms": a.timeout.map(|d| d.as_millis() as u64),
                     "idle_timeout_ms": a.idle_timeout.map(|d| d.as_millis() as u64),
@@ -60,23 +62,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         }
         out.push_str("}\n");
     } else {
-        let width = plan
-            .nodes()
-            .iter()
-            .map(|n| n.stage.name.len())
-            .max()
-            .unwrap_or(0);
-        for node in plan.nodes() {
-            let stage = &node.stage;
-            let mut line = format!("{:<width$}", stage.name);
-            if !stage.needs.is_empty() {
-                let _ = write!(line, "  needs {}", stage.needs.join(", "));
-            }
-            if stage.is_group() {
-                line.push_str("  (group)");
-            }
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
+        out = listing(&plan);
         super::note(&format!(
             "{}: {} stage{}, valid",
             context.project.display_path(),
@@ -86,4 +72,46 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     }
     super::print(&out);
     Ok(ExitCode::Success)
+}
+
+/// One line per stage: its name, what it needs, and its description as a `# comment` in a
+/// column of its own, as `just --list` shows recipes.
+fn listing(plan: &Plan) -> String {
+    let width = plan
+        .nodes()
+        .iter()
+        .map(|n| n.stage.name.len())
+        .max()
+        .unwrap_or(0);
+    let heads: Vec<String> = plan
+        .nodes()
+        .iter()
+        .map(|node| {
+            let stage = &node.stage;
+            let mut head = format!("{:<width$}", stage.name);
+            if !stage.needs.is_empty() {
+                let _ = write!(head, "  needs {}", stage.needs.join(", "));
+            }
+            if stage.is_group() {
+                head.push_str("  (group)");
+            }
+            head.trim_end().to_string()
+        })
+        .collect();
+    // Names and needs are ASCII (the grammar says so), so bytes are columns.
+    let column = heads.iter().map(String::len).max().unwrap_or(0);
+    let mut out = String::new();
+    for (node, head) in plan.nodes().iter().zip(&heads) {
+        let Some(description) = &node.stage.description else {
+            let _ = writeln!(out, "{head}");
+            continue;
+        };
+        for (at, text) in description.lines().enumerate() {
+            let head = if at == 0 { head.as_str() } else { "" };
+            // The Gzlfile's text: it must not drive the terminal.
+            let line = format!("{head:<column$}  # {}", escape_text(text));
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    out
 }

@@ -11,6 +11,9 @@ pub struct Args {
 
 pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let project = &context.project;
+    if let Some(repo) = &project.repo {
+        repo.needs_worktree("gzl init")?;
+    }
     let path = &project.gzlfile;
     if path.exists() && !args.force {
         return Err(Error::usage(

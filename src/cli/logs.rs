@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
@@ -36,51 +37,117 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         Some(name) => vec![find_stage(&run, &stages, name)?],
         None => stages.iter().collect(),
     };
+    let reused = reused_logs(&history, &selected)?;
+    match &args.stage {
+        Some(name) => {
+            if let Some(from) = reused.first().and_then(|r| r.as_ref()).map(|r| r.1) {
+                super::note(&format!(
+                    "gzl: `{name}` is cached in run {}: this is its output in run {from}",
+                    run.id
+                ));
+            }
+        }
+        None => {
+            // One line for them all: a note per stage buries the logs.
+            let mut from: Vec<i64> = reused.iter().flatten().map(|r| r.1).collect();
+            let count = from.len();
+            from.sort_unstable();
+            from.dedup();
+            if count > 0 {
+                super::note(&format!(
+                    "gzl: {count} of {} stages are cached in run {}: their logs are from {}",
+                    selected.len(),
+                    run.id,
+                    runs_named(&from)
+                ));
+            }
+        }
+    }
     let mut out = LineTracker {
-        inner: std::io::stdout().lock(),
+        inner: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock()),
         at_line_start: true,
     };
-    let headers = args.stage.is_none();
-    for stage in selected {
-        if headers {
-            // A log that ends mid-line must not swallow the next header.
-            let newline = if out.at_line_start { "" } else { "\n" };
-            let _ = writeln!(out, "{newline}==> {} ({}) <==", stage.name, stage.status);
-        }
-        // A cached stage did not run: its output is that of the run it reuses.
-        let reused = match (stage.status, stage.cached_from) {
-            (StageStatus::Cached, Some(from)) => history
-                .stages(from)?
-                .into_iter()
-                .find(|s| s.name == stage.name)
-                .map(|s| with_log_path(&history, from, s)),
-            _ => None,
-        };
-        if reused.is_some() {
-            let _ = out.flush();
-            super::note(&format!(
-                "gzl: `{}` is cached in run {}: this is its output in run {}",
-                stage.name,
-                run.id,
-                stage.cached_from.unwrap_or_default()
-            ));
-        }
-        let shown = match &reused {
-            Some(reused) => copy_log(reused, &mut out, 0).map(|_| ()),
-            None if args.follow => follow(&history, run.id, stage, &mut out),
-            None => copy_log(stage, &mut out, 0).map(|_| ()),
-        };
-        if let Err(error) = shown {
-            if error.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(ExitCode::Success);
+    for (stage, reused) in selected.into_iter().zip(&reused) {
+        let shown = (|| {
+            if args.stage.is_none() {
+                // A log that ends mid-line must not swallow the next header.
+                let newline = if out.at_line_start { "" } else { "\n" };
+                match reused {
+                    Some((_, from)) => writeln!(
+                        out,
+                        "{newline}==> {} ({}, log of run {from}) <==",
+                        stage.name, stage.status
+                    )?,
+                    None => writeln!(out, "{newline}==> {} ({}) <==", stage.name, stage.status)?,
+                }
             }
-            return Err(Error::Io {
-                message: format!("cannot show the log of `{}`", stage.name),
-                source: error,
-            });
+            match reused {
+                Some((reused, _)) => copy_log(reused, &mut out, 0).map(|_| ()),
+                None if args.follow => follow(&history, run.id, stage, &mut out),
+                None => copy_log(stage, &mut out, 0).map(|_| ()),
+            }
+        })();
+        match shown.and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader has gone (`gzl logs 5 | head`): nothing more to show, as for cat.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(error) => {
+                return Err(Error::Io {
+                    message: format!("cannot show the log of `{}`", stage.name),
+                    source: error,
+                });
+            }
         }
     }
     Ok(ExitCode::Success)
+}
+
+/// For each stage, when it is cached: the stage as it ran in the run it reuses (whose log
+/// is its output), with that run. Each such run's stages are read once, however many
+/// stages reuse it.
+fn reused_logs(
+    history: &History,
+    stages: &[&StageRecord],
+) -> Result<Vec<Option<(StageRecord, i64)>>, Error> {
+    let mut runs: HashMap<i64, HashMap<String, StageRecord>> = HashMap::new();
+    let mut reused = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let (StageStatus::Cached, Some(from)) = (stage.status, stage.cached_from) else {
+            reused.push(None);
+            continue;
+        };
+        let source = if stages.len() == 1 {
+            history.stage(from, &stage.name)?
+        } else {
+            let by_name = match runs.entry(from) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => entry.insert(
+                    history
+                        .stages(from)?
+                        .into_iter()
+                        .map(|s| (s.name.clone(), s))
+                        .collect(),
+                ),
+            };
+            by_name.get(&stage.name).cloned()
+        };
+        reused.push(source.map(|s| (with_log_path(history, from, s), from)));
+    }
+    Ok(reused)
+}
+
+/// "run 4" or "runs 2, 4 and 7", the first few of many.
+fn runs_named(ids: &[i64]) -> String {
+    const SHOWN: usize = 5;
+    let mut names: Vec<String> = ids.iter().take(SHOWN).map(i64::to_string).collect();
+    if ids.len() > SHOWN {
+        names.push(format!("{} more", ids.len() - SHOWN));
+    }
+    match names.split_last() {
+        Some((last, [])) => format!("run {last}"),
+        Some((last, rest)) => format!("runs {} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// The stage called `name` of `run`, or an error that suggests one.

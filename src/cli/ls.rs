@@ -7,7 +7,7 @@ use serde_json::json;
 use super::Context;
 use crate::duration::format_duration;
 use crate::error::{Error, ExitCode};
-use crate::history::{RunRecord, StageCounts, StageRecord};
+use crate::history::{MEDIAN_SAMPLES, RunRecord, StageCounts, StageRecord, median};
 use crate::pipeline;
 use crate::status::{RunStatus, StageStatus};
 
@@ -68,12 +68,13 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             .filter(|_| !all)
             .and_then(|repo| repo.subject(commit))
     };
-    let medians = if all {
+    // Enough samples for the oldest run shown to have its own, from runs before it.
+    let samples = if all {
         HashMap::new()
     } else {
-        history.median_durations(&identity)?
+        history.duration_samples(&identity, MEDIAN_SAMPLES.saturating_add(args.limit))?
     };
-    super::print(&table(&runs, &stages, all, &subject, &medians));
+    super::print(&table(&runs, &stages, all, &subject, &samples));
     Ok(ExitCode::Success)
 }
 
@@ -96,7 +97,7 @@ fn table(
     stages: &[Vec<StageRecord>],
     with_repo: bool,
     subject: &dyn Fn(&str) -> Option<String>,
-    medians: &HashMap<String, Duration>,
+    samples: &Samples,
 ) -> String {
     let now = SystemTime::now();
     let mut groups: Vec<(Option<&str>, &str, Vec<usize>)> = Vec::new();
@@ -128,9 +129,31 @@ fn table(
         rows.push((usize::MAX, vec![header]));
         for &index in members {
             let run = &runs[index];
-            let end = run.finished_at.unwrap_or(now);
-            let duration = end.duration_since(run.started_at).unwrap_or_default();
             let mut notes = Vec::new();
+            let duration = match (run.status, run.finished_at) {
+                // When its gzl died is not known: it ran at least until last seen.
+                (RunStatus::Interrupted, noticed) => {
+                    let seen = last_seen(run, &stages[index]);
+                    let ago = |at: SystemTime| {
+                        super::render::ago(now.duration_since(at).unwrap_or_default())
+                    };
+                    notes.push(match noticed.map(ago) {
+                        Some(found) if found != ago(seen) => {
+                            format!("gzl died: last seen {}, found dead {found}", ago(seen))
+                        }
+                        _ => format!("gzl died about {}", ago(seen)),
+                    });
+                    format!(
+                        "≥{}",
+                        format_duration(seen.duration_since(run.started_at).unwrap_or_default())
+                    )
+                }
+                (_, end) => format_duration(
+                    end.unwrap_or(now)
+                        .duration_since(run.started_at)
+                        .unwrap_or_default(),
+                ),
+            };
             let in_place = run.tree.is_none();
             match (in_place, run.dirty) {
                 (true, true) => notes.push("in place, with changes".to_string()),
@@ -146,7 +169,7 @@ fn table(
             if !flaky.is_empty() {
                 notes.push(format!("flaky: {}", flaky.join(", ")));
             }
-            if let Some(note) = timing(run, &stages[index], medians, now) {
+            if let Some(note) = timing(run, &stages[index], samples, now) {
                 notes.push(note);
             }
             rows.push((
@@ -155,7 +178,7 @@ fn table(
                     format!("  {}", run.id),
                     run.status.to_string(),
                     counts(&run.stage_counts),
-                    format_duration(duration),
+                    duration,
                     super::render::ago(now.duration_since(run.started_at).unwrap_or_default()),
                     notes.join("; "),
                 ],
@@ -189,16 +212,55 @@ fn table(
     out
 }
 
-/// For a running run, the time left; for a finished one, how its duration compares with
-/// the usual. Both come from the stages' median durations along the graph's longest path;
-/// nothing when a stage that counts has no median yet.
+/// A stage's durations in passed executions, newest first, with their runs, by name.
+type Samples = HashMap<String, Vec<(i64, Duration)>>;
+
+/// How many earlier passed executions of each stage that counts a finished run is compared
+/// with: fewer say little about what is usual (a first run, every run after an edit to the
+/// Gzlfile's stage names).
+const COMPARED_AFTER: usize = 5;
+
+/// The last time an interrupted run was seen alive: its newest stage event, or its start.
+fn last_seen(run: &RunRecord, stages: &[StageRecord]) -> SystemTime {
+    stages
+        .iter()
+        .flat_map(|s| [s.started_at, s.finished_at])
+        .flatten()
+        .fold(run.started_at, SystemTime::max)
+}
+
+/// The usual duration of stage `name` as of run `run`: the median of its newest passed
+/// executions in runs before it, when there are at least `at_least` of them.
+fn usual(samples: &Samples, name: &str, run: i64, at_least: usize) -> Option<Duration> {
+    let earlier: Vec<Duration> = samples
+        .get(name)?
+        .iter()
+        .filter(|(id, _)| *id < run)
+        .take(MEDIAN_SAMPLES)
+        .map(|(_, d)| *d)
+        .collect();
+    if earlier.len() < at_least {
+        return None;
+    }
+    median(earlier.into_iter())
+}
+
+/// For a running run, the time left; for a passed one, how its duration compares with the
+/// usual. Both come from the stages' median durations in earlier runs along the graph's
+/// longest path; nothing when a stage that counts has no median (a finished run: fewer than
+/// [`COMPARED_AFTER`] samples).
 fn timing(
     run: &RunRecord,
     stages: &[StageRecord],
-    medians: &HashMap<String, Duration>,
+    samples: &Samples,
     now: SystemTime,
 ) -> Option<String> {
     let running = run.status == RunStatus::Running;
+    // A failed run stopped early, or ran what failed: passed runs' times are not its usual.
+    if !running && run.status != RunStatus::Passed {
+        return None;
+    }
+    let at_least = if running { 1 } else { COMPARED_AFTER };
     // The longest path through what is left (running) or what ran (finished).
     let mut finish: Vec<Duration> = Vec::with_capacity(stages.len());
     for stage in stages {
@@ -210,9 +272,9 @@ fn timing(
                     .started_at
                     .and_then(|at| now.duration_since(at).ok())
                     .unwrap_or_default();
-                medians.get(&stage.name)?.saturating_sub(elapsed)
+                usual(samples, &stage.name, run.id, at_least)?.saturating_sub(elapsed)
             }
-            _ => *medians.get(&stage.name)?,
+            _ => usual(samples, &stage.name, run.id, at_least)?,
         };
         let after = stages
             .iter()
@@ -229,7 +291,7 @@ fn timing(
         return (!expected.is_zero()).then(|| format!("about {} left", format_duration(expected)));
     }
     let took = run.finished_at?.duration_since(run.started_at).ok()?;
-    if expected.is_zero() || !matches!(run.status, RunStatus::Passed | RunStatus::Failed) {
+    if expected.is_zero() {
         return None;
     }
     let ratio = took.as_secs_f64() / expected.as_secs_f64();

@@ -6,12 +6,14 @@ mod attach;
 mod bisect;
 mod cache;
 mod check;
+mod complete;
 mod debug;
 mod gc;
 mod hook;
 mod init;
 mod logs;
 mod ls;
+mod man;
 mod obj_get;
 mod obj_store;
 mod pin;
@@ -27,7 +29,7 @@ mod why;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use clap::{CommandFactory as _, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::error::{Error, ExitCode};
 use crate::project::{Project, Source, SourceRequest};
@@ -107,7 +109,9 @@ enum Command {
     Hook(hook::Command),
     /// Write a Gzlfile for this project from a template
     Init(init::Args),
-    /// Print a shell completion script
+    /// Print gzl's manual page, or write a page for every command into a directory
+    Man(man::Args),
+    /// Print the script that makes a shell complete gzl's commands, stages and runs
     Completions {
         /// The shell to complete for
         shell: clap_complete::Shell,
@@ -116,6 +120,9 @@ enum Command {
 
 /// Parses the command line, runs the command, and turns the result into an exit code.
 pub fn main() -> std::process::ExitCode {
+    // A shell asking for completions (`COMPLETE=bash gzl -- gzl run te`) gets them and nothing
+    // else: no pin hand-over, no history.
+    complete::complete_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -127,10 +134,11 @@ pub fn main() -> std::process::ExitCode {
     };
     init_tracing(cli.verbose);
     let result = match cli.command {
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "gzl", &mut std::io::stdout());
-            Ok(ExitCode::Success)
-        }
+        Command::Completions { shell } => complete::registration(shell).map(|script| {
+            print(&script);
+            ExitCode::Success
+        }),
+        Command::Man(args) => man::run(cli.directory.as_deref(), &args),
         // Stage commands need no project: they talk to the runner, whose version they
         // negotiate over the job API.
         Command::ObjStore(args) => obj_store::run(cli.directory.as_deref(), &args),
@@ -145,7 +153,8 @@ pub fn main() -> std::process::ExitCode {
                         | Command::SelfUpdate(_)
                         | Command::Cache(_)
                         | Command::Secret(_)
-                ) && let Err(error) = pin::obey(&context, cli.no_pin) =>
+                ) && let Err(error) =
+                    pin::obey(&context, cli.no_pin, pin::reads_only(&command)) =>
             {
                 Err(error)
             }
@@ -170,7 +179,10 @@ pub fn main() -> std::process::ExitCode {
                 Command::Hook(command) => hook::run(&context, &command),
                 Command::Watch(args) => watch::run(&context, &args),
                 Command::Init(args) => init::run(&context, &args),
-                Command::Completions { .. } | Command::ObjStore(_) | Command::ObjGet(_) => {
+                Command::Completions { .. }
+                | Command::Man(_)
+                | Command::ObjStore(_)
+                | Command::ObjGet(_) => {
                     unreachable!("handled above")
                 }
             },
@@ -202,7 +214,7 @@ fn hand_over_unparsed() {
     let no_pin = arguments.iter().any(|argument| argument == "--no-pin")
         || std::env::var_os("GZL_NO_PIN").is_some_and(|value| !value.is_empty() && value != "0");
     if let Ok(context) = Context::new(directory.map(PathBuf::from), None) {
-        let _ = pin::obey(&context, no_pin);
+        let _ = pin::obey(&context, no_pin, None);
     }
 }
 
@@ -284,7 +296,15 @@ impl Context {
         self.project.load().map_err(|error| match error {
             StagefileError::NotFound { .. } => Error::usage(
                 format!("no Gzlfile found {}", self.project.searched()),
-                Some("run `gzl init` to write one for this project, or pass `--file PATH`".into()),
+                Some(
+                    match self.project.repo.as_ref().is_some_and(|r| r.is_bare()) {
+                        true => "push a commit that has one, or pass `--file PATH`".into(),
+                        false => {
+                            "run `gzl init` to write one for this project, or pass `--file PATH`"
+                                .into()
+                        }
+                    },
+                ),
             ),
             error => error.into(),
         })

@@ -3,7 +3,7 @@ use crate::config::UserConfig;
 use crate::error::{Error, ExitCode};
 use crate::home::Home;
 use crate::pin::{self, Cache, Origin, Pin, PinError, Serving, Trust, Wanted};
-use crate::release::Source;
+use crate::release::{ReleaseError, Source};
 
 #[derive(clap::Args)]
 pub struct PinArgs {
@@ -38,13 +38,25 @@ pub fn pin(context: &Context, args: &PinArgs) -> Result<ExitCode, Error> {
     }
     let (key, value) = match (&args.release, &args.channel) {
         (Some(version), _) => {
-            let requirement = pin::requirement(version)?;
+            let requirement = pin::requirement(version).map_err(|_| PinError::NotAVersion {
+                written: version.clone(),
+            })?;
+            released(
+                context,
+                &Wanted::Version {
+                    written: version.clone(),
+                    requirement: requirement.clone(),
+                },
+            )?;
             if args.verify && !verify(context, version, requirement)? {
                 return Ok(ExitCode::Failure);
             }
             ("version", version.clone())
         }
-        (None, Some(channel)) => ("channel", channel.clone()),
+        (None, Some(channel)) => {
+            released(context, &Wanted::Channel(channel.clone()))?;
+            ("channel", channel.clone())
+        }
         (None, None) => {
             let (source, _) = sources(context, "the latest gzl")?;
             let manifest = source.manifest("the latest gzl")?;
@@ -57,6 +69,37 @@ pub fn pin(context: &Context, args: &PinArgs) -> Result<ExitCode, Error> {
         path.display()
     ));
     Ok(ExitCode::Success)
+}
+
+/// Checks that `wanted` can be served before it is pinned: this gzl or a cached one serves it,
+/// or the release source has a release for it. A pin nothing serves would stop every later
+/// command in the repository.
+fn released(context: &Context, wanted: &Wanted) -> Result<(), Error> {
+    let home = Home::locate()?;
+    if let Wanted::Version { .. } = wanted
+        && pin::serving(wanted, &Cache::of(&home)) != Serving::Missing
+    {
+        return Ok(());
+    }
+    let (source, _) = sources(context, &format!("gzl {wanted}"))?;
+    let manifest = source
+        .manifest(&format!("gzl {wanted}"))
+        .map_err(|error| match error {
+            error @ ReleaseError::Unreachable { .. } => Error::from(PinError::Unchecked {
+                wanted: wanted.to_string(),
+                source: error,
+            }),
+            error => error.into(),
+        })?;
+    let found = match wanted {
+        Wanted::Version {
+            written,
+            requirement,
+        } => manifest.newest(requirement, written),
+        Wanted::Channel(name) => manifest.channel(name),
+    };
+    found.map_err(|release| PinError::Unreleased { release })?;
+    Ok(())
 }
 
 /// `gzl pin --verify`: whether the gzl that would serve `version` passes every stage that
@@ -286,9 +329,40 @@ pub fn version(context: &Context) -> Result<ExitCode, Error> {
     Ok(ExitCode::Success)
 }
 
+/// The name of `command` when it only reads history: a pin that cannot be served does not
+/// stop it, as nothing it does depends on which gzl wrote the history.
+pub(super) fn reads_only(command: &super::Command) -> Option<&'static str> {
+    use super::Command;
+    Some(match command {
+        Command::Ls(_) => "ls",
+        Command::Logs(_) => "logs",
+        Command::Why(_) => "why",
+        Command::Check(_) => "check",
+        Command::Artifacts(_) => "artifacts",
+        Command::Attach(_) => "attach",
+        Command::Ui(_) => "ui",
+        _ => return None,
+    })
+}
+
 /// Before a command runs in a repository: hand over to the pinned gzl when this one is not
-/// it, fetching it first when the cache lacks it. Returns only when this gzl goes on.
-pub fn obey(context: &Context, no_pin: bool) -> Result<(), Error> {
+/// it, fetching it first when the cache lacks it. Returns only when this gzl goes on. For a
+/// command that only reads history (`reading` names it), a pin that cannot be served is a
+/// warning, and this gzl goes on.
+pub fn obey(context: &Context, no_pin: bool, reading: Option<&str>) -> Result<(), Error> {
+    match hand_over(context, no_pin) {
+        Err(error) if let Some(command) = reading => {
+            super::note(&format!(
+                "gzl: warning: {error}; `gzl {command}` only reads history, so gzl {} goes on",
+                pin::running()
+            ));
+            Ok(())
+        }
+        result => result,
+    }
+}
+
+fn hand_over(context: &Context, no_pin: bool) -> Result<(), Error> {
     if std::env::var_os(pin::HANDED_OVER).is_some() {
         return Ok(());
     }

@@ -65,6 +65,11 @@ pub fn error(error: &Error) {
 fn help(error: &Error) -> Option<String> {
     match error {
         Error::Plan(PlanError::UnknownStage { .. }) => Some("`gzl check` lists the stages".into()),
+        // A new user's first Gzlfile: an empty file, or only comments.
+        Error::Plan(PlanError::Empty { .. }) => Some(
+            "run `gzl init --force` to write one for this project, or add a stage: its name and a colon, then its commands indented below"
+                .into(),
+        ),
         Error::Usage { help, .. } => help.clone(),
         Error::Pin(crate::pin::PinError::NotCached { .. }) => Some(
             "fetch it with `gzl cache fetch`, or run this gzl anyway with --no-pin (GZL_NO_PIN=1)"
@@ -74,6 +79,10 @@ fn help(error: &Error) -> Option<String> {
             crate::api::ApiError::Connect { .. },
         )) => Some(
             "the job API lives as long as its run: `gzl obj-store` and `gzl obj-get` work in a stage while its run runs, not in a `gzl debug` shell afterwards"
+                .into(),
+        ),
+        Error::Artifact(crate::artifacts::ArtifactError::NotRelocatable { .. }) => Some(
+            "build it in this workspace rather than restoring it (in the stage that needs it, or in one whose result is not reused across workspaces), or build it without the workspace's absolute path in binary files (relative paths, $ORIGIN rpaths); gzl rewrites text files and links, not binaries"
                 .into(),
         ),
         Error::Pin(crate::pin::PinError::Untrusted { .. }) => Some(
@@ -86,6 +95,16 @@ fn help(error: &Error) -> Option<String> {
             "a release source you trust that signs with another key: set release_public_key in config.toml; unsigned releases: verify_signatures = false (docs/config.md)"
                 .into(),
         ),
+        Error::Git(crate::git::GitError::Bare { .. }) => Some(
+            "gzl runs commits there: `gzl run` runs HEAD, `gzl run --at REV` another; or work in a clone with a working tree"
+                .into(),
+        ),
+        Error::Pin(crate::pin::PinError::Unchecked { .. }) => Some(
+            "check the connection, or name a mirror with GZL_RELEASE_URL, and pin again".into(),
+        ),
+        Error::Pin(crate::pin::PinError::Unreleased { .. }) => {
+            Some("pin one of those, or `gzl pin` alone for the latest release".into())
+        }
         Error::Pin(crate::pin::PinError::NothingPassed { .. }) => {
             Some("run the pipeline at HEAD first: `gzl run`".into())
         }

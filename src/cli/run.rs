@@ -34,9 +34,16 @@ pub struct Args {
     #[arg(long, help_heading = "Source")]
     in_place: bool,
 
-    /// Run even what history has a result for: every stage, or STAGE and what needs it
+    /// Run STAGE and what needs it even when history has a result for them; without other
+    /// stages named, the run is of the forced stages (repeatable)
+    // The value is optional to clap only so that a bare `--force` (which once forced every
+    // stage) gets an error pointing to `--force-all`, not clap's generic one.
     #[arg(long, value_name = "STAGE", num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append, help_heading = "Reuse")]
-    force: Option<Vec<String>>,
+    force: Vec<String>,
+
+    /// Run every stage of the run even when history has a result for it
+    #[arg(long, conflicts_with = "force", help_heading = "Reuse")]
+    force_all: bool,
 
     /// Open a shell where a stage fails, right then; the run goes on when it exits (a terminal only)
     #[arg(long, conflicts_with = "json")]
@@ -50,7 +57,7 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
 
-    /// Print only the final summary
+    /// Print only the failures and the summary line
     #[arg(short, long, help_heading = "Output")]
     quiet: bool,
 
@@ -74,6 +81,34 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a duration such as `500ms`, `10s` or `1m30s`"))
 }
 
+/// What the run is of, and what it forces. `--force STAGE` means "force STAGE", as `make -B
+/// STAGE` does: with no stage named otherwise, the run is of the forced stages; with stages
+/// named, it forces those of the run.
+fn targets_and_force(
+    stages: Vec<String>,
+    forced: Vec<String>,
+    force_all: bool,
+) -> Result<(Vec<String>, Force), Error> {
+    if force_all {
+        return Ok((stages, Force::Everything));
+    }
+    if forced.iter().any(String::is_empty) {
+        return Err(Error::usage(
+            "--force needs a stage: `--force STAGE` forces that stage and what needs it",
+            Some("to run every stage even when results could be reused, use `--force-all`".into()),
+        ));
+    }
+    if forced.is_empty() {
+        return Ok((stages, Force::Nothing));
+    }
+    let targets = if stages.is_empty() {
+        forced.clone()
+    } else {
+        stages
+    };
+    Ok((targets, Force::Stages(forced)))
+}
+
 pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
     use std::io::IsTerminal as _;
     if args.debug && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
@@ -87,6 +122,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
         (None, true) => SourceRequest::InPlace,
         (None, false) => SourceRequest::WorkingTree,
     };
+    let (targets, force) = targets_and_force(args.stages, args.force, args.force_all)?;
     let (source, gzlfile) = context.load_source(request)?;
     let jobs = args
         .jobs
@@ -106,16 +142,11 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
         ))
     };
     let options = RunOptions {
-        targets: args.stages,
+        targets,
         jobs,
         fail_fast: args.fail_fast,
         grace: args.grace,
-        force: match args.force {
-            None => Force::Nothing,
-            // A bare `--force` (given as "") forces everything, whatever else is named.
-            Some(stages) if stages.iter().any(String::is_empty) => Force::Everything,
-            Some(stages) => Force::Stages(stages),
-        },
+        force,
         no_cache: args.no_cache,
         stop: None,
         debug: args.debug,

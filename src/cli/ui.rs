@@ -7,6 +7,13 @@ use crate::ui::{self, Action};
 pub struct Args {}
 
 pub fn run(context: &Context, _args: &Args) -> Result<ExitCode, Error> {
+    use std::io::IsTerminal as _;
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return Err(Error::usage(
+            "gzl ui needs a terminal",
+            Some("`gzl ls` and `gzl logs` show the same history as text".into()),
+        ));
+    }
     let mut history = pipeline::open_history()?;
     let identity = context.project.identity();
     let gzl = std::env::current_exe().map_err(|source| Error::Io {
@@ -22,8 +29,20 @@ pub fn run(context: &Context, _args: &Args) -> Result<ExitCode, Error> {
         command.current_dir(&root);
         let what = match action {
             Action::Stop { run } => {
-                command.args(["stop", &run.to_string()]);
-                format!("stop run {run}")
+                // Not on the terminal: the footer says how it went.
+                let output = command
+                    .args(["stop", &run.to_string()])
+                    .stdin(std::process::Stdio::null())
+                    .output();
+                return match output {
+                    Ok(output) if output.status.success() => format!("stop run {run}: done"),
+                    Ok(output) => {
+                        let said = String::from_utf8_lossy(&output.stderr);
+                        let line = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                        format!("stop run {run}: {}", line.trim_start_matches("error: "))
+                    }
+                    Err(error) => format!("stop run {run}: {error}"),
+                };
             }
             Action::Debug { run, stage } => {
                 command.args(["debug", &run.to_string(), stage]);

@@ -43,6 +43,9 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     let Some(repo) = &context.project.repo else {
         return Err(Error::usage("gzl watch needs a git repository", None));
     };
+    if args.worktree {
+        repo.needs_worktree("--worktree")?;
+    }
     if context.project.explicit_file() && !args.worktree {
         return Err(Error::usage(
             "gzl watch runs the Gzlfile of each commit; --file goes only with --worktree",

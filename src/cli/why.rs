@@ -4,6 +4,8 @@ use super::Context;
 use crate::artifacts;
 use crate::cache::{self, Difference, Inputs, Why};
 use crate::error::{Error, ExitCode};
+use crate::history::ArtifactRecord;
+use crate::outputs::Refusal;
 use crate::pipeline::{self, reuse::Note};
 use crate::plan::Plan;
 use crate::project::{Source, SourceRequest};
@@ -71,7 +73,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             ),
         };
         let keys: Vec<String> = inputs.iter().map(Inputs::key).collect();
-        // Nothing is restored: what would be, counted.
+        let store = Store::of(history.home());
         let notes = pipeline::reuse::settle(
             &plan,
             0,
@@ -80,7 +82,10 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             &reused_runs,
             &mut held,
             &root,
-            &mut |_, artifacts, _| Ok(artifacts.iter().map(|a| a.files).sum()),
+            &mut Foreseen {
+                store: &store,
+                root: &root,
+            },
         );
         workspace_note = notes
             .into_iter()
@@ -129,6 +134,28 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     Ok(ExitCode::Success)
 }
 
+/// What a run would restore, foreseen: nothing is written.
+struct Foreseen<'a> {
+    store: &'a Store,
+    /// The workspace the run would take.
+    root: &'a std::path::Path,
+}
+
+impl pipeline::reuse::Provide for Foreseen<'_> {
+    fn relocatable(&mut self, artifact: &ArtifactRecord) -> Result<(), Refusal> {
+        crate::outputs::relocatable(self.store, artifact, self.root)
+    }
+
+    fn restore(
+        &mut self,
+        _: &crate::stagefile::Stage,
+        artifacts: &[&ArtifactRecord],
+        _: &std::path::Path,
+    ) -> Result<u64, String> {
+        Ok(artifacts.iter().map(|a| a.files).sum())
+    }
+}
+
 /// The first line of the answer when the workspace the run would take decides it.
 fn in_workspace(stage: &str, note: &Note, place: &str) -> String {
     match note {
@@ -145,6 +172,9 @@ fn in_workspace(stage: &str, note: &Note, place: &str) -> String {
         Note::NeedRuns { need } => {
             format!("{stage} would run: it needs `{need}`, which would run again in {place}\n")
         }
+        Note::NotRelocatable { from, file } => format!(
+            "{stage} would run: what it stored in run {from} cannot move into {place}: `{file}` is a binary file that embeds the path of the workspace it was made in, and gzl cannot rewrite it\n"
+        ),
     }
 }
 

@@ -18,6 +18,7 @@ mod event;
 mod generator;
 mod mask;
 mod reaper;
+mod relabel;
 mod supervisor;
 
 use std::collections::BinaryHeap;
@@ -30,6 +31,7 @@ use tokio::task::JoinSet;
 pub use event::{Event, Joined, JoinedStage, Outcome, RunInfo};
 pub use mask::Masker;
 pub use reaper::{kill_abandoned, run_spared, stage_processes};
+pub use relabel::ScriptOrigin;
 pub use supervisor::Job;
 
 /// The variable that carries a run's token into its stages' environments: how gzl tells its
@@ -274,6 +276,7 @@ impl Scheduler<'_> {
                 cancel,
                 grace,
                 masker: std::sync::Mutex::new(Masker::new(&secrets)),
+                relabeler: std::sync::Mutex::new(relabel::Relabeler::new(job.origin.clone())),
                 reaper,
             };
             let outcome = supervisor.run().await;

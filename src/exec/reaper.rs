@@ -113,6 +113,9 @@ struct State {
     groups: HashMap<i32, StageId>,
     /// Stages started and not yet ended, in all runs.
     running: usize,
+    /// Stages being started, in all runs: their first process may exist before it is
+    /// registered, and then looks unclaimed.
+    starting: usize,
     /// Runs going on in this process.
     runs: usize,
 }
@@ -154,6 +157,15 @@ impl Reaper {
             subreaper,
             token: Mutex::new(None),
         }
+    }
+
+    /// Says a stage's process is about to be started: until the returned guard is dropped
+    /// (after [`Reaper::started`]), no sweep takes an unclaimed process for an orphan of
+    /// another stage, since it may be that new process (or its first child) not yet
+    /// registered.
+    pub fn starting(&self) -> Starting {
+        lock(&STATE).starting += 1;
+        Starting
     }
 
     /// Registers the process gzl just started for stage `name`, which leads its own group.
@@ -257,7 +269,7 @@ impl Reaper {
                 Some(&|owner: &Owner, state: &State| match owner {
                     Owner::Stage((run, _)) => *run == reaper.run,
                     // Another run of this gzl may have started it: the last run ends it.
-                    Owner::Unclaimed => state.runs == 1,
+                    Owner::Unclaimed => state.runs == 1 && state.starting == 0,
                     Owner::NotOurs => false,
                 }),
             )
@@ -303,6 +315,16 @@ impl Drop for Reaper {
     }
 }
 
+/// A stage's process being started (see [`Reaper::starting`]).
+pub(super) struct Starting;
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        let mut state = lock(&STATE);
+        state.starting = state.starting.saturating_sub(1);
+    }
+}
+
 /// One stage's processes, from its start to its end.
 pub(super) struct StageProcesses<'a> {
     reaper: &'a Reaper,
@@ -323,8 +345,8 @@ impl StageProcesses<'_> {
         let scope = Scope::since(self.root, self.started);
         let wanted = |owner: &Owner, state: &State| match owner {
             Owner::Stage((run, name)) => *run == self.reaper.run && *name == self.name,
-            // With no other stage running, nobody else can have started it.
-            Owner::Unclaimed => state.running == 1,
+            // With no other stage running or starting, nobody else can have started it.
+            Owner::Unclaimed => state.running == 1 && state.starting == 0,
             Owner::NotOurs => false,
         };
         let found = self.reaper.sweep(scope, Some(&wanted));

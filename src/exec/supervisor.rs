@@ -45,6 +45,8 @@ pub struct Job {
     /// `@outputs` patterns gzl keeps when the stage passes; empty when it has none, or when
     /// the run offers no results for reuse.
     pub outputs: Vec<String>,
+    /// Where the script comes from, for a shell that names its lines in errors (bash, sh).
+    pub origin: Option<super::ScriptOrigin>,
 }
 
 /// Output is read in chunks of this size; memory per stage stays bounded by it.
@@ -74,6 +76,8 @@ pub(super) struct Supervisor<'a> {
     pub grace: Duration,
     /// Masks the job's secrets in its output.
     pub masker: std::sync::Mutex<super::Masker>,
+    /// Points the shell's error lines at the Gzlfile, before masking.
+    pub relabeler: std::sync::Mutex<super::relabel::Relabeler>,
     /// Finds the stage's processes that left its group.
     pub reaper: Arc<Reaper>,
 }
@@ -96,6 +100,9 @@ impl Supervisor<'_> {
             );
             return self.could_not_start(&message).await;
         }
+        // A parallel run's sweep must not take the new process for an orphan before it is
+        // registered (`parallel_probes_find_the_same_commit` saw probes killed at their start).
+        let starting = self.reaper.starting();
         let spawned = match (self.spawn(words), &self.job.fallback) {
             (Err(error), Some(fallback)) => {
                 tracing::debug!(stage = %self.job.name, %error, "starting through the shell instead");
@@ -123,6 +130,7 @@ impl Supervisor<'_> {
             .and_then(|id| i32::try_from(id).ok())
             .unwrap_or(0);
         let processes = reaper.started(&self.job.name, token, root);
+        drop(starting);
         self.started(child.id()).await;
         match generated {
             Some(generated) => {
@@ -253,7 +261,8 @@ impl Supervisor<'_> {
                         if let Some(limit) = self.job.idle_timeout {
                             idle_deadline = Some(Instant::now() + limit);
                         }
-                        let shown = self.masker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&buffer[..n]);
+                        let relabeled = self.relabeler.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&buffer[..n]);
+                        let shown = self.masker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&relabeled);
                         if !shown.is_empty() {
                             self.output(shown).await;
                         }
@@ -356,13 +365,23 @@ impl Supervisor<'_> {
             .await;
     }
 
-    /// Shows what the masker held back in case it began a secret.
+    /// Shows what the relabeler held back in case it began an error line, and what the masker
+    /// held back in case it began a secret.
     async fn release_held(&self) {
-        let held = self
-            .masker
+        let relabeled = self
+            .relabeler
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .finish();
+        let held = {
+            let mut masker = self
+                .masker
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut held = masker.push(&relabeled);
+            held.extend(masker.finish());
+            held
+        };
         if !held.is_empty() {
             self.output(held).await;
         }

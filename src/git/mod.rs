@@ -12,7 +12,9 @@ pub use snapshot::SourceState;
 /// A git repository gzl was started in.
 pub struct Repo {
     repo: gix::Repository,
+    /// The top of the working tree; for a bare repository, its git directory.
     root: PathBuf,
+    bare: bool,
 }
 
 /// A failure reading the repository.
@@ -34,18 +36,25 @@ pub enum GitError {
     NoGit,
     #[error("`{command}` failed: {message}")]
     Command { command: String, message: String },
+    #[error("{} is a bare repository: {what} needs a working tree, and it has none", path.display())]
+    Bare { path: PathBuf, what: String },
 }
 
 impl Repo {
-    /// The repository holding `dir`, or `None` when `dir` is not inside a git working tree.
+    /// The repository holding `dir`, or `None` when `dir` is not inside a git working tree
+    /// or a bare repository.
     pub fn discover(dir: &Path) -> Result<Option<Self>, GitError> {
         match gix::discover(dir) {
             Ok(repo) => {
-                let Some(root) = repo.workdir().map(Path::to_path_buf) else {
-                    return Ok(None);
+                let bare = repo.is_bare();
+                let root = match repo.workdir() {
+                    Some(root) => root.to_path_buf(),
+                    // Commits, history and workspaces need only the objects and refs.
+                    None if bare => repo.git_dir().to_path_buf(),
+                    None => return Ok(None),
                 };
                 let root = root.canonicalize().unwrap_or(root);
-                Ok(Some(Repo { repo, root }))
+                Ok(Some(Repo { repo, root, bare }))
             }
             Err(error) => {
                 use gix::discover::upwards::Error as Upwards;
@@ -69,9 +78,25 @@ impl Repo {
         }
     }
 
-    /// The top of the working tree.
+    /// The top of the working tree; for a bare repository, its git directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether the repository has no working tree: only commits can be run.
+    pub fn is_bare(&self) -> bool {
+        self.bare
+    }
+
+    /// Refuses what needs a working tree (`what`) in a bare repository.
+    pub fn needs_worktree(&self, what: &str) -> Result<(), GitError> {
+        match self.bare {
+            true => Err(GitError::Bare {
+                path: self.root.clone(),
+                what: what.to_string(),
+            }),
+            false => Ok(()),
+        }
     }
 
     /// Names the repository across its linked worktrees: its common git directory.
@@ -128,6 +153,7 @@ impl Repo {
     /// Whether the working tree differs from HEAD in any way a snapshot would capture:
     /// staged, modified, deleted, or untracked files that are not ignored.
     pub fn has_changes(&self) -> Result<bool, GitError> {
+        self.needs_worktree("reading uncommitted changes")?;
         let status = output(git(&self.root).args([
             "status",
             "--porcelain=v1",

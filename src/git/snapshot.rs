@@ -53,6 +53,7 @@ impl Repo {
     /// under `refs/gzl/snapshots/<tree>`. The user's index, files, stash and HEAD are not
     /// touched.
     pub fn working_tree_state(&self) -> Result<SourceState, GitError> {
+        self.needs_worktree("a snapshot of uncommitted changes")?;
         let head = self.head_commit();
         let head_tree = head.as_deref().map(|c| self.tree_of(c)).transpose()?;
         if !self.has_changes()?

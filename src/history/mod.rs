@@ -584,12 +584,12 @@ impl History {
                 let tx = self
                     .conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                // When it died is not known (a runner keeps no heartbeat): it ends when this
+                // gzl saw it dead; its stages' times tell when it was last seen alive.
                 let changed = tx.execute(
-                    "UPDATE runs SET status = 'interrupted',
-                         finished_at = COALESCE((SELECT MAX(COALESCE(finished_at, started_at)) FROM stages
-                                                 WHERE run_id = ?1), started_at)
+                    "UPDATE runs SET status = 'interrupted', finished_at = MAX(?2, started_at)
                      WHERE id = ?1 AND status = 'running'",
-                    params![id],
+                    params![id, millis(SystemTime::now())],
                 )?;
                 tx.execute(
                     "UPDATE stages SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'pending')",
@@ -685,44 +685,28 @@ impl History {
     /// The stages of a run, in plan order.
     pub fn stages(&self, run: i64) -> Result<Vec<StageRecord>, HistoryError> {
         let result = (|| {
-            let mut statement = self.conn.prepare_cached(
-                "SELECT position, name, needs, status, exit_code, started_at, finished_at, duration_ms,
-                        log_path, log_size, key, inputs, cached_from, flaky, cwd, env, pid
-                 FROM stages WHERE run_id = ?1 ORDER BY position",
-            )?;
-            let rows = statement.query_map(params![run], |row| {
-                let needs: String = row.get(2)?;
-                let status: String = row.get(3)?;
-                Ok(StageRecord {
-                    position: usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
-                    name: row.get(1)?,
-                    needs: needs.split_whitespace().map(str::to_string).collect(),
-                    status: StageStatus::parse(&status).unwrap_or(StageStatus::Interrupted),
-                    exit_code: row.get(4)?,
-                    started_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
-                    finished_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
-                    duration: row
-                        .get::<_, Option<i64>>(7)?
-                        .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
-                    log_path: row.get::<_, Option<String>>(8)?.map(PathBuf::from),
-                    log_size: row
-                        .get::<_, Option<i64>>(9)?
-                        .map(|n| u64::try_from(n).unwrap_or(0)),
-                    key: row.get(10)?,
-                    inputs: row.get(11)?,
-                    cached_from: row.get(12)?,
-                    flaky: row.get(13)?,
-                    cwd: row.get::<_, Option<String>>(14)?.map(PathBuf::from),
-                    env: row
-                        .get::<_, Option<String>>(15)?
-                        .and_then(|json| serde_json::from_str(&json).ok())
-                        .unwrap_or_default(),
-                    pid: row.get(16)?,
-                })
-            })?;
+            let mut statement = self.conn.prepare_cached(&format!(
+                "SELECT {STAGE_COLUMNS} FROM stages WHERE run_id = ?1 ORDER BY position"
+            ))?;
+            let rows = statement.query_map(params![run], stage_record)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })();
         result.map_err(|e| self.error(e))
+    }
+
+    /// The stage called `name` of a run: one indexed row, where [`History::stages`] reads
+    /// them all (a cached stage's log is found this way in the run it reuses).
+    pub fn stage(&self, run: i64, name: &str) -> Result<Option<StageRecord>, HistoryError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {STAGE_COLUMNS} FROM stages WHERE run_id = ?1 AND name = ?2 ORDER BY position LIMIT 1"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![run, name], stage_record)
+                    .optional()
+            })
+            .map_err(|e| self.error(e))
     }
 
     /// Records where each stage of run `run` works and what gzl adds to its environment.
@@ -852,8 +836,7 @@ impl History {
         let Some(run) = run.and_then(|id| self.run(id).transpose()).transpose()? else {
             return Ok(None);
         };
-        let stage = self.stages(run.id)?.into_iter().find(|s| s.name == name);
-        Ok(stage.map(|stage| (run, stage)))
+        Ok(self.stage(run.id, name)?.map(|stage| (run, stage)))
     }
 
     /// Runs of a repository that ended before `cutoff` and still have logs.
@@ -912,42 +895,98 @@ impl History {
         result.map_err(|e| self.error(e))
     }
 
+    /// The durations of each stage's newest `per_stage` passed executions in a repository, by
+    /// name, newest first, with their runs.
+    pub fn duration_samples(
+        &self,
+        repo_identity: &str,
+        per_stage: usize,
+    ) -> Result<HashMap<String, Vec<(i64, Duration)>>, HistoryError> {
+        let result = (|| {
+            let mut statement = self.conn.prepare(
+                "SELECT name, run_id, duration_ms FROM (
+                     SELECT stages.name, stages.run_id, stages.duration_ms,
+                            ROW_NUMBER() OVER (PARTITION BY stages.name ORDER BY stages.run_id DESC) AS recent
+                     FROM stages JOIN runs ON runs.id = stages.run_id JOIN repos ON repos.id = runs.repo_id
+                     WHERE repos.identity = ?1 AND stages.status = 'passed' AND stages.duration_ms IS NOT NULL)
+                 WHERE recent <= ?2 ORDER BY run_id DESC",
+            )?;
+            let mut samples: HashMap<String, Vec<(i64, Duration)>> = HashMap::new();
+            let rows = statement.query_map(params![repo_identity, sql_int(per_stage)], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (name, run, ms) = row?;
+                let duration = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+                samples.entry(name).or_default().push((run, duration));
+            }
+            Ok(samples)
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
     /// The median duration of each stage's recent passing runs in a repository, by name.
     pub fn median_durations(
         &self,
         repo_identity: &str,
     ) -> Result<HashMap<String, Duration>, HistoryError> {
-        let result = (|| {
-            let mut statement = self.conn.prepare(
-                "SELECT name, duration_ms FROM (
-                     SELECT stages.name, stages.duration_ms,
-                            ROW_NUMBER() OVER (PARTITION BY stages.name ORDER BY stages.run_id DESC) AS recent
-                     FROM stages JOIN runs ON runs.id = stages.run_id JOIN repos ON repos.id = runs.repo_id
-                     WHERE repos.identity = ?1 AND stages.status = 'passed' AND stages.duration_ms IS NOT NULL)
-                 WHERE recent <= 20",
-            )?;
-            let mut samples: HashMap<String, Vec<u64>> = HashMap::new();
-            let rows = statement.query_map(params![repo_identity], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })?;
-            for row in rows {
-                let (name, ms) = row?;
-                samples
-                    .entry(name)
-                    .or_default()
-                    .push(u64::try_from(ms).unwrap_or(0));
-            }
-            Ok(samples)
-        })();
-        let samples = result.map_err(|e| self.error(e))?;
-        Ok(samples
+        Ok(self
+            .duration_samples(repo_identity, MEDIAN_SAMPLES)?
             .into_iter()
-            .map(|(name, mut values)| {
-                values.sort_unstable();
-                (name, Duration::from_millis(values[values.len() / 2]))
+            .filter_map(|(name, samples)| {
+                median(samples.iter().map(|(_, d)| *d)).map(|median| (name, median))
             })
             .collect())
     }
+}
+
+/// How many of a stage's newest passed executions its median is taken from.
+pub const MEDIAN_SAMPLES: usize = 20;
+
+/// The median of some durations; `None` for none.
+pub fn median(durations: impl Iterator<Item = Duration>) -> Option<Duration> {
+    let mut values: Vec<Duration> = durations.collect();
+    values.sort_unstable();
+    values.get(values.len() / 2).copied()
+}
+
+/// The columns [`stage_record`] reads, in its order.
+const STAGE_COLUMNS: &str = "position, name, needs, status, exit_code, started_at, finished_at,
+    duration_ms, log_path, log_size, key, inputs, cached_from, flaky, cwd, env, pid";
+
+fn stage_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StageRecord> {
+    let needs: String = row.get(2)?;
+    let status: String = row.get(3)?;
+    Ok(StageRecord {
+        position: usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+        name: row.get(1)?,
+        needs: needs.split_whitespace().map(str::to_string).collect(),
+        status: StageStatus::parse(&status).unwrap_or(StageStatus::Interrupted),
+        exit_code: row.get(4)?,
+        started_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
+        finished_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
+        duration: row
+            .get::<_, Option<i64>>(7)?
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        log_path: row.get::<_, Option<String>>(8)?.map(PathBuf::from),
+        log_size: row
+            .get::<_, Option<i64>>(9)?
+            .map(|n| u64::try_from(n).unwrap_or(0)),
+        key: row.get(10)?,
+        inputs: row.get(11)?,
+        cached_from: row.get(12)?,
+        flaky: row.get(13)?,
+        cwd: row.get::<_, Option<String>>(14)?.map(PathBuf::from),
+        env: row
+            .get::<_, Option<String>>(15)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
+        pid: row.get(16)?,
+    })
 }
 
 /// Switches the database to WAL. Switching takes an exclusive lock for which SQLite does not

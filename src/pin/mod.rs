@@ -52,6 +52,19 @@ pub enum PinError {
         "no stage has passed at HEAD ({commit}) yet, so there is nothing to compare the candidate gzl with"
     )]
     NothingPassed { commit: String },
+    #[error(
+        "`{written}` is not a version: `gzl pin` takes a version such as `0.4.2` (that one exactly) or a requirement such as `0.4` (semver)"
+    )]
+    NotAVersion { written: String },
+    #[error("cannot check that the release source has gzl {wanted}; gzl.toml was not changed")]
+    Unchecked {
+        wanted: String,
+        #[source]
+        source: ReleaseError,
+    },
+    /// The release source has no release for what `gzl pin` was asked to pin.
+    #[error("{release}; gzl.toml was not changed")]
+    Unreleased { release: ReleaseError },
     #[error("gzl's binary cache {}: {message}", path.display())]
     Cache { path: PathBuf, message: String },
     #[error(

@@ -103,8 +103,8 @@ impl Expander for Generated<'_> {
             .join(plan, first, &self.reused, &reused_runs)
             .map_err(|error| error.to_string())?;
         let nodes = &plan.nodes()[first..];
-        let commands =
-            jobs::commands(nodes, self.context.home).map_err(|error| error.to_string())?;
+        let commands = jobs::commands(nodes, self.context.home, &format!("{name}'s output"))
+            .map_err(|error| error.to_string())?;
         let jobs: Vec<_> = nodes
             .iter()
             .zip(commands)
@@ -167,11 +167,10 @@ impl Generated<'_> {
             reused_runs,
             &mut held,
             &workspace.path,
-            &mut |stage, artifacts, dir| {
-                workspace
-                    .forget_result(&stage.name)
-                    .map_err(|error| error.to_string())?;
-                crate::outputs::restore(store, artifacts, dir, &workspace.path, aside)
+            &mut super::reuse::Restorer {
+                workspace,
+                store,
+                aside,
             },
         );
         for (node, reused) in plan.nodes().iter().zip(&self.reused).skip(first) {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::exec::Job;
+use crate::exec::{Job, ScriptOrigin};
 use crate::git;
 use crate::history::RunLease;
 use crate::home::Home;
@@ -15,6 +15,7 @@ use crate::stagefile::Stage;
 pub(super) struct Command {
     words: Vec<String>,
     fallback: Option<Vec<String>>,
+    origin: Option<ScriptOrigin>,
 }
 
 /// The command of each stage of `plan` (`None` for a group), with every script stored.
@@ -24,7 +25,14 @@ pub(super) struct Command {
 /// millisecond for bash), which dominates short stages. Should the program not start (not
 /// found, or a file without `#!`), the stage runs through the shell after all, so it behaves
 /// as the shell would.
-pub(super) fn commands(nodes: &[Node], home: &Home) -> Result<Vec<Option<Command>>, Error> {
+///
+/// `file` names where the stages are written (`Gzlfile`, or a generator's output): bash and sh
+/// name the stored script in their error lines, which gzl rewrites to that file's lines.
+pub(super) fn commands(
+    nodes: &[Node],
+    home: &Home,
+    file: &str,
+) -> Result<Vec<Option<Command>>, Error> {
     let mut programs = Programs::default();
     let mut stored: HashMap<&str, PathBuf> = HashMap::new();
     nodes
@@ -46,6 +54,13 @@ pub(super) fn commands(nodes: &[Node], home: &Home) -> Result<Vec<Option<Command
                 Some(words) => programs.resolve(words.clone()),
                 None => programs.default_shell(),
             };
+            let origin = names_script_lines(&shell).then(|| ScriptOrigin {
+                script: path.display().to_string(),
+                file: file.to_string(),
+                first_line: stage.script_line,
+                lines: text.lines().count(),
+                stage: stage.name.clone(),
+            });
             shell.push(path.display().to_string());
             // With `@env PATH=…` the program is not the one gzl's PATH finds: leave it to bash.
             let sets_path = stage.attributes.env.iter().any(|(key, _)| key == "PATH");
@@ -56,14 +71,28 @@ pub(super) fn commands(nodes: &[Node], home: &Home) -> Result<Vec<Option<Command
                 Some(words) => Command {
                     words: programs.resolve(words),
                     fallback: Some(shell),
+                    origin,
                 },
                 None => Command {
                     words: shell,
                     fallback: None,
+                    origin,
                 },
             }))
         })
         .collect()
+}
+
+/// Whether the shell `words` names the script's lines in its errors as
+/// `SCRIPT: line N:` (bash, and sh that is bash or busybox) or `SCRIPT: N:` (dash): the shells
+/// whose lines gzl points at the Gzlfile. Others (python, zsh, ...) are left alone.
+fn names_script_lines(words: &[String]) -> bool {
+    let program = words
+        .first()
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str());
+    matches!(program, Some("bash" | "sh" | "dash" | "ash"))
 }
 
 /// What every job of a run shares.
@@ -90,6 +119,7 @@ pub(super) fn job(
     run: &RunContext<'_>,
 ) -> Job {
     let attributes = &stage.attributes;
+    let origin = command.as_ref().and_then(|c| c.origin.clone());
     let cwd = attributes
         .dir
         .as_ref()
@@ -179,6 +209,7 @@ pub(super) fn job(
             .clone()
             .filter(|_| run.keeps_outputs)
             .unwrap_or_default(),
+        origin,
     }
 }
 

@@ -176,7 +176,7 @@ pub fn run(
             }
         })
         .collect();
-    let commands = jobs::commands(plan.nodes(), history.home())?;
+    let commands = jobs::commands(plan.nodes(), history.home(), &shown_file(project, gzlfile))?;
     // Everything that can fail comes before the run is recorded, so no run is left `running`.
     let dispatcher = runtime()?;
     // The job API records artifacts as stages register them, on a connection of its own.
@@ -203,7 +203,7 @@ pub fn run(
         workspace.started(run_id)?;
     }
     let run_artifacts = RunArtifacts::new(run_id, &plan, &reused, &reused_runs, &mut history)?;
-    let server = api::Server::bind(&lease.dir, store, run_artifacts, api_history)
+    let server = api::Server::bind(&lease.dir, &root, store, run_artifacts, api_history)
         .map_err(artifacts::ArtifactError::from)?;
     tracing::debug!(run = run_id, stages = plan.len(), jobs = options.jobs, root = %root.display(), "run started");
     let home = history.home().clone();
@@ -349,7 +349,19 @@ pub fn run(
         if let Some(aside) = aside {
             let _ = std::fs::remove_dir_all(aside);
         }
+        let slot = workspace.slot;
         workspace.release(status == RunStatus::Passed)?;
+        if let (Some(max_size), Some(repo)) = (config.workspaces.max_size, &project.repo) {
+            // History went to the recorder; the home is where it was.
+            let pool = Pool::of(&Home::locate()?, repo, &config.workspaces);
+            for (removed, bytes) in pool.trim(max_size, slot)? {
+                note(format!(
+                    "removed workspace {removed} ({}): the pool took more than max_size {}",
+                    indicatif::BinaryBytes(bytes),
+                    indicatif::BinaryBytes(max_size)
+                ));
+            }
+        }
     }
     // The summary has said how the stages ended and what history holds; gzl failed all the
     // same, and a run that passed must not look recorded when it is not.
@@ -404,6 +416,17 @@ fn median_weight(
     medians.get(&stage.name).map_or(1, |d| {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
     })
+}
+
+/// The Gzlfile as error lines name it: relative to the repository root (`Gzlfile`,
+/// `ci/Gzlfile`), or as diagnostics name a commit's (`HEAD~3:Gzlfile`).
+fn shown_file(project: &Project, gzlfile: &Gzlfile) -> String {
+    gzlfile
+        .path
+        .strip_prefix(&project.root)
+        .unwrap_or(&gzlfile.path)
+        .display()
+        .to_string()
 }
 
 /// For each stage, whether `--force` makes it run: named, or needing one that is.

@@ -20,7 +20,7 @@ use crate::config::Clean;
 use crate::error::Error;
 use crate::git::Repo;
 use crate::history::ArtifactRecord;
-use crate::outputs;
+use crate::outputs::{self, Refusal};
 use crate::plan::Plan;
 use crate::stagefile::Stage;
 use crate::store::Store;
@@ -79,12 +79,10 @@ pub(super) fn prepare(
             reused_runs,
             &mut held,
             &workspace.path,
-            &mut |stage, artifacts, dir| {
-                // A restore cut short must not leave a record of what was there.
-                workspace
-                    .forget_result(&stage.name)
-                    .map_err(|error| error.to_string())?;
-                outputs::restore(store, artifacts, dir, &workspace.path, &trash)
+            &mut Restorer {
+                workspace,
+                store,
+                aside: &trash,
             },
         );
         for (index, what) in settled {
@@ -102,6 +100,33 @@ pub(super) fn prepare(
     Ok(aside)
 }
 
+/// Restores outputs into a leased workspace.
+pub(super) struct Restorer<'a> {
+    pub workspace: &'a Workspace,
+    pub store: &'a Store,
+    /// Where what is in a restore's way goes.
+    pub aside: &'a Path,
+}
+
+impl Provide for Restorer<'_> {
+    fn relocatable(&mut self, artifact: &ArtifactRecord) -> Result<(), Refusal> {
+        outputs::relocatable(self.store, artifact, &self.workspace.path)
+    }
+
+    fn restore(
+        &mut self,
+        stage: &Stage,
+        artifacts: &[&ArtifactRecord],
+        dir: &Path,
+    ) -> Result<u64, String> {
+        // A restore cut short must not leave a record of what was there.
+        self.workspace
+            .forget_result(&stage.name)
+            .map_err(|error| error.to_string())?;
+        outputs::restore(self.store, artifacts, dir, &self.workspace.path, self.aside)
+    }
+}
+
 /// What the correction did to a stage, for the run's output and `gzl why`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
@@ -114,6 +139,9 @@ pub enum Note {
     Unrestorable { from: i64, reason: String },
     /// Runs again: `need`, which it needs, runs again here.
     NeedRuns { need: String },
+    /// Runs again: what it stored in run `from` cannot be moved into this workspace, since
+    /// `file` embeds the path of the one it was made in.
+    NotRelocatable { from: i64, file: String },
 }
 
 impl Note {
@@ -133,17 +161,44 @@ impl Note {
             Note::NeedRuns { need } => {
                 format!("`{stage}` runs again: it needs `{need}`, which runs again here")
             }
+            Note::NotRelocatable { from, file } => format!(
+                "`{stage}` runs again: what it stored in run {from} cannot move to this workspace: `{file}` is a binary file that embeds the path of the workspace it was made in"
+            ),
         }
     }
 }
 
-/// Restores a cached stage's outputs (the artifacts given) into its directory; returns how
-/// many files, or why not.
-pub type Restore<'a> = dyn FnMut(&Stage, &[&ArtifactRecord], &Path) -> Result<u64, String> + 'a;
+/// What [`settle`] asks of the store and the workspace.
+pub trait Provide {
+    /// Whether the stored `artifact` can be restored into the workspace (moved there when it
+    /// names the workspace it was made in).
+    fn relocatable(&mut self, artifact: &ArtifactRecord) -> Result<(), Refusal>;
+
+    /// Restores a cached stage's outputs (the artifacts given) into its directory `dir`;
+    /// returns how many files, or why not.
+    fn restore(
+        &mut self,
+        stage: &Stage,
+        artifacts: &[&ArtifactRecord],
+        dir: &Path,
+    ) -> Result<u64, String>;
+}
+
+/// The first of `artifacts` that cannot be restored into the workspace, as a note.
+fn refused(provide: &mut dyn Provide, from: i64, artifacts: &[&ArtifactRecord]) -> Option<Note> {
+    artifacts
+        .iter()
+        .find_map(|artifact| provide.relocatable(artifact).err())
+        .map(|refusal| match refusal {
+            Refusal::NotRelocatable { file } => Note::NotRelocatable { from, file },
+            Refusal::Fails(reason) => Note::Unrestorable { from, reason },
+        })
+}
 
 /// Corrects `reused` for a workspace at `root` holding `held` (stage name → key): see the
-/// module's comment. `keys` are the stages' keys, in plan order. `restore` restores outputs
+/// module's comment. `keys` are the stages' keys, in plan order. `provide` restores outputs
 /// (or, for `gzl why`, says whether it could); `held` is updated with what it restored.
+/// What a needed cached stage stored must move into the workspace, or it runs again.
 /// Stages before `first` were decided already (stages a generator joined come from
 /// `first` on): they get their outputs restored, but none turns into a run. Returns what it
 /// did, by stage.
@@ -156,7 +211,7 @@ pub fn settle(
     reused_runs: &ReusedRuns,
     held: &mut BTreeMap<String, String>,
     root: &Path,
-    restore: &mut Restore<'_>,
+    provide: &mut dyn Provide,
 ) -> Vec<(usize, Note)> {
     let nodes = plan.nodes();
     let mut notes: Vec<(usize, Note)> = Vec::new();
@@ -177,11 +232,18 @@ pub fn settle(
                     continue;
                 }
                 // One that stored artifacts (`gzl obj-store`) hands its files through them:
-                // what needs it gets them with `gzl obj-get`, in any workspace.
-                let hands_artifacts = reused_runs.of_stage(from, &stage.name).next().is_some();
-                if !hands_artifacts && held.get(&stage.name) != Some(&keys[index]) {
+                // what needs it gets them with `gzl obj-get`, in any workspace they can move to.
+                let artifacts: Vec<&ArtifactRecord> =
+                    reused_runs.of_stage(from, &stage.name).collect();
+                let note = if artifacts.is_empty() {
+                    (held.get(&stage.name) != Some(&keys[index]))
+                        .then_some(Note::Elsewhere { from })
+                } else {
+                    refused(provide, from, &artifacts)
+                };
+                if let Some(note) = note {
                     reused[index] = None;
-                    notes.push((index, Note::Elsewhere { from }));
+                    notes.push((index, note));
                     changed = true;
                 }
             }
@@ -218,8 +280,18 @@ pub fn settle(
             if holds {
                 continue;
             }
+            if let Some(note) = refused(provide, from, &artifacts) {
+                if index >= first {
+                    reused[index] = None;
+                    notes.push((index, note));
+                    failed = true;
+                } else {
+                    tracing::warn!(stage = %stage.name, ?note, "cannot restore the outputs of a cached stage");
+                }
+                continue;
+            }
             held.remove(&stage.name);
-            match restore(stage, &artifacts, &dir) {
+            match provide.restore(stage, &artifacts, &dir) {
                 Ok(files) => {
                     held.insert(stage.name.clone(), keys[index].clone());
                     notes.push((index, Note::Restored { from, files }));

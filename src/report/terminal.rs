@@ -10,7 +10,8 @@ use crate::status::RunStatus;
 use crate::style::Style;
 
 /// The terminal view of a run: stage output on stdout (prefixed by the stage's name when
-/// stages run side by side), then a summary on stderr.
+/// stages run side by side), then a summary on stderr. Quiet, only the summary's failures and
+/// counts.
 pub struct Terminal {
     quiet: bool,
     style: Style,
@@ -285,8 +286,13 @@ impl Terminal {
                 Outcome::Cancelled => ("cancelled", "33", String::new()),
                 Outcome::Stopped => ("stopped", "33", "by gzl stop".to_string()),
             };
-            if matches!(outcome, Outcome::Failed { .. } | Outcome::TimedOut { .. }) {
+            let failure = matches!(outcome, Outcome::Failed { .. } | Outcome::TimedOut { .. });
+            if failure {
                 first_failure.get_or_insert(name.as_str());
+            }
+            // Quiet: the failures, and the counts below for the rest.
+            if self.quiet && !failure {
+                continue;
             }
             let took = duration.map(format_duration).unwrap_or_default();
             let word = painter.paint(code, &format!("{word:<9}"));

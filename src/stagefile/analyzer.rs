@@ -33,13 +33,28 @@ pub fn analyze(source: &str, elsewhere: &[&str]) -> Result<Vec<Stage>, Vec<Diagn
     let mut current: Option<Draft> = None;
     // After a line that should have been a header, its body is not reported again.
     let mut after_bad_line = false;
+    // The column-0 comment lines seen last, one after the other: a stage's description when
+    // the stage's header follows them directly.
+    let mut comments: Vec<(usize, &str)> = Vec::new();
     for pair in file.into_iter().flatten() {
         match pair.as_rule() {
+            Rule::comment_line => {
+                let line = lines.number(pair.as_span().start());
+                if comments.last().is_some_and(|&(last, _)| last + 1 != line) {
+                    comments.clear();
+                }
+                comments.push((line, pair.as_str()));
+            }
             Rule::stage_header => {
                 if let Some(draft) = current.take() {
                     analyzer.finish(draft);
                 }
-                current = Some(Draft::from_header(pair, &lines));
+                let mut draft = Draft::from_header(pair, &lines);
+                if comments.last().is_some_and(|&(last, _)| last + 1 == draft.line) {
+                    draft.description = description(&comments);
+                }
+                comments.clear();
+                current = Some(draft);
                 after_bad_line = false;
             }
             Rule::body_line => match current.as_mut() {
@@ -143,6 +158,18 @@ fn distance_within(a: &[char], b: &[char], limit: usize) -> Option<usize> {
     (distance <= limit).then_some(distance)
 }
 
+/// A stage's description from the comment lines right above its header: each line without its
+/// `#` and the spaces around the text, the lines joined by `\n`; `None` when all are empty.
+fn description(comments: &[(usize, &str)]) -> Option<String> {
+    let text: Vec<&str> = comments
+        .iter()
+        .map(|(_, comment)| comment.trim_start_matches('#').trim())
+        .collect();
+    let first = text.iter().position(|line| !line.is_empty())?;
+    let last = text.iter().rposition(|line| !line.is_empty())?;
+    Some(text[first..=last].join("\n"))
+}
+
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
     let span = pair.as_span();
     span.start()..span.end()
@@ -214,6 +241,7 @@ struct Draft<'a> {
     line: usize,
     needs: Vec<(&'a str, Span)>,
     lines: Vec<BodyLine<'a>>,
+    description: Option<String>,
 }
 
 impl<'a> Draft<'a> {
@@ -228,6 +256,7 @@ impl<'a> Draft<'a> {
             line,
             needs,
             lines: Vec::new(),
+            description: None,
         }
     }
 }
@@ -394,9 +423,11 @@ impl<'a> Analyzer {
                 name: draft.name.to_string(),
                 name_span: draft.name_span,
                 line: draft.line,
+                description: draft.description,
                 needs,
                 attributes,
                 script,
+                script_line: first_line.unwrap_or(0),
             },
             need_spans,
         ));
@@ -870,6 +901,45 @@ mod tests {
 
     // Each stage of a chain needing the first made a cycle as long as the chain: quadratic
     // time, memory and output.
+    /// Stage descriptions are what `gzl check` lists, as `just --list` lists recipes' comments.
+    #[test]
+    fn the_comment_right_above_a_header_describes_the_stage() {
+        let source = "\
+# The file's own comment
+
+# Build the binary
+build:
+    cargo build
+    # a comment in the body, not about `test`
+test: build
+    cargo test
+# Checks the style,
+#   strictly
+#
+lint:
+    cargo clippy
+# Not about `all`: a blank line follows
+
+all: test lint
+";
+        let stages = analyze(source, &[]).unwrap();
+        let descriptions: Vec<_> = stages
+            .iter()
+            .map(|stage| (stage.name.as_str(), stage.description.as_deref()))
+            .collect();
+        assert_eq!(
+            descriptions,
+            [
+                ("build", Some("Build the binary")),
+                ("test", None),
+                ("lint", Some("Checks the style,\nstrictly")),
+                ("all", None),
+            ]
+        );
+        // A body's script is not changed by the comment that follows it.
+        assert_eq!(stages[1].script.as_deref(), Some("cargo test\n"));
+    }
+
     #[test]
     fn long_dependency_cycles_are_abbreviated() {
         let chain: String = (0..3_000)

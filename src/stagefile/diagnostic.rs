@@ -308,8 +308,9 @@ fn width(c: char) -> usize {
     }
 }
 
-/// `text` with control characters escaped (a tab as `\t`), cut to [`MAX_TEXT`] characters.
-fn escape_text(text: &str) -> String {
+/// `text` with control characters escaped (a tab as `\t`), cut to [`MAX_TEXT`] characters:
+/// text from a Gzlfile as it may be shown on a terminal.
+pub fn escape_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_TEXT));
     for (count, c) in text.chars().enumerate() {
         if count == MAX_TEXT {

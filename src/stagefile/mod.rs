@@ -9,7 +9,7 @@ mod stage;
 use std::path::{Path, PathBuf};
 
 pub use analyzer::{is_valid_stage_name, suggest};
-pub use diagnostic::{Diagnostic, SHOWN, Span, render_all};
+pub use diagnostic::{Diagnostic, SHOWN, Span, escape_text, render_all};
 pub use stage::{Attributes, KNOWN_ATTRIBUTES, Stage};
 
 /// The file name gzl looks for.

@@ -12,11 +12,15 @@ pub struct Stage {
     pub name_span: Span,
     /// 1-based line of the header.
     pub line: usize,
+    /// The comment lines right above the header, without their `#`, joined by `\n`.
+    pub description: Option<String>,
     /// The stages this one needs, in the order written, without repeats.
     pub needs: Vec<String>,
     pub attributes: Attributes,
     /// The body's script with the common indentation removed; `None` for a group.
     pub script: Option<String>,
+    /// The 1-based line of the file that is the script's first line (0 for a group).
+    pub script_line: usize,
 }
 
 impl Stage {

@@ -228,7 +228,7 @@ fn the_store_keeps_identical_content_once_across_runs() {
     );
     test.commit("first");
     test.gzl(&["run"]).status(0);
-    test.gzl(&["run", "--force"]).status(0);
+    test.gzl(&["run", "--force-all"]).status(0);
     assert_eq!(blobs(&test), 1);
     let first = test.gzl(&["artifacts", "1"]).status(0).stdout;
     let second = test.gzl(&["artifacts", "2"]).status(0).stdout;

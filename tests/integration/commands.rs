@@ -16,6 +16,47 @@ fn check_lists_the_stages_in_a_valid_order() {
     run.stderr_has("Gzlfile: 4 stages, valid");
 }
 
+/// `just --list` shows each recipe's comment; `gzl check` shows each stage's the same way.
+#[test]
+fn check_lists_stage_descriptions_in_a_column() {
+    let test = Test::with_gzlfile(
+        "# Compile it\nbuild:\n  true\n\n# Run the tests\n# (all of them)\ntest: build\n  true\n\n# not about lint\n\nlint:\n  true\n",
+    );
+    let run = test.gzl(&["check"]).status(0);
+    assert_eq!(
+        run.stdout,
+        "build               # Compile it\n\
+         test   needs build  # Run the tests\n\
+         \x20                   # (all of them)\n\
+         lint\n"
+    );
+    let json = test.gzl(&["check", "--json"]).status(0);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(value["stages"][0]["description"], "Compile it");
+    assert_eq!(
+        value["stages"][1]["description"],
+        "Run the tests\n(all of them)"
+    );
+    assert_eq!(value["stages"][2]["description"], serde_json::Value::Null);
+}
+
+/// A description is the Gzlfile's text, shown on a terminal: escapes in it must not drive it.
+#[test]
+fn control_characters_in_stage_descriptions_are_escaped() {
+    let test = Test::with_gzlfile("# \x1b]0;pwned\x07red \x1b[31mtext\u{202e}\nbuild:\n  true\n");
+    let run = test.gzl(&["check"]).status(0);
+    assert_eq!(
+        run.stdout,
+        "build  # \\x1b]0;pwned\\x07red \\x1b[31mtext\\u{202e}\n"
+    );
+    let json = test.gzl(&["check", "--json"]).status(0);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(
+        value["stages"][0]["description"],
+        "\x1b]0;pwned\x07red \x1b[31mtext\u{202e}"
+    );
+}
+
 #[test]
 fn check_json_describes_every_stage() {
     let test = Test::with_gzlfile(PIPELINE);
@@ -107,7 +148,7 @@ fn completions_are_printed_for_a_shell() {
     let test = Test::new();
     test.gzl(&["completions", "bash"])
         .status(0)
-        .stdout_has("_gzl()");
+        .stdout_has("_clap_complete_gzl()");
 }
 
 #[test]

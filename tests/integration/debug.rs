@@ -169,7 +169,7 @@ fn run_debug_opens_a_shell_where_a_stage_failed_and_goes_on_or_stops() {
 
     std::fs::remove_file(&go).unwrap();
     let (_, shown) = test.in_terminal(
-        "run --debug --force",
+        "run --debug --force-all",
         &[
             ("a shell where it ran", "exit\n"),
             ("go on with the run?", "n\n"),

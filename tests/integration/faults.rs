@@ -148,7 +148,7 @@ fn a_log_past_the_file_size_limit_is_reported_and_other_logs_are_kept() {
     let runs = test.runs();
     assert_eq!(runs[0]["status"], "passed");
     // Programs reading `--json` learn it too.
-    let run = gzl_after(&test, "ulimit -f 1024", &["run", "--json", "--force"]).status(3);
+    let run = gzl_after(&test, "ulimit -f 1024", &["run", "--json", "--force-all"]).status(3);
     let last = run.stdout.lines().last().expect("run_finished");
     let finished: serde_json::Value = serde_json::from_str(last).expect("JSON");
     assert_eq!(finished["status"], "passed");

@@ -255,3 +255,16 @@ fn bad_outputs_are_diagnosed() {
         "install:\n  @outputs node_modules ../shared\n  true\nbuild:\n  @outputs /tmp/out\n  true\ntest:\n  @outputs .git\n  true\n"
     ));
 }
+
+// An empty or comment-only Gzlfile said only "has no stages", leaving a new user stuck.
+#[test]
+fn an_empty_or_comment_only_gzlfile_points_to_gzl_init() {
+    for gzlfile in ["", "\n\n", "# the pipeline, one day\n\n# more to come\n"] {
+        let stderr = check_errors(gzlfile);
+        assert!(stderr.contains("Gzlfile has no stages"), "{stderr}");
+        assert!(
+            stderr.contains("help: run `gzl init --force` to write one for this project"),
+            "{stderr}"
+        );
+    }
+}

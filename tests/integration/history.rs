@@ -177,7 +177,7 @@ fn ls_shows_the_time_left_and_how_a_run_compares_with_the_usual() {
     let test = Test::with_gzlfile("work:\n    sleep 2\n");
     test.commit("first");
     for _ in 0..2 {
-        test.gzl(&["run", "--force"]).status(0);
+        test.gzl(&["run", "--force-all"]).status(0);
     }
     let started = test.outside("started");
     test.write(
@@ -194,6 +194,68 @@ fn ls_shows_the_time_left_and_how_a_run_compares_with_the_usual() {
         .unwrap_or("");
     assert!(running.contains("left"), "{}", ls.stdout);
     assert!(runner.wait_with_output().unwrap().status.success());
+    // Two earlier samples are too few to call 4 s unusual.
     let ls = test.gzl(&["ls"]).status(0);
-    assert!(ls.stdout.contains("slower than usual"), "{}", ls.stdout);
+    assert!(!ls.stdout.contains("than usual"), "{}", ls.stdout);
+}
+
+// A first run read "242% slower than usual" (compared with itself), and a failed run was
+// compared with passed runs' median.
+#[test]
+fn ls_compares_a_passed_run_with_five_earlier_runs_and_no_failed_run() {
+    let test = Test::with_gzlfile("work:\n    sleep 0.1\n");
+    test.commit("first");
+    for _ in 0..5 {
+        test.gzl(&["run", "--force-all"]).status(0);
+    }
+    let ls = test.gzl(&["ls"]).status(0);
+    assert!(!ls.stdout.contains("than usual"), "{}", ls.stdout);
+    // Runs 6 and 7 take 1.5 s where 0.1 s is usual; 7 fails.
+    test.write("Gzlfile", "work:\n    sleep 1.5\n");
+    test.gzl(&["run"]).status(0);
+    test.write("Gzlfile", "work:\n    sleep 1.5\n    exit 1\n");
+    test.gzl(&["run"]).status(1);
+    let ls = test.gzl(&["ls"]).status(0);
+    let line = |id: &str| {
+        ls.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no run {id}:\n{}", ls.stdout))
+            .to_string()
+    };
+    assert!(line("6").contains("slower than usual"), "{}", ls.stdout);
+    assert!(line("7").contains("failed"), "{}", ls.stdout);
+    assert!(!line("7").contains("than usual"), "{}", ls.stdout);
+}
+
+// A run whose gzl was killed showed the time of its last stage event as when it ended.
+#[test]
+fn ls_says_when_a_killed_gzl_was_found_dead_not_its_last_event() {
+    let test = Test::new();
+    let started = test.outside("started");
+    test.write(
+        "Gzlfile",
+        format!("slow:\n    touch {}\n    sleep 1000\n", started.display()),
+    );
+    test.commit("a slow one");
+    let mut runner = test.spawn(&["run"]);
+    test.wait_for_outside("started");
+    let killed_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    runner.kill().expect("kill gzl");
+    runner.wait().expect("reaped");
+    let runs = test.runs();
+    assert_eq!(runs[0]["status"], "interrupted", "{runs:?}");
+    let finished = runs[0]["finished_at"].as_str().unwrap_or_default();
+    assert!(
+        finished >= killed_at.as_str(),
+        "ended {finished}, before gzl was killed at {killed_at}"
+    );
+    let ls = test.gzl(&["ls"]).status(0);
+    let line = ls
+        .stdout
+        .lines()
+        .find(|l| l.contains("interrupted"))
+        .unwrap_or_default();
+    assert!(line.contains("  ≥"), "ran at least until last seen: {line}");
+    assert!(line.contains("gzl died"), "{line}");
 }

@@ -2,9 +2,11 @@
 
 mod artifacts;
 mod attach;
+mod bare;
 mod bisect;
 mod commands;
 mod debug;
+mod discover;
 mod faults;
 mod generates;
 mod gzlfile_errors;
@@ -16,6 +18,7 @@ mod output;
 mod outputs;
 mod pin;
 mod processes;
+mod relocation;
 mod reuse;
 mod run;
 mod secrets;

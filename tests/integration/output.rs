@@ -33,6 +33,30 @@ fn quiet_prints_only_the_summary() {
     run.stderr_has("run 1 passed: 1 passed");
 }
 
+// `-q` on 5,000 stages printed 5,001 lines: one per passed or cached stage.
+#[test]
+fn quiet_prints_failures_and_the_summary_not_a_line_per_stage() {
+    let test = Test::with_gzlfile("a:\n  echo noisy\nb:\n  echo failing\n  exit 3\nc: b\n  true\n");
+    test.commit("a, a failing b, and c after it");
+    test.gzl(&["run", "--quiet"]).status(1);
+    // `a` is cached now, `b` fails again and `c` is skipped.
+    let run = test.gzl(&["run", "--quiet"]).status(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with("  failed    b") && lines[0].ends_with("exit code 3"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        lines[1].starts_with("run 2 failed: 1 cached, 1 failed, 1 skipped in "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(lines[2], "  see its log: gzl logs 2 b");
+}
+
 #[test]
 fn stdout_and_stderr_interleave_in_the_log_as_written() {
     let test = Test::with_gzlfile("a:\n  echo 1\n  echo 2 >&2\n  echo 3\n  echo 4 >&2\n");
@@ -174,7 +198,7 @@ fn off_a_terminal_progress_is_a_line_per_stage_start_and_end() {
     }
     assert_eq!(lines.len(), 4, "{}", run.stderr);
     let quiet = test
-        .gzl(&["run", "--force", "--progress", "none"])
+        .gzl(&["run", "--force-all", "--progress", "none"])
         .status(1);
     assert!(!quiet.stderr.contains("gzl: start"), "{}", quiet.stderr);
 }
@@ -188,7 +212,7 @@ fn on_a_terminal_progress_shows_bars_with_the_time_left() {
     // `script` runs gzl in a pseudo-terminal, as a person would.
     let gzl = env!("CARGO_BIN_EXE_gzl");
     let run = std::process::Command::new("script")
-        .args(["-qec", &format!("{gzl} run --force"), "/dev/null"])
+        .args(["-qec", &format!("{gzl} run --force-all"), "/dev/null"])
         .current_dir(test.repo())
         .env("GZL_HOME", test.home())
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -204,4 +228,95 @@ fn on_a_terminal_progress_shows_bars_with_the_time_left() {
         "a bar towards the median: {shown}"
     );
     assert!(shown.contains("run 2"), "{shown}");
+}
+
+// bash's error lines named gzl's stored script (`/…/scripts/6b53…: line 1: …`), a file people
+// never edit, shared by every stage with the same text: they name the Gzlfile's line instead.
+#[test]
+fn a_failing_line_names_the_gzlfile_line_and_stage_not_the_stored_script() {
+    let test = Test::with_gzlfile(concat!(
+        "build:\n",
+        "    true\n",
+        "\n",
+        "# The tests.\n",
+        "test: build\n",
+        "    echo start\n",
+        "    nosuchcmd --flag\n",
+        "    echo after\n",
+        "again:\n",
+        "    echo start\n",
+        "    nosuchcmd --flag\n",
+        "    echo after\n",
+        "posix:\n",
+        "    @shell sh -e\n",
+        "    echo in sh\n",
+        "\n",
+        "    nosuch_in_sh\n",
+        "one:\n",
+        "    nosuch_alone\n",
+        "unclosed:\n",
+        "    if true; then\n",
+        "      echo never\n",
+    ));
+    let run = test.gzl(&["run", "-j", "1"]).status(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    // `test` and `again` share one stored script; each names its own line.
+    assert!(
+        lines.contains(&"Gzlfile:7 (test): nosuchcmd: command not found"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines.contains(&"Gzlfile:11 (again): nosuchcmd: command not found"),
+        "{}",
+        run.stdout
+    );
+    // dash says `not found`, a bash as sh `command not found`.
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("Gzlfile:17 (posix): nosuch_in_sh: ")),
+        "{}",
+        run.stdout
+    );
+    // A single command runs without a shell; when it cannot start, the shell says so.
+    assert!(
+        lines.contains(&"Gzlfile:19 (one): nosuch_alone: command not found"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines.contains(&"Gzlfile:22 (unclosed): syntax error: unexpected end of file"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("scripts/"), "{}", run.stdout);
+    // The log holds what was shown.
+    test.gzl(&["logs", "1", "test"])
+        .status(0)
+        .stdout_has("start\nGzlfile:7 (test): nosuchcmd: command not found\n");
+}
+
+// Another interpreter's messages are its own: gzl rewrites only bash's and sh's.
+#[test]
+fn other_shells_error_lines_are_left_as_they_are() {
+    let test = Test::with_gzlfile("py:\n    @shell python3\n    import sys\n    undefined_name\n");
+    test.gzl(&["run"])
+        .status(1)
+        .stdout_has("scripts/")
+        .stdout_has("line 2, in <module>");
+}
+
+// A generated stage has no line in the Gzlfile: its error lines name its generator's output,
+// where its text is.
+#[test]
+fn a_generated_stages_failing_line_names_its_generator() {
+    let test = Test::with_gzlfile(concat!(
+        "gen:\n",
+        "    @generates\n",
+        "    printf 'child:\\n    echo child\\n    nosuch_generated\\n'\n",
+    ));
+    test.gzl(&["run"])
+        .status(1)
+        .stdout_has("gen's output:3 (child): nosuch_generated: command not found\n");
 }

@@ -338,3 +338,57 @@ test: install
     third.stderr_has("`install` reuses run 1: its outputs restored (1 file)");
     assert!(log(&test, "3", "test").contains("lib"));
 }
+
+// Restored outputs must name the workspace they are restored into, not the one they were made
+// in (issue 24): a text file naming it is rewritten, and a binary file that embeds it makes
+// the stage run again here, naming the file.
+#[test]
+fn restored_outputs_move_to_this_workspace_or_the_stage_runs_again() {
+    let test = Test::new();
+    let log_path = test.outside("executed");
+    test.write(
+        "Gzlfile",
+        "install:
+    @when package.json
+    @outputs deps
+    echo install >> LOG
+    mkdir -p deps && echo \"$PWD/src\" > deps/paths.pth
+    if test -e binary; then printf 'ELF\\0%s\\0' \"$PWD\" > deps/native.so; fi
+test: install
+    test \"$(cat deps/paths.pth)\" = \"$PWD/src\" && echo here
+    exit $(cat fail)
+"
+        .replace("LOG", &log_path.display().to_string()),
+    );
+    test.write(".gitignore", "deps/\n");
+    test.write("fail", "0\n");
+    test.commit("first");
+    test.gzl(&["run"]).status(0);
+    test.write("fail", "1\n");
+    test.commit("fail");
+    test.gzl(&["run"]).status(1);
+    // A new workspace: the text file is moved there.
+    let third = test.gzl(&["run"]).status(1);
+    third.stderr_has("`install` reuses run 1: its outputs restored (1 file)");
+    assert!(log(&test, "3", "test").contains("here"));
+    assert_eq!(test.outside_lines("executed"), ["install"]);
+
+    // The same again with a binary that embeds the workspace's path.
+    test.write("binary", "");
+    test.write("package.json", "{}\n");
+    test.write("fail", "0\n");
+    test.commit("binary");
+    test.gzl(&["run"]).status(0);
+    test.write("fail", "1\n");
+    test.commit("fail again");
+    test.gzl(&["run"]).status(1);
+    let run = test.runs()[0]["id"].as_i64().unwrap() - 1;
+    test.gzl(&["why", "install"]).status(0).stdout_has(&format!(
+        "install would run: what it stored in run {run} cannot move into a new workspace: `deps/native.so` is a binary file that embeds the path of the workspace it was made in"
+    ));
+    let last = test.gzl(&["run"]).status(1);
+    last.summary_has("install", "passed");
+    last.stderr_has(&format!(
+        "`install` runs again: what it stored in run {run} cannot move to this workspace: `deps/native.so` is a binary file"
+    ));
+}

@@ -364,7 +364,7 @@ fn a_checksum_mismatch_is_refused_and_nothing_is_installed() {
     bytes.extend_from_slice(b"tampered");
     std::fs::write(&archive, bytes).unwrap();
     let test = pinned("version = \"0.9.4\"");
-    gzl_from(&test, &server, &["ls"])
+    gzl_from(&test, &server, &["run"])
         .status(2)
         .stderr_has("gzl 0.9.4 from http://127.0.0.1")
         .stderr_has("does not match its published SHA-256 checksum; the download was deleted");
@@ -375,7 +375,7 @@ fn a_checksum_mismatch_is_refused_and_nothing_is_installed() {
 fn an_unreachable_release_source_names_the_version_and_the_source() {
     let test = pinned("version = \"0.9.4\"");
     test.gzl(&["run"])
-        .status(2)
+        .status(3)
         .stderr_has("cannot reach the gzl release source http://127.0.0.1:9 for gzl 0.9.4")
         .stderr_has("--no-pin");
     assert_eq!(cache_entries(&test), Vec::<String>::new());
@@ -384,7 +384,7 @@ fn an_unreachable_release_source_names_the_version_and_the_source() {
         .stdout_has("ran")
         .stderr_has("warning: this repository pins gzl 0.9.4; running gzl");
     Run::from(
-        test.command(&["run", "--force"])
+        test.command(&["run", "--force-all"])
             .env("GZL_NO_PIN", "1")
             .output()
             .unwrap(),
@@ -427,7 +427,7 @@ fn auto_update_off_never_fetches_and_says_how_to() {
     let server = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
     let test = pinned("version = \"0.9.4\"");
     user_config(&test, "auto_update = false\n");
-    gzl_from(&test, &server, &["ls"])
+    gzl_from(&test, &server, &["run"])
         .status(2)
         .stderr_has("auto_update = false in")
         .stderr_has("fetch it with `gzl cache fetch`");
@@ -459,7 +459,7 @@ fn a_channel_pin_follows_the_release_the_channel_names() {
         .stdout_has("gzl 0.10.0-beta.1 with: ls");
     assert_eq!(server.requests().len(), asked);
     test.write("gzl.toml", "[gzl]\nchannel = \"nightly\"\n");
-    gzl_from(&test, &server, &["ls"])
+    gzl_from(&test, &server, &["run"])
         .status(2)
         .stderr_has("has no channel `nightly` (it has `beta`, `stable`)");
 }
@@ -490,7 +490,7 @@ fn a_cached_gzl_that_satisfies_the_pin_takes_over_with_the_same_arguments() {
     );
     test.gzl(&["run"]).status(0).stdout_has("ran");
     test.write("gzl.toml", "[gzl]\nversion = \"not a version\"\n");
-    test.gzl(&["ls"])
+    test.gzl(&["run"])
         .status(2)
         .stderr_has("is not a version or a requirement");
     // The pin is found in a file with settings this gzl does not know (a newer gzl's).
@@ -528,7 +528,10 @@ fn cache_prune_removes_binaries_unused_for_long_but_keeps_the_one_in_use() {
 
 #[test]
 fn pin_writes_gzl_toml_keeping_what_was_there() {
-    let server = ReleaseServer::start(&[("0.9.4", None), ("0.10.0", None)], Duration::ZERO);
+    let server = ReleaseServer::start(
+        &[("0.9.4", Some("stable")), ("0.10.0", None)],
+        Duration::ZERO,
+    );
     let test = Test::with_gzlfile("a:\n    true\n");
     user_config(&test, "");
     test.write(
@@ -545,7 +548,7 @@ fn pin_writes_gzl_toml_keeping_what_was_there() {
     test.gzl(&["version"])
         .status(0)
         .stdout_has("pinned: 0.1; this gzl serves it");
-    test.gzl(&["pin", "--channel", "stable"]).status(0);
+    gzl_from(&test, &server, &["pin", "--channel", "stable"]).status(0);
     let text = test.read("gzl.toml");
     assert!(text.contains("channel = \"stable\""), "{text}");
     assert!(!text.contains("version ="), "{text}");
@@ -845,7 +848,7 @@ fn fetch_repacked(fill: impl FnOnce(&Path)) -> (Test, Run) {
     let server = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
     repack(server.dir.path(), "0.9.4", fill);
     let test = pinned("version = \"0.9.4\"");
-    let run = gzl_from(&test, &server, &["ls"]);
+    let run = gzl_from(&test, &server, &["run"]);
     assert_eq!(
         cache_entries(&test),
         Vec::<String>::new(),
@@ -891,7 +894,7 @@ fn a_script_instead_of_a_binary_is_refused() {
         Signed::WithTestKey,
     );
     let test = pinned("version = \"0.9.4\"");
-    gzl_from(&test, &server, &["ls"])
+    gzl_from(&test, &server, &["run"])
         .status(2)
         .stderr_has("holds a script (`#!/bin/sh`) as `gzl`, not a program for this machine");
     assert_eq!(cache_entries(&test), Vec::<String>::new());
@@ -931,7 +934,7 @@ fn a_binary_that_answers_another_version_is_not_handed_over() {
         Signed::WithTestKey,
     );
     let test = pinned("version = \"0.9.4\"");
-    let run = gzl_from(&test, &server, &["ls"])
+    let run = gzl_from(&test, &server, &["run"])
         .status(2)
         .stderr_has("the gzl fetched as 0.9.4 from http://127.0.0.1:")
         .stderr_has(
@@ -948,7 +951,7 @@ fn an_unsigned_release_is_refused() {
     let program = stand_in(server.dir.path(), "0.9.4", "0.9.4");
     release(server.dir.path(), "0.9.4", None, &program, Signed::Not);
     let test = pinned("version = \"0.9.4\"");
-    gzl_from(&test, &server, &["ls"])
+    gzl_from(&test, &server, &["run"])
         .status(2)
         .stderr_has("gzl 0.9.4 from http://127.0.0.1:")
         .stderr_has("is not signed by a key gzl trusts")
@@ -958,7 +961,7 @@ fn an_unsigned_release_is_refused() {
     // Signed, but with a key the user has not named: refused the same way.
     let signed = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
     std::fs::write(test.home().join("config/config.toml"), "").unwrap();
-    gzl_from(&test, &signed, &["ls"])
+    gzl_from(&test, &signed, &["run"])
         .status(2)
         .stderr_has("is not signed by a key gzl trusts")
         .stderr_has("set release_public_key in config.toml");
@@ -1054,4 +1057,100 @@ fn control_characters_in_the_pin_are_refused_not_printed() {
     test.write("gzl.toml", "[gzl]\nchannel = \"\\u001b]0;owned\\u0007\"\n");
     let run = without_users_source(&test, &["version"]).status(0);
     assert!(!run.stdout.contains('\u{1b}'), "{:?}", run.stdout);
+}
+
+// `gzl pin 9.9.9` wrote a pin nothing could serve, and every later command exited 2 until
+// --no-pin: a version the release source does not have is refused, and nothing is written.
+#[test]
+fn pin_refuses_a_version_the_release_source_does_not_have() {
+    let server = ReleaseServer::start(&[("0.9.4", None), ("0.10.0", None)], Duration::ZERO);
+    let test = Test::with_gzlfile("a:\n    true\n");
+    user_config(&test, "");
+    let refused = gzl_from(&test, &server, &["pin", "9.9.9"]).status(2);
+    assert_eq!(
+        refused.stderr,
+        format!(
+            "error: no gzl release at {} satisfies 9.9.9 (it has 0.10.0, 0.9.4); gzl.toml was not changed\n  help: pin one of those, or `gzl pin` alone for the latest release\n",
+            server.url
+        )
+    );
+    assert!(!test.path("gzl.toml").exists());
+    gzl_from(&test, &server, &["pin", "--channel", "nightly"])
+        .status(2)
+        .stderr_has("has no channel `nightly` (it has none); gzl.toml was not changed");
+    assert!(!test.path("gzl.toml").exists());
+    gzl_from(&test, &server, &["pin", "0.9"])
+        .status(0)
+        .stderr_has("pinned gzl version = \"0.9\"");
+    assert_eq!(server.requests(), ["/manifest.json"; 3]);
+}
+
+// A release source that cannot be reached is a failure to try again, not a usage error.
+#[test]
+fn pin_without_the_network_is_exit_3_and_writes_nothing() {
+    let test = Test::with_gzlfile("a:\n    true\n");
+    user_config(&test, "");
+    test.gzl(&["pin", "0.9.4"])
+        .status(3)
+        .stderr_has(
+            "error: cannot check that the release source has gzl 0.9.4; gzl.toml was not changed",
+        )
+        .stderr_has("caused by: cannot reach the gzl release source http://127.0.0.1:9");
+    assert!(!test.path("gzl.toml").exists());
+    // What this gzl serves needs no release source.
+    test.gzl(&["pin", "0.1"]).status(0);
+}
+
+// `gzl pin banana` said gzl.toml pinned `banana`; the argument is what is not a version.
+#[test]
+fn pin_says_an_argument_that_is_not_a_version_is_not_one() {
+    let test = Test::with_gzlfile("a:\n    true\n");
+    test.gzl(&["pin", "banana"]).status(2).stderr_has(
+        "error: `banana` is not a version: `gzl pin` takes a version such as `0.4.2` (that one exactly) or a requirement such as `0.4` (semver)",
+    );
+    assert!(!test.path("gzl.toml").exists());
+}
+
+// A pin that cannot be served stopped `gzl ls` and `gzl logs` too: commands that only read
+// history warn once and go on with this gzl; the others still refuse.
+#[test]
+fn commands_that_only_read_history_run_despite_a_pin_nothing_serves() {
+    let server = ReleaseServer::start(&[("0.9.4", None)], Duration::ZERO);
+    let test = pinned("version = \"9.9.9\"");
+    test.gzl(&["run", "--no-pin"]).status(0);
+    let reading: [&[&str]; 6] = [
+        &["ls"],
+        &["logs", "1", "a"],
+        &["why", "a"],
+        &["check"],
+        &["artifacts", "1"],
+        &["version"],
+    ];
+    for args in reading {
+        for run in [gzl_from(&test, &server, args), test.gzl(args)] {
+            let run = run.status(0);
+            let warnings = run.stderr.matches("warning").count();
+            assert!(warnings <= 1, "{args:?} warns once:\n{}", run.stderr);
+            if args != ["version"] {
+                run.stderr_has("gzl: warning: ").stderr_has(&format!(
+                    "`gzl {}` only reads history, so gzl 0.1.0 goes on",
+                    args[0]
+                ));
+            }
+        }
+    }
+    gzl_from(&test, &server, &["ls"])
+        .stderr_has("gzl: warning: no gzl release at http://127.0.0.1:")
+        .stdout_has("passed");
+    test.gzl(&["ls"])
+        .stderr_has("gzl: warning: cannot reach the gzl release source http://127.0.0.1:9");
+    // `attach` goes on to its own answer: there is no running run.
+    test.gzl(&["attach"])
+        .status(2)
+        .stderr_has("only reads history")
+        .stderr_has("no run");
+    gzl_from(&test, &server, &["run"])
+        .status(2)
+        .stderr_has("no gzl release at");
+    test.gzl(&["run"]).status(3).stderr_has("cannot reach");
 }

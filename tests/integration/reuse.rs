@@ -145,18 +145,76 @@ fn force_runs_everything_or_a_stage_and_what_needs_it() {
     );
     test.commit("first");
     test.gzl(&["run", "-j", "1"]).status(0);
-    test.gzl(&["run", "-j", "1", "--force", "test"]).status(0);
-    assert_eq!(&test.outside_lines("executed")[3..], ["test"]);
-    test.gzl(&["run", "-j", "1", "--force", "build"]).status(0);
-    assert_eq!(&test.outside_lines("executed")[4..], ["build", "test"]);
-    test.gzl(&["run", "-j", "1", "--force"]).status(0);
-    assert_eq!(test.outside_lines("executed").len(), 9);
-    test.gzl(&["run", "-j", "1", "--force", "lint", "--force"])
+    test.gzl(&["run", "-j", "1", "test", "lint", "--force", "test"])
         .status(0);
-    assert_eq!(test.outside_lines("executed").len(), 12);
+    assert_eq!(&test.outside_lines("executed")[3..], ["test"]);
+    test.gzl(&["run", "-j", "1", "test", "--force", "build"])
+        .status(0);
+    assert_eq!(&test.outside_lines("executed")[4..], ["build", "test"]);
+    test.gzl(&["run", "-j", "1", "--force-all"]).status(0);
+    assert_eq!(test.outside_lines("executed").len(), 9);
+    test.gzl(&["run", "-j", "1", "lint", "--force-all"])
+        .status(0);
+    assert_eq!(&test.outside_lines("executed")[9..], ["lint"]);
+    test.gzl(&["run", "test", "--force", "lint"])
+        .status(2)
+        .stderr_has("--force lint: no stage `lint` in this run");
+}
+
+// `gzl run --force test` ran every stage (clap took `test` as the optional value of
+// `--force`); a make or just user means "run test, forced", as `make -B test` does.
+#[test]
+fn force_stage_without_other_stages_runs_only_that_stage_forced() {
+    let test = Test::new();
+    test.write(
+        "Gzlfile",
+        counting(
+            &test,
+            "build:\n    echo build >> LOG\ntest: build\n    echo test >> LOG\nlint:\n    echo lint >> LOG\n",
+        ),
+    );
+    test.commit("first");
+    test.gzl(&["run", "-j", "1"]).status(0);
+    let run = test.gzl(&["run", "-j", "1", "--force", "test"]).status(0);
+    assert_eq!(&test.outside_lines("executed")[3..], ["test"]);
+    assert!(
+        !run.stderr.contains("lint"),
+        "lint is not in the run:\n{}",
+        run.stderr
+    );
+    run.summary_has("build", "cached")
+        .summary_has("test", "passed");
+    test.gzl(&["run", "-j", "1", "--force=lint"]).status(0);
+    assert_eq!(&test.outside_lines("executed")[4..], ["lint"]);
+    test.gzl(&["run", "-j", "1", "--force", "build", "--force", "lint"])
+        .status(0);
+    let mut executed = test.outside_lines("executed")[5..].to_vec();
+    executed.sort();
+    assert_eq!(executed, ["build", "lint"], "test is not in the run");
     test.gzl(&["run", "--force", "nope"])
         .status(2)
-        .stderr_has("--force nope: no stage `nope` in this run");
+        .stderr_has("no stage named `nope`");
+}
+
+// A bare `--force` once forced every stage; it is now an error that points to `--force-all`
+// rather than a run that silently means something else.
+#[test]
+fn bare_force_is_a_usage_error_pointing_to_force_all() {
+    let test = Test::new();
+    test.write("Gzlfile", counting(&test, "a:\n    echo a >> LOG\n"));
+    test.commit("first");
+    for args in [
+        &["run", "--force"][..],
+        &["run", "a", "--force"],
+        &["run", "--force="],
+    ] {
+        test.gzl(args)
+            .status(2)
+            .stderr_has("--force needs a stage")
+            .stderr_has("--force-all");
+    }
+    assert!(test.outside_lines("executed").is_empty());
+    test.gzl(&["run", "--force", "a", "--force-all"]).status(2);
 }
 
 #[test]
@@ -221,6 +279,64 @@ fn logs_of_a_cached_stage_show_the_run_it_reuses() {
         .status(0)
         .stdout_has("said once")
         .stderr_has("`say` is cached in run 2: this is its output in run 1");
+}
+
+// `gzl logs RUN` printed a note per cached stage (5,000 of them) and read the reused run's
+// stages again for each one (7 minutes).
+#[test]
+fn logs_of_a_run_of_cached_stages_say_once_where_they_come_from() {
+    let gzlfile: String = (0..30)
+        .map(|i| format!("s{i}:\n    echo output of {i}\n"))
+        .collect();
+    let test = Test::with_gzlfile(&gzlfile);
+    test.commit("thirty stages");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run"]).status(0);
+    let logs = test.gzl(&["logs", "2"]).status(0);
+    assert_eq!(
+        logs.stderr,
+        "gzl: 30 of 30 stages are cached in run 2: their logs are from run 1\n"
+    );
+    assert!(
+        logs.stdout
+            .starts_with("==> s0 (cached, log of run 1) <==\noutput of 0\n==> s1 (cached"),
+        "{}",
+        logs.stdout
+    );
+    assert!(
+        logs.stdout
+            .ends_with("==> s29 (cached, log of run 1) <==\noutput of 29\n"),
+        "{}",
+        logs.stdout
+    );
+}
+
+// `gzl logs RUN` went on through every stage after its reader had gone (`| head -1`).
+#[test]
+fn logs_end_quietly_when_their_reader_has_gone() {
+    // Stages that print nothing: no log to fail on, only headers.
+    let gzlfile: String = (0..30).map(|i| format!("s{i}:\n    true\n")).collect();
+    let test = Test::with_gzlfile(&gzlfile);
+    test.commit("thirty silent stages");
+    test.gzl(&["run"]).status(0);
+    test.gzl(&["run"]).status(0);
+    for run in ["1", "2"] {
+        // A pipe nobody reads: gzl's first write fails.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let output = test
+            .command(&["logs", run])
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("gzl runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(
+            !stderr.contains("s1") && !stderr.contains("error"),
+            "nothing after the first stage: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn a_secret_reaches_its_stage_only_and_is_masked_everywhere() {
     test.commit("first");
     let run = with_token(&test, &["run", "-j", "1"]).status(0);
     let logs = test.gzl(&["logs", "last"]).status(0);
-    let json = with_token(&test, &["run", "--force", "--json"]).status(0);
+    let json = with_token(&test, &["run", "--force-all", "--json"]).status(0);
     for (what, text) in [
         ("terminal", &run.stdout),
         ("log", &logs.stdout),
@@ -117,7 +117,7 @@ fn secrets_are_stored_by_gzl_secret_and_a_readable_file_is_refused() {
     test.gzl(&["run"]).status(0).stdout_has("got ***");
 
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let refused = test.gzl(&["run", "--force"]).status(1);
+    let refused = test.gzl(&["run", "--force-all"]).status(1);
     assert!(
         refused.stdout.contains("can be read by others"),
         "{}",

@@ -217,7 +217,7 @@ fn a_stage_that_rewrites_tracked_files_or_leaves_output_does_not_leak_into_the_n
     test.commit("first");
     test.gzl(&["run"]).status(0);
     std::fs::remove_file(&seen).expect("rm");
-    test.gzl(&["run", "--force"]).status(0);
+    test.gzl(&["run", "--force-all"]).status(0);
     let lines = test.outside_lines("seen");
     assert_eq!(lines[0], "pinned", "{lines:?}");
     assert!(!lines.contains(&"stray-output".to_string()), "{lines:?}");
@@ -239,7 +239,7 @@ fn clean_all_starts_from_a_pristine_tree() {
     );
     test.commit("first");
     test.gzl(&["run"]).status(0);
-    test.gzl(&["run", "--force"]).status(0);
+    test.gzl(&["run", "--force-all"]).status(0);
     assert_eq!(test.outside_lines("seen"), ["none", "none"]);
 }
 
@@ -511,4 +511,113 @@ fn a_workspace_git_cannot_use_is_set_aside_made_anew_and_gc_empties_the_trash() 
     assert_eq!(aside.len(), 1, "{aside:?}");
     test.gzl(&["gc"]).status(0);
     assert!(!trash.exists(), "gc leaves {}", trash.display());
+}
+
+/// A stage that leaves about 1 MiB in its workspace and fails, so the workspace is kept and
+/// the next run takes another.
+const HEAVY: &str =
+    "heavy:\n    @when src/**\n    head -c 1000000 /dev/urandom > blob\n    exit 1\n";
+
+/// A pool of four Rust workspaces can take 8 GB: `gc --dry-run` must show what each takes,
+/// and change nothing.
+#[test]
+fn gc_dry_run_lists_each_workspace_with_its_size_and_removes_nothing() {
+    let test = Test::with_gzlfile(HEAVY);
+    test.commit("first");
+    test.gzl(&["run"]).status(1);
+    test.gzl(&["run"]).status(1);
+    let workspaces = [workspace_of(&test, 1), workspace_of(&test, 2)];
+    test.write("gzl.toml", "[workspaces]\nkeep_failed = \"0s\"\n");
+    let run = test.gzl(&["gc", "--dry-run"]).status(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("workspaces: 2 taking "),
+        "{}",
+        run.stdout
+    );
+    // Each workspace with its size: the blob and the checkout, under 2 MiB.
+    for line in &lines[1..3] {
+        let size: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no size in {line:?}"));
+        assert!(
+            line.contains(" MiB ") && (0.95..2.0).contains(&size),
+            "{line}"
+        );
+        assert!(line.contains("kept from a failed run"), "{line}");
+    }
+    run.stdout_has("would remove 2 workspaces, 0 snapshots")
+        .stdout_has("kept from a failed run longer than keep_failed");
+    for workspace in &workspaces {
+        assert!(
+            std::path::Path::new(workspace).is_dir(),
+            "dry run removed {workspace}"
+        );
+    }
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("removed 2 workspaces")
+        .stdout_has("workspaces: 0 taking 0 B");
+}
+
+/// `[workspaces] max_size` caps the pool's disk: gc removes free workspaces, least recently
+/// used first, but never one a run holds nor the one used last.
+#[test]
+fn max_size_makes_gc_remove_the_least_recently_used_workspaces() {
+    let test = Test::new();
+    let started = test.outside("started");
+    let go = test.outside("go");
+    test.write(
+        "Gzlfile",
+        format!(
+            "{HEAVY}wait:\n    @when nothing\n    touch {}\n    while [ ! -e {} ]; do sleep 0.05; done\n",
+            started.display(),
+            go.display()
+        ),
+    );
+    test.commit("first");
+    for _ in 0..3 {
+        test.gzl(&["run", "heavy"]).status(1);
+    }
+    let workspaces: Vec<String> = (1..=3).map(|run| workspace_of(&test, run)).collect();
+    let exists = |at: usize| std::path::Path::new(&workspaces[at]).is_dir();
+    // About 3 MiB in three workspaces: a cap of 2.5 MiB lets the oldest go.
+    test.write("gzl.toml", "[workspaces]\nmax_size = \"2.5M\"\n");
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("beyond max_size")
+        .stdout_has("removed 1 workspace");
+    assert!(!exists(0) && exists(1) && exists(2));
+
+    // A run holds one of them (the pool reuses none: all are kept from failed runs).
+    let waiting = test.spawn(&["run", "wait"]);
+    test.wait_for_outside("started");
+    test.write("gzl.toml", "[workspaces]\nmax_size = 1\n");
+    test.gzl(&["gc"])
+        .status(0)
+        .stdout_has("left 1 workspace in use");
+    // Of the free ones, the one used last stays, however big.
+    assert!(!exists(1) && exists(2));
+    std::fs::write(&go, "").expect("go");
+    Run::from(waiting.wait_with_output().expect("run ends")).status(0);
+}
+
+/// With max_size set, the end of a run trims the pool too, keeping the workspace it used.
+#[test]
+fn a_run_ends_by_bringing_the_pool_under_max_size() {
+    let test = Test::with_gzlfile(HEAVY);
+    test.commit("first");
+    test.gzl(&["run"]).status(1);
+    test.gzl(&["run"]).status(1);
+    let old = [workspace_of(&test, 1), workspace_of(&test, 2)];
+    test.write("gzl.toml", "[workspaces]\nmax_size = \"1.5M\"\n");
+    test.gzl(&["run"])
+        .status(1)
+        .stderr_has("removed workspace")
+        .stderr_has("the pool took more than max_size 1.50 MiB");
+    assert!(!std::path::Path::new(&old[0]).exists());
+    assert!(!std::path::Path::new(&old[1]).exists());
+    assert!(std::path::Path::new(&workspace_of(&test, 3)).is_dir());
 }
