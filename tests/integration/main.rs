@@ -24,6 +24,7 @@ mod run;
 mod secrets;
 mod signals;
 mod stop;
+mod templates;
 mod ui;
 mod watch;
 mod workspaces;
