@@ -388,6 +388,10 @@ struct Restore {
     name: String,
     /// Its name beside `name` while it is copied.
     temporary: String,
+    /// Written at `name` at once: its directory is one this restore made, so no reader can
+    /// be looking there for a whole file (a concurrent restore of the same path into it
+    /// renames its own copies over these).
+    direct: bool,
     /// Where it goes, for people.
     shown: PathBuf,
     digest: String,
@@ -719,6 +723,8 @@ impl Store {
         // Files, by directory: restored on a few threads once directories and links are.
         let mut files: Vec<(String, Vec<Restore>)> = Vec::new();
         let mut modes = Vec::new();
+        // Directories this restore made: nothing of theirs is in the way of what goes there.
+        let mut made: HashSet<String> = HashSet::new();
         let (mut size, mut count) = (0, 0);
         for entry in &entries {
             let relative = if entry.path.is_empty() {
@@ -731,11 +737,16 @@ impl Store {
             let dir = dirs.open(parent, false)?;
             match &entry.kind {
                 Kind::Dir { mode } => {
-                    beneath::make_dir(dir, name, &shown)?;
+                    if beneath::make_dir(dir, name, &shown)? {
+                        made.insert(relative.clone());
+                    }
                     modes.push((relative.clone(), *mode & PERMISSIONS));
                 }
                 Kind::Symlink { target } => {
-                    beneath::make_room(dir, name, &shown)?;
+                    let direct = made.contains(parent);
+                    if !direct {
+                        beneath::make_room(dir, name, &shown)?;
+                    }
                     let temporary = beside(name, count);
                     let target = match &relocation {
                         Some(relocation) if entry.refers == Some(Refers::Link) => relocation
@@ -744,12 +755,23 @@ impl Store {
                             .unwrap_or_else(|| target.clone()),
                         _ => target.clone(),
                     };
-                    nix::unistd::symlinkat(target.as_str(), dir, temporary.as_str())
-                        .map_err(|errno| beneath::write_error(&shown, errno))?;
-                    nix::fcntl::renameat(dir, temporary.as_str(), dir, name).map_err(|errno| {
-                        let _ = unlinkat(dir, temporary.as_str(), UnlinkatFlags::NoRemoveDir);
-                        beneath::write_error(&shown, errno)
-                    })?;
+                    let linked = direct
+                        && match nix::unistd::symlinkat(target.as_str(), dir, name) {
+                            Ok(()) => true,
+                            Err(nix::errno::Errno::EEXIST) => false,
+                            Err(errno) => return Err(beneath::write_error(&shown, errno)),
+                        };
+                    if !linked {
+                        nix::unistd::symlinkat(target.as_str(), dir, temporary.as_str())
+                            .map_err(|errno| beneath::write_error(&shown, errno))?;
+                        nix::fcntl::renameat(dir, temporary.as_str(), dir, name).map_err(
+                            |errno| {
+                                let _ =
+                                    unlinkat(dir, temporary.as_str(), UnlinkatFlags::NoRemoveDir);
+                                beneath::write_error(&shown, errno)
+                            },
+                        )?;
+                    }
                     count += 1;
                 }
                 Kind::File { .. }
@@ -769,11 +791,15 @@ impl Store {
                     size: bytes,
                     digest,
                 } => {
-                    beneath::make_room(dir, name, &shown)?;
+                    let direct = made.contains(parent);
+                    if !direct {
+                        beneath::make_room(dir, name, &shown)?;
+                    }
                     let restore = Restore {
                         relocate: relocation.is_some() && entry.refers == Some(Refers::Text),
                         name: name.to_string(),
                         temporary: beside(name, count),
+                        direct,
                         shown,
                         digest: digest.clone(),
                         size: *bytes,
@@ -862,14 +888,29 @@ impl Store {
                 });
             }
         };
-        let temporary = restore.temporary.as_str();
-        let created = nix::fcntl::openat(
-            dir,
-            temporary,
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|errno| beneath::write_error(&restore.shown, errno))?;
+        let create = |name: &str| {
+            nix::fcntl::openat(
+                dir,
+                name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+        };
+        // Straight at its name in a directory this restore made, unless another restore
+        // got there first; aside and renamed otherwise.
+        let (temporary, created) = match restore.direct.then(|| create(&restore.name)) {
+            Some(Ok(created)) => (None, created),
+            Some(Err(nix::errno::Errno::EEXIST)) | None => (
+                Some(restore.temporary.as_str()),
+                create(&restore.temporary)
+                    .map_err(|errno| beneath::write_error(&restore.shown, errno))?,
+            ),
+            Some(Err(errno)) => return Err(beneath::write_error(&restore.shown, errno)),
+        };
         let mut output = File::from(created);
         let mut hasher = blake3::Hasher::new();
         let mut copied = 0u64;
@@ -918,12 +959,15 @@ impl Store {
             .map_err(|errno| beneath::write_error(&restore.shown, errno))
         });
         drop(output);
-        let placed = result.and_then(|()| {
-            nix::fcntl::renameat(dir, temporary, dir, restore.name.as_str())
-                .map_err(|errno| beneath::write_error(&restore.shown, errno))
+        let written = temporary.unwrap_or(restore.name.as_str());
+        let placed = result.and_then(|()| match temporary {
+            Some(temporary) => nix::fcntl::renameat(dir, temporary, dir, restore.name.as_str())
+                .map_err(|errno| beneath::write_error(&restore.shown, errno)),
+            None => Ok(()),
         });
         if placed.is_err() {
-            let _ = unlinkat(dir, temporary, UnlinkatFlags::NoRemoveDir);
+            // Never a partial or unverified file left where it goes.
+            let _ = unlinkat(dir, written, UnlinkatFlags::NoRemoveDir);
         }
         placed
     }
@@ -1566,6 +1610,37 @@ mod tests {
         assert!(!store.has(&stored[0].digest), "it left the store");
         let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().flatten().collect();
         assert_eq!(left.len(), 2, "no temporary file is left: {left:?}");
+    }
+
+    // Files in a directory the restore makes are written at their names, not aside: a
+    // tampered one must still not be left there, nor any file beside it half written.
+    #[test]
+    fn a_tampered_blob_in_a_new_directory_leaves_no_file_at_its_name() {
+        let temp = tempfile::tempdir().unwrap();
+        let tree = temp.path().join("tree");
+        std::fs::create_dir_all(tree.join("sub")).unwrap();
+        std::fs::write(tree.join("sub/a"), "original").unwrap();
+        std::fs::write(tree.join("sub/b"), "kept").unwrap();
+        let store = Store::at(temp.path().join("objects"));
+        let stored = store.put(std::slice::from_ref(&tree), None).unwrap();
+        let out = temp.path().join("out");
+        store.get(&stored[0].digest, None, &out, "t", None).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("t/sub/a")).unwrap(),
+            "original"
+        );
+        let blob = store.blob(&blake3::hash(b"original").to_hex());
+        std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&blob, "tampered").unwrap();
+        let error = store
+            .get(&stored[0].digest, None, &out, "fresh", None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&blob.display().to_string()), "{error}");
+        assert!(
+            !out.join("fresh/sub/a").exists(),
+            "the tampered file is gone"
+        );
     }
 
     // A blob cut short is seen before a cached result is reused.

@@ -172,16 +172,24 @@ pub(super) fn make_room(
 }
 
 /// Makes `name` in `parent` a directory: one there is kept, a file or link there (never
-/// followed) is replaced.
-pub(super) fn make_dir(parent: BorrowedFd<'_>, name: &str, shown: &Path) -> Result<(), StoreError> {
+/// followed) is replaced. Returns whether the directory is new (made by this call).
+pub(super) fn make_dir(
+    parent: BorrowedFd<'_>,
+    name: &str,
+    shown: &Path,
+) -> Result<bool, StoreError> {
     match what_is(parent, name).map_err(|errno| write_error(shown, errno))? {
-        Found::Directory => return Ok(()),
+        Found::Directory => return Ok(false),
         Found::Nothing => {}
         Found::Link | Found::Other => unlinkat(parent, name, UnlinkatFlags::NoRemoveDir)
             .map_err(|errno| write_error(shown, errno))?,
     }
-    mkdirat(parent, name, Mode::from_bits_truncate(0o777))
-        .map_err(|errno| write_error(shown, errno))
+    match mkdirat(parent, name, Mode::from_bits_truncate(0o777)) {
+        Ok(()) => Ok(true),
+        // Made meanwhile by another restore of the same path: not this one's.
+        Err(Errno::EEXIST) if what_is(parent, name) == Ok(Found::Directory) => Ok(false),
+        Err(errno) => Err(write_error(shown, errno)),
+    }
 }
 
 pub(super) fn write_error(path: &Path, errno: Errno) -> StoreError {
