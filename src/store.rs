@@ -19,8 +19,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use std::os::fd::{AsFd as _, BorrowedFd};
@@ -928,7 +928,9 @@ impl Store {
                     .map_err(write_error(&restore.shown));
             }
             loop {
-                let n = fill(&mut input, buffer).map_err(read_error(&object))?;
+                let expected = restore.size.saturating_sub(copied);
+                let n =
+                    fill_expecting(&mut input, buffer, expected).map_err(read_error(&object))?;
                 copied += n as u64;
                 // More than the tree says: damaged, whatever follows.
                 if copied > restore.size {
@@ -1218,6 +1220,29 @@ fn fill(input: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
+/// Like [`fill`], for a file expected to hold `expected` more bytes: once it has them, a
+/// short read is the file's end, so a small blob costs one `read`, not a second one that
+/// returns nothing. Bytes beyond `expected` still arrive, in the same read, when the file has
+/// them.
+fn fill_expecting(input: &mut File, buffer: &mut [u8], expected: u64) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let asked = buffer.len() - filled;
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if n < asked && filled as u64 >= expected {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// What a scan found, `(binary, names the workspace)`; nothing without a scan.
 fn scanned(scan: Option<&relocate::Scan<'_>>) -> (bool, bool) {
     scan.map_or((false, false), |scan| (scan.binary, scan.names))
@@ -1289,7 +1314,12 @@ fn touch(path: &Path) -> bool {
 
 /// A name beside `name` for the `index`th entry of a restore by this process.
 fn beside(name: &str, index: u64) -> String {
-    format!(".{name}.gzl-get-{}-{index}", std::process::id())
+    // Asked once: every call of `std::process::id` is a system call.
+    static PID: OnceLock<u32> = OnceLock::new();
+    format!(
+        ".{name}.gzl-get-{}-{index}",
+        PID.get_or_init(std::process::id)
+    )
 }
 
 /// Whether `path` is `/`-separated plain names: nothing empty, `.`, `..` or absolute.
