@@ -60,6 +60,9 @@ pub fn analyze(source: &str, elsewhere: &[&str]) -> Result<Vec<Stage>, Vec<Diagn
             Rule::body_line => match current.as_mut() {
                 Some(draft) => draft.lines.push(BodyLine::from_pair(pair, source, &lines)),
                 None if after_bad_line => {}
+                // An indented `# comment` above the first stage is a comment still, as make
+                // reads it; only text there is a mistake.
+                None if pair.as_str().trim_start().starts_with('#') => {}
                 None => analyzer.diagnostics.push(
                     Diagnostic::new("indented line outside of any stage", span_of(&pair))
                         .label("no stage header above this line")

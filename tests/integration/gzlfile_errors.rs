@@ -259,7 +259,12 @@ fn bad_outputs_are_diagnosed() {
 // An empty or comment-only Gzlfile said only "has no stages", leaving a new user stuck.
 #[test]
 fn an_empty_or_comment_only_gzlfile_points_to_gzl_init() {
-    for gzlfile in ["", "\n\n", "# the pipeline, one day\n\n# more to come\n"] {
+    for gzlfile in [
+        "",
+        "\n\n",
+        "# the pipeline, one day\n\n# more to come\n",
+        "    # an indented comment is a comment too\n",
+    ] {
         let stderr = check_errors(gzlfile);
         assert!(stderr.contains("Gzlfile has no stages"), "{stderr}");
         assert!(
