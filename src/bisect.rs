@@ -11,9 +11,11 @@
 //! skipped, as `git bisect run` does.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cache;
+use crate::config::Config;
 use crate::error::Error;
 use crate::exec::Outcome;
 use crate::git::Repo;
@@ -23,6 +25,7 @@ use crate::plan::{Plan, PlanError};
 use crate::project::{Project, Source};
 use crate::report::View;
 use crate::status::StageStatus;
+use crate::workspace::Pool;
 
 /// What `gzl bisect` was asked.
 pub struct Options {
@@ -74,6 +77,10 @@ pub struct Bisection {
     /// When skipped commits leave it open: the commits one of which is the first bad one.
     pub candidates: Vec<String>,
     pub probes: Vec<Probe>,
+    /// The first bad commit's probe: its run, and its workspace when it is kept for
+    /// `gzl debug` (no later probe moved it on).
+    #[serde(skip)]
+    pub debug: Option<(i64, Option<PathBuf>)>,
 }
 
 /// Why a bisection cannot start.
@@ -230,11 +237,30 @@ pub fn bisect(
             })
         })
         .unwrap_or(good);
+    // Probes released their workspaces to the next one; the answer's is kept, when it
+    // still holds what that probe left.
+    let debug = match first_bad.as_deref().and_then(|bad| {
+        probes
+            .iter()
+            .find(|p| p.commit == bad && p.ran && p.verdict == Verdict::Bad)
+            .and_then(|p| p.run)
+    }) {
+        Some(run) => {
+            let pool = Pool::of(
+                history.home(),
+                repo,
+                &Config::load(&project.root)?.workspaces,
+            );
+            Some((run, pool.keep(run)?))
+        }
+        None => None,
+    };
     Ok(Bisection {
         first_bad,
         last_good,
         candidates,
         probes,
+        debug,
     })
 }
 
@@ -418,6 +444,8 @@ fn decide(
         no_cache: false,
         stop: None,
         debug: false,
+        // Probes share one warm workspace; the answer's is kept at the end.
+        keep_failed: false,
     };
     let started = std::time::Instant::now();
     let result = pipeline::run(

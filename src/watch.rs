@@ -492,6 +492,7 @@ fn execute(
         no_cache: false,
         stop,
         debug: false,
+        keep_failed: true,
     };
     match pipeline::run(
         project,

@@ -291,6 +291,25 @@ impl Pool {
         Ok(Some(Hold { _lock: lock }))
     }
 
+    /// Keeps the workspace run `run` left, for `gzl debug`, when no run uses it and no later
+    /// run has used it (`gzl bisect` keeps its answer's this way). Its path, or `None`.
+    pub fn keep(&self, run: i64) -> Result<Option<PathBuf>, WorkspaceError> {
+        let Some(slot) = self
+            .slots()?
+            .into_iter()
+            .find(|slot| slot.state.run == Some(run) && slot.path.join(".git").exists())
+        else {
+            return Ok(None);
+        };
+        let Some(_lock) = self.try_lock(slot.slot)? else {
+            return Ok(None);
+        };
+        let mut state = slot.state;
+        state.kept = true;
+        write_state(&self.state_path(slot.slot), &state)?;
+        Ok(Some(slot.path))
+    }
+
     /// Deletes a free slot's workspace and files. Returns false when a run holds it.
     pub fn remove(&self, slot: usize) -> Result<bool, WorkspaceError> {
         let Some(_lease) = self.try_lock(slot)? else {

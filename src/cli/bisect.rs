@@ -143,6 +143,17 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                         .find(|s| matches!(s.status, StageStatus::Failed | StageStatus::TimedOut))
                         .map_or_else(|| args.stage.clone(), |s| s.name);
                     out.push_str(&format!("see its log: gzl logs {run} {stage}\n"));
+                    match &result.debug {
+                        Some((probe, Some(_))) if *probe == run => out.push_str(&format!(
+                            "workspace of {} kept for gzl debug: gzl debug {run} {stage}\n",
+                            short(bad)
+                        )),
+                        Some((probe, None)) if *probe == run => out.push_str(&format!(
+                            "its workspace went on to later probes: gzl debug {run} {stage} checks {} out again\n",
+                            short(bad)
+                        )),
+                        _ => {}
+                    }
                 }
             }
             None => {

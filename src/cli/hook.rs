@@ -206,6 +206,7 @@ fn check(
         no_cache: false,
         stop: None,
         debug: false,
+        keep_failed: true,
     };
     let result = pipeline::run(
         &context.project,

@@ -150,6 +150,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode, Error> {
         no_cache: args.no_cache,
         stop: None,
         debug: args.debug,
+        keep_failed: true,
     };
     let result = pipeline::run(
         &context.project,

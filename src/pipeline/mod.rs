@@ -45,6 +45,10 @@ pub struct RunOptions {
     pub stop: Option<watch::Receiver<bool>>,
     /// Open a shell where a stage failed, right then (`gzl run --debug`, on a terminal).
     pub debug: bool,
+    /// Keep the workspace of a run that did not pass as the run left it, for `gzl debug`.
+    /// `gzl bisect` says no: its probes share one warm workspace and it keeps only the
+    /// answer's.
+    pub keep_failed: bool,
 }
 
 /// Which stages run although history holds a result they could reuse.
@@ -350,7 +354,7 @@ pub fn run(
             let _ = std::fs::remove_dir_all(aside);
         }
         let slot = workspace.slot;
-        workspace.release(status == RunStatus::Passed)?;
+        workspace.release(status == RunStatus::Passed || !options.keep_failed)?;
         if let (Some(max_size), Some(repo)) = (config.workspaces.max_size, &project.repo) {
             // History went to the recorder; the home is where it was.
             let pool = Pool::of(&Home::locate()?, repo, &config.workspaces);

@@ -189,3 +189,91 @@ fn a_probe_that_ends_does_not_kill_the_probes_still_running() {
         .status(0)
         .stdout_has(&format!("first bad commit: {breaking}\n  commit 5\n"));
 }
+
+/// A repository of `commits` commits where `test` fails from commit `breaks` on, and says in
+/// the `outside` file `warmth` whether an ignored cache a probe before it left was there.
+fn warm_history(commits: usize, breaks: usize) -> Test {
+    let test = Test::new();
+    let warmth = test.outside("warmth");
+    test.write(".gitignore", "cache/\n");
+    test.write(
+        "Gzlfile",
+        format!(
+            "test:\n    if [ -e cache/warm ]; then echo warm >> {0}; else echo cold >> {0}; fi\n    mkdir -p cache && touch cache/warm\n    test \"$(cat value)\" -lt {breaks}\n",
+            warmth.display()
+        ),
+    );
+    for i in 1..=commits {
+        test.write("value", format!("{i}\n"));
+        test.commit(&format!("commit {i}"));
+    }
+    test
+}
+
+/// The `gzl gc --dry-run` lines of workspaces kept from a failed run.
+fn kept_workspaces(test: &Test) -> Vec<String> {
+    let run = test.gzl(&["gc", "--dry-run"]).status(0);
+    run.stdout
+        .lines()
+        .filter(|line| line.contains("kept from a failed run,"))
+        .map(str::to_string)
+        .collect()
+}
+
+// Each failed probe kept its workspace, so the next probe started cold in a fresh one, without
+// what a stage it reused from history had installed: bisect named the wrong commit on real
+// projects. Probes now share one warm workspace, as `git bisect run` shares the checkout.
+#[test]
+fn sequential_probes_share_one_warm_workspace() {
+    let test = warm_history(16, 6);
+    let breaking = test.git(&["rev-parse", "HEAD~10"]);
+    // Probes at 16, 8, 4, 6 and 5: the last one passed, in the workspace commit 6 failed in.
+    test.gzl(&["bisect", "test", "--good", "HEAD~15"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}"))
+        .stdout_has(&format!(
+            "its workspace went on to later probes: gzl debug 4 test checks {} out again",
+            &breaking[..10]
+        ));
+    assert_eq!(kept_workspaces(&test), Vec::<String>::new());
+    let warmth = test.outside_lines("warmth");
+    assert!(warmth.len() >= 4, "{warmth:?}");
+    assert_eq!(warmth[0], "cold", "{warmth:?}");
+    assert!(warmth[1..].iter().all(|w| w == "warm"), "{warmth:?}");
+    let workspaces: std::collections::HashSet<String> = test
+        .runs()
+        .iter()
+        .filter_map(|r| r["workspace"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(workspaces.len(), 1, "{workspaces:?}");
+}
+
+// Every failed probe kept a workspace for debugging: a bisect left a pool full of kept
+// workspaces, and the next probes ran cold. Only the answer's is kept, and the output says so.
+#[test]
+fn only_the_first_bad_commits_workspace_is_kept() {
+    let test = warm_history(16, 5);
+    let breaking = test.git(&["rev-parse", "HEAD~11"]);
+    // Probes at 16, 8, 4, 6 and 5: four fail, the last at the first bad commit (run 5).
+    let run = test
+        .gzl(&["bisect", "test", "--good", "HEAD~15"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}"))
+        .stdout_has(&format!(
+            "workspace of {} kept for gzl debug: gzl debug 5 test\n",
+            &breaking[..10]
+        ));
+    assert_eq!(run.stderr.matches(" bad ").count(), 4, "{}", run.stderr);
+    let kept = kept_workspaces(&test);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].ends_with("by run 5"), "{kept:?}");
+    // `gzl debug` opens that workspace, as the probe left it.
+    let debug = test
+        .gzl(&["debug", "5", "test", "--shell", "/bin/true"])
+        .status(0);
+    assert!(
+        !debug.stderr.contains("checked out again"),
+        "{}",
+        debug.stderr
+    );
+}
