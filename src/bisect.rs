@@ -470,7 +470,10 @@ fn decide(
         Some(Outcome::Cancelled) | None => return Err(Error::Interrupted),
         // Stopped with `gzl stop`: this commit was not tested.
         Some(Outcome::Stopped) => Verdict::Skip,
-        // Failed, timed out, or skipped because what it needs failed.
+        // A stage it needs failed, so the stage did not run: that says nothing of it here
+        // (as `git bisect skip`), else a broken install would pass for the regression.
+        Some(Outcome::Skipped { .. }) => Verdict::Skip,
+        // Failed or timed out.
         Some(_) => Verdict::Bad,
     };
     Ok(Probe {
@@ -481,6 +484,13 @@ fn decide(
         duration: Some(started.elapsed()),
         reason: (verdict == Verdict::Skip).then(|| match outcome {
             Some(Outcome::Stopped) => "it was stopped".into(),
+            Some(Outcome::Skipped { because }) => {
+                let need = result
+                    .outcomes
+                    .get(because)
+                    .map_or("a stage", |(name, _)| name.as_str());
+                format!("`{need}`, which it needs, failed")
+            }
             _ => "it exited 125".into(),
         }),
     })

@@ -277,3 +277,30 @@ fn only_the_first_bad_commits_workspace_is_kept() {
         debug.stderr
     );
 }
+
+// A probe whose install stage failed read as `bad` although the stage under test never ran
+// there: bisect named a commit before the culprit. Such a commit cannot be tested: `skip`.
+#[test]
+fn a_probe_whose_need_failed_is_skipped_not_bad() {
+    let test = Test::new();
+    test.write(".gitignore", "deps/\n");
+    // `install` breaks at commits 7 and 8 only; `test` breaks from commit 10 on.
+    test.write(
+        "Gzlfile",
+        "install:\n    v=$(cat value); test $v -lt 7 || test $v -gt 8\n    mkdir -p deps\n\ntest: install\n    test -d deps\n    test \"$(cat value)\" -lt 10\n",
+    );
+    for i in 1..=16 {
+        test.write("value", format!("{i}\n"));
+        test.commit(&format!("commit {i}"));
+    }
+    let breaking = test.git(&["rev-parse", "HEAD~6"]);
+    let run = test
+        .gzl(&["bisect", "test", "--good", "HEAD~15"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}\n  commit 10\n"));
+    assert!(
+        run.stderr.contains("skip") && run.stderr.contains("(`install`, which it needs, failed)"),
+        "{}",
+        run.stderr
+    );
+}
