@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::Context;
-use crate::bisect::{self, Options, Progress, Verdict};
+use crate::bisect::{self, Options, Probe, Progress, Verdict};
 use crate::duration::format_duration;
 use crate::error::{Error, ExitCode};
 use crate::status::StageStatus;
@@ -170,6 +170,10 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             "{} probes: {executed} ran, {reused} from history\n",
             result.probes.len(),
         ));
+        // Every verdict the answer rests on, and whether a run said it or history did.
+        for probe in &result.probes {
+            out.push_str(&format!("  {}\n", summary(probe)));
+        }
         super::print(&out);
     }
     Ok(if result.first_bad.is_some() {
@@ -177,4 +181,27 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     } else {
         ExitCode::Failure
     })
+}
+
+/// A probe in the final answer: its commit, verdict, and how it was decided, as
+/// `1234abcd56  bad   ran in 1.2s (run 5)` or `…  good  inferred from run 3`.
+fn summary(probe: &Probe) -> String {
+    let verdict = match probe.verdict {
+        Verdict::Good => "good",
+        Verdict::Bad => "bad",
+        Verdict::Skip => "skip",
+    };
+    let how = match (probe.ran, probe.run, probe.duration) {
+        (true, Some(run), Some(took)) => format!("ran in {} (run {run})", format_duration(took)),
+        (true, Some(run), None) => format!("ran (run {run})"),
+        (true, None, _) => "ran".to_string(),
+        (false, Some(run), _) => format!("inferred from run {run}"),
+        (false, None, _) => "not run".to_string(),
+    };
+    let commit = &probe.commit[..probe.commit.len().min(10)];
+    let mut line = format!("{commit}  {verdict:<4}  {how}");
+    if let Some(reason) = &probe.reason {
+        line.push_str(&format!(": {reason}"));
+    }
+    line
 }

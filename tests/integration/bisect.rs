@@ -304,3 +304,41 @@ fn a_probe_whose_need_failed_is_skipped_not_bad() {
         run.stderr
     );
 }
+
+// The answer gave only counts: which verdicts ran and which history supplied (and from which
+// run) could not be told. It lists every probe, with its duration or the run it came from.
+#[test]
+fn the_answer_lists_each_probe_and_marks_verdicts_inferred_from_history() {
+    let test = history(16, 6);
+    let head = test.git(&["rev-parse", "HEAD"]);
+    let first = test.gzl(&["bisect", "test", "--good", "HEAD~15"]).status(0);
+    let listed: Vec<&str> = first
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains(" ran in "))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        test.outside_lines("executed").len(),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .contains(&format!("  {}  bad   ran in ", &head[..10])),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains(" (run 1)\n"), "{}", first.stdout);
+    // Again: every verdict comes from history, and says from which run.
+    let again = test.gzl(&["bisect", "test", "--good", "HEAD~15"]).status(0);
+    assert!(
+        again
+            .stdout
+            .contains(&format!("  {}  bad   inferred from run 1\n", &head[..10])),
+        "{}",
+        again.stdout
+    );
+    assert!(!again.stdout.contains(" ran in "), "{}", again.stdout);
+}
