@@ -33,6 +33,10 @@ pub struct Args {
     #[arg(long)]
     recheck_failures: bool,
 
+    /// Treat a probe whose failure stays suspicious after a re-run as untestable (skip)
+    #[arg(long)]
+    strict: bool,
+
     /// Time stopped stages get between SIGTERM and SIGKILL
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::run::parse_duration)]
     grace: Duration,
@@ -64,6 +68,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         parallel: usize::from(args.jobs),
         grace: args.grace,
         recheck_failures: args.recheck_failures,
+        strict: args.strict,
     };
     let short = |commit: &str| commit[..commit.len().min(10)].to_string();
     let quiet = args.json;
@@ -99,6 +104,9 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                     line.push_str(&format!("  ({reason})"));
                 }
                 super::note(line.trim_end());
+                if let Some(suspicious) = &probe.suspicious {
+                    super::note(&format!("    suspicious: {suspicious}"));
+                }
             }
         }
     })?;
@@ -202,6 +210,9 @@ fn summary(probe: &Probe) -> String {
     let mut line = format!("{commit}  {verdict:<4}  {how}");
     if let Some(reason) = &probe.reason {
         line.push_str(&format!(": {reason}"));
+    }
+    if let Some(suspicious) = &probe.suspicious {
+        line.push_str(&format!("\n    suspicious: {suspicious}"));
     }
     line
 }

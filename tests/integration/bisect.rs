@@ -342,3 +342,66 @@ fn the_answer_lists_each_probe_and_marks_verdicts_inferred_from_history() {
     );
     assert!(!again.stdout.contains(" ran in "), "{}", again.stdout);
 }
+
+/// 16 commits where `test` takes 0.3 s and fails from commit 10 on with `assertion failed`;
+/// at commit 8 it fails at once with `network down`, every time or (`once`) only the first.
+fn flaky_history(once: bool) -> Test {
+    let test = Test::new();
+    let flag = test.outside("flaked");
+    let flaky = if once {
+        format!("[ ! -e {0} ] && touch {0}", flag.display())
+    } else {
+        "true".to_string()
+    };
+    test.write(
+        "Gzlfile",
+        format!(
+            "test:\n    v=$(cat value)\n    if [ $v -eq 8 ] && {flaky}; then echo network down; exit 1; fi\n    sleep 0.3\n    if [ $v -ge 10 ]; then echo \"assertion failed: value $v\"; exit 1; fi\n"
+        ),
+    );
+    for i in 1..=16 {
+        test.write("value", format!("{i}\n"));
+        test.commit(&format!("commit {i}"));
+    }
+    test
+}
+
+// A probe that failed far faster than the bad end, with other last lines (a reused install
+// missing, a network hiccup), was trusted: bisect named a commit too early. It is reported
+// with the evidence and run again with its needs forced; here the second run passes.
+#[test]
+fn a_suspicious_failure_is_run_again_with_its_needs_forced() {
+    let test = flaky_history(true);
+    let breaking = test.git(&["rev-parse", "HEAD~6"]);
+    let run = test
+        .gzl(&["bisect", "test", "--good", "HEAD~15"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}\n  commit 10\n"))
+        .stderr_has("suspicious: run 2: it ended in ")
+        .stderr_has("under a tenth of run 1's")
+        .stderr_has("its last lines share none with run 1's (it ended with `network down`)")
+        .stderr_has("ran again with its needs forced (run 3): good");
+    assert!(
+        run.stdout.contains("\n    suspicious: run 2: "),
+        "{}",
+        run.stdout
+    );
+}
+
+// A probe that fails the same odd way every time stays suspicious: without --strict it is bad
+// (and says so), with --strict it is a skip and the search goes around it.
+#[test]
+fn strict_skips_a_probe_that_stays_suspicious() {
+    let test = flaky_history(false);
+    let breaking = test.git(&["rev-parse", "HEAD~6"]);
+    let eight = test.git(&["rev-parse", "HEAD~8"]);
+    test.gzl(&["bisect", "test", "--good", "HEAD~15"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {eight}"))
+        .stdout_has("bad   ran in ")
+        .stdout_has("still suspicious (run 3: it ended in ");
+    test.gzl(&["bisect", "test", "--good", "HEAD~15", "--strict"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}\n  commit 10\n"))
+        .stdout_has(": its failure stays suspicious (--strict)");
+}
