@@ -571,6 +571,10 @@ struct Reference {
 /// How many of a failure's last log lines are compared with the bad end's.
 const LAST_LINES: usize = 5;
 
+/// Below this, how long a stage took is noise (a process starting on a busy machine), not a
+/// sign of how it failed.
+const TIMING_FLOOR: Duration = Duration::from_millis(100);
+
 impl Reference {
     fn of(history: &History, stage: &str, run: i64) -> Reference {
         let record = history
@@ -611,6 +615,7 @@ impl Reference {
         let mut evidence: Vec<String> = Vec::new();
         if let (Some(took), Some((fastest_run, fastest))) =
             (failure.took, known.iter().min_by_key(|(_, d)| *d))
+            && *fastest >= TIMING_FLOOR
             && took * 10 < *fastest
         {
             evidence.push(format!(
