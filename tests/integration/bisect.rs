@@ -405,3 +405,29 @@ fn strict_skips_a_probe_that_stays_suspicious() {
         .stdout_has(&format!("first bad commit: {breaking}\n  commit 10\n"))
         .stdout_has(": its failure stays suspicious (--strict)");
 }
+
+// Issue 23: with `install` reused from history, probes in a workspace it had not run in failed
+// at once for want of what it installs, and bisect trusted them. Whether probes share one
+// workspace or run side by side in several, the answer is the culprit.
+#[test]
+fn bisect_names_the_culprit_with_the_install_stage_cached() {
+    let test = Test::new();
+    test.write(".gitignore", "deps/\n");
+    test.write("deps.txt", "tool 1\n");
+    test.write(
+        "Gzlfile",
+        "install:\n    @when deps.txt\n    mkdir -p deps && cp deps.txt deps/tool\n\ntest: install\n    test -e deps/tool || { echo 'deps/tool: No such file or directory'; exit 1; }\n    sleep 0.2\n    if [ $(cat value) -ge 13 ]; then echo \"assertion failed: $(cat value)\"; exit 1; fi\n",
+    );
+    for i in 1..=20 {
+        test.write("value", format!("{i}\n"));
+        test.commit(&format!("commit {i}"));
+    }
+    let breaking = test.git(&["rev-parse", "HEAD~7"]);
+    // History holds install's result before bisect starts.
+    test.gzl(&["run", "--at", "HEAD~19", "test"]).status(0);
+    for jobs in ["1", "3"] {
+        test.gzl(&["bisect", "test", "--recheck-failures", "-j", jobs])
+            .status(0)
+            .stdout_has(&format!("first bad commit: {breaking}\n  commit 13\n"));
+    }
+}
