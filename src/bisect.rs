@@ -8,7 +8,9 @@
 //! probe's verdict comes from history when a result with the stage's input key is there, else
 //! from a run of the stage (with what it needs) at that commit. Exit code 125, a Gzlfile that
 //! is missing or does not parse, or one without the stage means "cannot test": the commit is
-//! skipped, as `git bisect run` does.
+//! skipped, as `git bisect run` does; so is one whose stage did not run because a stage it
+//! needs failed. A bad verdict whose failure does not look like the bad end's is run again
+//! with its needs forced (see `check`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use crate::cache;
 use crate::config::Config;
+use crate::duration::format_duration;
 use crate::error::Error;
 use crate::exec::Outcome;
 use crate::git::Repo;
@@ -40,6 +43,8 @@ pub struct Options {
     pub grace: Duration,
     /// Run again the commits history says failed, instead of trusting that.
     pub recheck_failures: bool,
+    /// A failure that stays suspicious after a re-run is a skip, not bad.
+    pub strict: bool,
 }
 
 /// What one commit says about the stage.
@@ -65,6 +70,9 @@ pub struct Probe {
     pub duration: Option<Duration>,
     /// Why a commit was skipped.
     pub reason: Option<String>,
+    /// Why its failure does not look like the bad end's, and what its re-run with its needs
+    /// forced said.
+    pub suspicious: Option<String>,
 }
 
 /// How a bisection ended.
@@ -137,7 +145,7 @@ pub fn bisect(
     let mut probes: Vec<Probe> = Vec::new();
 
     progress(Progress::Probing(&bad));
-    let first = decide(project, repo, options, &mut history, &bad)?;
+    let first = decide(project, repo, options, &mut history, &bad, false)?;
     progress(Progress::Decided(&first));
     probes.push(first.clone());
     match first.verdict {
@@ -158,6 +166,15 @@ pub fn bisect(
             .into());
         }
     }
+
+    // What the bad end's failure looked like, and how long known runs of the stage took.
+    let reference = first
+        .run
+        .map(|run| Reference::of(&history, &options.stage, run));
+    let mut known: Vec<(i64, Duration)> = reference
+        .iter()
+        .filter_map(|r| r.took.map(|took| (r.run, took)))
+        .collect();
 
     let parents: HashMap<&str, &[String]> = range
         .iter()
@@ -183,11 +200,40 @@ pub fn bisect(
         for commit in &next {
             progress(Progress::Probing(commit));
         }
-        let decided = if next.len() == 1 {
-            vec![decide(project, repo, options, &mut history, next[0])?]
+        let mut decided = if next.len() == 1 {
+            vec![decide(
+                project,
+                repo,
+                options,
+                &mut history,
+                next[0],
+                false,
+            )?]
         } else {
             decide_at_once(project, options, &next)?
         };
+        for (commit, probe) in next.iter().zip(decided.iter_mut()) {
+            if let Some(reference) = &reference {
+                *probe = check(
+                    project,
+                    repo,
+                    options,
+                    &mut history,
+                    commit,
+                    probe.clone(),
+                    reference,
+                    &known,
+                )?;
+            }
+            // A verdict taken as it is tells how long the stage takes.
+            if probe.verdict != Verdict::Skip
+                && probe.suspicious.is_none()
+                && let Some(run) = probe.run
+                && let Some(took) = Reference::of(&history, &options.stage, run).took
+            {
+                known.push((run, took));
+            }
+        }
         // Goods first (they only remove), then the lowest bad, so verdicts agree whatever
         // order they came in.
         let mut bads: Vec<&str> = Vec::new();
@@ -354,7 +400,7 @@ fn decide_at_once(
                         return Err(Error::usage("gzl bisect needs a git repository", None));
                     };
                     let mut history = pipeline::open_history()?;
-                    decide(&project, repo, options, &mut history, commit)
+                    decide(&project, repo, options, &mut history, commit, false)
                 })
             })
             .collect();
@@ -380,6 +426,7 @@ fn decide(
     options: &Options,
     history: &mut History,
     commit: &str,
+    forced: bool,
 ) -> Result<Probe, Error> {
     let stage = &options.stage;
     let skip = |reason: String| Probe {
@@ -389,6 +436,7 @@ fn decide(
         run: None,
         duration: None,
         reason: Some(reason),
+        suspicious: None,
     };
     let state = repo.commit_state(commit)?;
     let gzlfile = match project.load_at(&state, commit) {
@@ -413,7 +461,12 @@ fn decide(
         .iter()
         .position(|node| node.stage.name == *stage)
         .unwrap_or(plan.len() - 1);
-    if let Some((run, status, exit_code)) = history.result_with_key(&inputs[index].key())? {
+    let known = if forced {
+        None
+    } else {
+        history.result_with_key(&inputs[index].key())?
+    };
+    if let Some((run, status, exit_code)) = known {
         let verdict = match status {
             StageStatus::Passed => Some(Verdict::Good),
             _ if exit_code == Some(125) => Some(Verdict::Skip),
@@ -428,6 +481,7 @@ fn decide(
                 run: Some(run),
                 duration: None,
                 reason: (verdict == Verdict::Skip).then(|| "it exited 125".into()),
+                suspicious: None,
             });
         }
     }
@@ -436,7 +490,10 @@ fn decide(
         jobs: options.jobs,
         fail_fast: false,
         grace: options.grace,
-        force: if options.recheck_failures {
+        // A forced probe runs what the stage needs too, so nothing reused stands in for it.
+        force: if forced {
+            Force::Stages(plan.nodes().iter().map(|n| n.stage.name.clone()).collect())
+        } else if options.recheck_failures {
             Force::Stages(vec![stage.clone()])
         } else {
             Force::Nothing
@@ -470,7 +527,10 @@ fn decide(
         Some(Outcome::Cancelled) | None => return Err(Error::Interrupted),
         // Stopped with `gzl stop`: this commit was not tested.
         Some(Outcome::Stopped) => Verdict::Skip,
-        // Failed, timed out, or skipped because what it needs failed.
+        // A stage it needs failed, so the stage did not run: that says nothing of it here
+        // (as `git bisect skip`), else a broken install would pass for the regression.
+        Some(Outcome::Skipped { .. }) => Verdict::Skip,
+        // Failed or timed out.
         Some(_) => Verdict::Bad,
     };
     Ok(Probe {
@@ -481,8 +541,16 @@ fn decide(
         duration: Some(started.elapsed()),
         reason: (verdict == Verdict::Skip).then(|| match outcome {
             Some(Outcome::Stopped) => "it was stopped".into(),
+            Some(Outcome::Skipped { because }) => {
+                let need = result
+                    .outcomes
+                    .get(because)
+                    .map_or("a stage", |(name, _)| name.as_str());
+                format!("`{need}`, which it needs, failed")
+            }
             _ => "it exited 125".into(),
         }),
+        suspicious: None,
     })
 }
 
@@ -491,4 +559,149 @@ fn serialize_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
         Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         None => s.serialize_none(),
     }
+}
+
+/// How a failure of the stage looked at one run: how long the stage ran, and its last lines.
+struct Reference {
+    run: i64,
+    took: Option<Duration>,
+    last_lines: Vec<String>,
+}
+
+/// How many of a failure's last log lines are compared with the bad end's.
+const LAST_LINES: usize = 5;
+
+/// Below this, how long a stage took is noise (a process starting on a busy machine), not a
+/// sign of how it failed.
+const TIMING_FLOOR: Duration = Duration::from_millis(100);
+
+impl Reference {
+    fn of(history: &History, stage: &str, run: i64) -> Reference {
+        let record = history
+            .stages(run)
+            .ok()
+            .and_then(|stages| stages.into_iter().find(|s| s.name == stage));
+        let took = record.as_ref().and_then(|r| r.duration);
+        let path = record
+            .and_then(|r| r.log_path)
+            .unwrap_or_else(|| history.home().run_dir(run).join(format!("{stage}.log")));
+        let text = std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(without_numbers)
+            .collect();
+        let last_lines = lines[lines.len().saturating_sub(LAST_LINES)..].to_vec();
+        Reference {
+            run,
+            took,
+            last_lines,
+        }
+    }
+
+    /// Why a failure at `probe` does not look like this one, if it does not: it ended in under
+    /// a tenth of the fastest known run, or its last lines share none with this one's.
+    fn differs(
+        &self,
+        history: &History,
+        stage: &str,
+        probe: i64,
+        known: &[(i64, Duration)],
+    ) -> Option<String> {
+        let failure = Reference::of(history, stage, probe);
+        let mut evidence: Vec<String> = Vec::new();
+        if let (Some(took), Some((fastest_run, fastest))) =
+            (failure.took, known.iter().min_by_key(|(_, d)| *d))
+            && *fastest >= TIMING_FLOOR
+            && took * 10 < *fastest
+        {
+            evidence.push(format!(
+                "it ended in {}, under a tenth of run {fastest_run}'s {}",
+                format_duration(took),
+                format_duration(*fastest)
+            ));
+        }
+        if !self.last_lines.is_empty()
+            && !failure.last_lines.is_empty()
+            && !failure
+                .last_lines
+                .iter()
+                .any(|l| self.last_lines.contains(l))
+        {
+            evidence.push(format!(
+                "its last lines share none with run {}'s (it ended with `{}`)",
+                self.run,
+                failure.last_lines.last().map_or("", String::as_str)
+            ));
+        }
+        (!evidence.is_empty()).then(|| format!("run {probe}: {}", evidence.join("; ")))
+    }
+}
+
+/// A bad probe whose failure does not look like the bad end's is run once more with what the
+/// stage needs forced (a reused install may be what failed it); one that stays suspicious is
+/// bad, with the evidence, or a skip with `--strict`.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    project: &Project,
+    repo: &Repo,
+    options: &Options,
+    history: &mut History,
+    commit: &str,
+    probe: Probe,
+    reference: &Reference,
+    known: &[(i64, Duration)],
+) -> Result<Probe, Error> {
+    // One history decided is checked too: it may be such a failure, recorded.
+    let (Verdict::Bad, Some(run)) = (probe.verdict, probe.run) else {
+        return Ok(probe);
+    };
+    let Some(evidence) = reference.differs(history, &options.stage, run, known) else {
+        return Ok(probe);
+    };
+    let first = probe.duration;
+    let mut again = decide(project, repo, options, history, commit, true)?;
+    let still = match (again.verdict, again.run) {
+        (Verdict::Bad, Some(rerun)) => reference.differs(history, &options.stage, rerun, known),
+        _ => None,
+    };
+    let verdict = match again.verdict {
+        Verdict::Good => "good",
+        Verdict::Bad => "bad",
+        Verdict::Skip => "skip",
+    };
+    let mut said = format!(
+        "{evidence}; ran again with its needs forced (run {}): {verdict}",
+        again.run.unwrap_or_default()
+    );
+    if let Some(still) = &still {
+        said.push_str(&format!(", still suspicious ({still})"));
+        if options.strict {
+            again.verdict = Verdict::Skip;
+            again.reason = Some("its failure stays suspicious (--strict)".into());
+        }
+    }
+    again.duration = match (first, again.duration) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    again.suspicious = Some(said);
+    Ok(again)
+}
+
+/// A log line with each run of digits as `#`: timings, counts and line numbers change from
+/// commit to commit in failures that are the same.
+fn without_numbers(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
+            out.push('#');
+        }
+    }
+    out
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::Context;
-use crate::bisect::{self, Options, Progress, Verdict};
+use crate::bisect::{self, Options, Probe, Progress, Verdict};
 use crate::duration::format_duration;
 use crate::error::{Error, ExitCode};
 use crate::status::StageStatus;
@@ -32,6 +32,10 @@ pub struct Args {
     /// Run again commits history says failed, instead of trusting those results
     #[arg(long)]
     recheck_failures: bool,
+
+    /// Treat a probe whose failure stays suspicious after a re-run as untestable (skip)
+    #[arg(long)]
+    strict: bool,
 
     /// Time stopped stages get between SIGTERM and SIGKILL
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::run::parse_duration)]
@@ -64,6 +68,7 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
         parallel: usize::from(args.jobs),
         grace: args.grace,
         recheck_failures: args.recheck_failures,
+        strict: args.strict,
     };
     let short = |commit: &str| commit[..commit.len().min(10)].to_string();
     let quiet = args.json;
@@ -99,6 +104,9 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
                     line.push_str(&format!("  ({reason})"));
                 }
                 super::note(line.trim_end());
+                if let Some(suspicious) = &probe.suspicious {
+                    super::note(&format!("    suspicious: {suspicious}"));
+                }
             }
         }
     })?;
@@ -170,6 +178,10 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
             "{} probes: {executed} ran, {reused} from history\n",
             result.probes.len(),
         ));
+        // Every verdict the answer rests on, and whether a run said it or history did.
+        for probe in &result.probes {
+            out.push_str(&format!("  {}\n", summary(probe)));
+        }
         super::print(&out);
     }
     Ok(if result.first_bad.is_some() {
@@ -177,4 +189,30 @@ pub fn run(context: &Context, args: &Args) -> Result<ExitCode, Error> {
     } else {
         ExitCode::Failure
     })
+}
+
+/// A probe in the final answer: its commit, verdict, and how it was decided, as
+/// `1234abcd56  bad   ran in 1.2s (run 5)` or `…  good  inferred from run 3`.
+fn summary(probe: &Probe) -> String {
+    let verdict = match probe.verdict {
+        Verdict::Good => "good",
+        Verdict::Bad => "bad",
+        Verdict::Skip => "skip",
+    };
+    let how = match (probe.ran, probe.run, probe.duration) {
+        (true, Some(run), Some(took)) => format!("ran in {} (run {run})", format_duration(took)),
+        (true, Some(run), None) => format!("ran (run {run})"),
+        (true, None, _) => "ran".to_string(),
+        (false, Some(run), _) => format!("inferred from run {run}"),
+        (false, None, _) => "not run".to_string(),
+    };
+    let commit = &probe.commit[..probe.commit.len().min(10)];
+    let mut line = format!("{commit}  {verdict:<4}  {how}");
+    if let Some(reason) = &probe.reason {
+        line.push_str(&format!(": {reason}"));
+    }
+    if let Some(suspicious) = &probe.suspicious {
+        line.push_str(&format!("\n    suspicious: {suspicious}"));
+    }
+    line
 }

@@ -277,3 +277,157 @@ fn only_the_first_bad_commits_workspace_is_kept() {
         debug.stderr
     );
 }
+
+// A probe whose install stage failed read as `bad` although the stage under test never ran
+// there: bisect named a commit before the culprit. Such a commit cannot be tested: `skip`.
+#[test]
+fn a_probe_whose_need_failed_is_skipped_not_bad() {
+    let test = Test::new();
+    test.write(".gitignore", "deps/\n");
+    // `install` breaks at commits 7 and 8 only; `test` breaks from commit 10 on.
+    test.write(
+        "Gzlfile",
+        "install:\n    v=$(cat value); test $v -lt 7 || test $v -gt 8\n    mkdir -p deps\n\ntest: install\n    test -d deps\n    test \"$(cat value)\" -lt 10\n",
+    );
+    for i in 1..=16 {
+        test.write("value", format!("{i}\n"));
+        test.commit(&format!("commit {i}"));
+    }
+    let breaking = test.git(&["rev-parse", "HEAD~6"]);
+    let run = test
+        .gzl(&["bisect", "test", "--good", "HEAD~15"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}\n  commit 10\n"));
+    assert!(
+        run.stderr.contains("skip") && run.stderr.contains("(`install`, which it needs, failed)"),
+        "{}",
+        run.stderr
+    );
+}
+
+// The answer gave only counts: which verdicts ran and which history supplied (and from which
+// run) could not be told. It lists every probe, with its duration or the run it came from.
+#[test]
+fn the_answer_lists_each_probe_and_marks_verdicts_inferred_from_history() {
+    let test = history(16, 6);
+    let head = test.git(&["rev-parse", "HEAD"]);
+    let first = test.gzl(&["bisect", "test", "--good", "HEAD~15"]).status(0);
+    let listed: Vec<&str> = first
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains(" ran in "))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        test.outside_lines("executed").len(),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .contains(&format!("  {}  bad   ran in ", &head[..10])),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains(" (run 1)\n"), "{}", first.stdout);
+    // Again: every verdict comes from history, and says from which run.
+    let again = test.gzl(&["bisect", "test", "--good", "HEAD~15"]).status(0);
+    assert!(
+        again
+            .stdout
+            .contains(&format!("  {}  bad   inferred from run 1\n", &head[..10])),
+        "{}",
+        again.stdout
+    );
+    assert!(!again.stdout.contains(" ran in "), "{}", again.stdout);
+}
+
+/// 16 commits where `test` takes 0.3 s and fails from commit 10 on with `assertion failed`;
+/// at commit 8 it fails at once with `network down`, every time or (`once`) only the first.
+fn flaky_history(once: bool) -> Test {
+    let test = Test::new();
+    let flag = test.outside("flaked");
+    let flaky = if once {
+        format!("[ ! -e {0} ] && touch {0}", flag.display())
+    } else {
+        "true".to_string()
+    };
+    test.write(
+        "Gzlfile",
+        format!(
+            "test:\n    v=$(cat value)\n    if [ $v -eq 8 ] && {flaky}; then echo network down; exit 1; fi\n    sleep 0.3\n    if [ $v -ge 10 ]; then echo \"assertion failed: value $v\"; exit 1; fi\n"
+        ),
+    );
+    for i in 1..=16 {
+        test.write("value", format!("{i}\n"));
+        test.commit(&format!("commit {i}"));
+    }
+    test
+}
+
+// A probe that failed far faster than the bad end, with other last lines (a reused install
+// missing, a network hiccup), was trusted: bisect named a commit too early. It is reported
+// with the evidence and run again with its needs forced; here the second run passes.
+#[test]
+fn a_suspicious_failure_is_run_again_with_its_needs_forced() {
+    let test = flaky_history(true);
+    let breaking = test.git(&["rev-parse", "HEAD~6"]);
+    let run = test
+        .gzl(&["bisect", "test", "--good", "HEAD~15"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}\n  commit 10\n"))
+        .stderr_has("suspicious: run 2: it ended in ")
+        .stderr_has("under a tenth of run 1's")
+        .stderr_has("its last lines share none with run 1's (it ended with `network down`)")
+        .stderr_has("ran again with its needs forced (run 3): good");
+    assert!(
+        run.stdout.contains("\n    suspicious: run 2: "),
+        "{}",
+        run.stdout
+    );
+}
+
+// A probe that fails the same odd way every time stays suspicious: without --strict it is bad
+// (and says so), with --strict it is a skip and the search goes around it.
+#[test]
+fn strict_skips_a_probe_that_stays_suspicious() {
+    let test = flaky_history(false);
+    let breaking = test.git(&["rev-parse", "HEAD~6"]);
+    let eight = test.git(&["rev-parse", "HEAD~8"]);
+    test.gzl(&["bisect", "test", "--good", "HEAD~15"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {eight}"))
+        .stdout_has("bad   ran in ")
+        .stdout_has("still suspicious (run 3: it ended in ");
+    test.gzl(&["bisect", "test", "--good", "HEAD~15", "--strict"])
+        .status(0)
+        .stdout_has(&format!("first bad commit: {breaking}\n  commit 10\n"))
+        .stdout_has(": its failure stays suspicious (--strict)");
+}
+
+// Issue 23: with `install` reused from history, probes in a workspace it had not run in failed
+// at once for want of what it installs, and bisect trusted them. Whether probes share one
+// workspace or run side by side in several, the answer is the culprit.
+#[test]
+fn bisect_names_the_culprit_with_the_install_stage_cached() {
+    let test = Test::new();
+    test.write(".gitignore", "deps/\n");
+    test.write("deps.txt", "tool 1\n");
+    test.write(
+        "Gzlfile",
+        "install:\n    @when deps.txt\n    mkdir -p deps && cp deps.txt deps/tool\n\ntest: install\n    test -e deps/tool || { echo 'deps/tool: No such file or directory'; exit 1; }\n    sleep 0.2\n    if [ $(cat value) -ge 13 ]; then echo \"assertion failed: $(cat value)\"; exit 1; fi\n",
+    );
+    for i in 1..=20 {
+        test.write("value", format!("{i}\n"));
+        test.commit(&format!("commit {i}"));
+    }
+    let breaking = test.git(&["rev-parse", "HEAD~7"]);
+    // History holds install's result before bisect starts.
+    test.gzl(&["run", "--at", "HEAD~19", "test"]).status(0);
+    for jobs in ["1", "3"] {
+        test.gzl(&["bisect", "test", "--recheck-failures", "-j", jobs])
+            .status(0)
+            .stdout_has(&format!("first bad commit: {breaking}\n  commit 13\n"));
+    }
+}
