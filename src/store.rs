@@ -39,6 +39,12 @@ use relocate::Origin;
 /// The version of the tree manifest format.
 const TREE_VERSION: u32 = 1;
 
+/// The trees this process read last, by path, newest last (see `Store::read_tree`).
+static RECENT_TREES: Mutex<Vec<(PathBuf, std::sync::Arc<Tree>)>> = Mutex::new(Vec::new());
+
+/// How many parsed trees [`RECENT_TREES`] keeps.
+const RECENT_TREES_KEPT: usize = 4;
+
 /// Read and write buffer of each worker.
 const BUFFER: usize = 1 << 20;
 
@@ -116,7 +122,7 @@ pub struct Stored {
 }
 
 /// The manifest of a stored path.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tree {
     v: u32,
     /// The workspace the files were stored from, when some of them name it (`refers`);
@@ -1033,6 +1039,16 @@ impl Store {
             });
         }
         let path = self.tree(digest);
+        // A reuse asks whether the store holds a tree, then whether it can move, then
+        // restores it: one read, check and parse (tens of milliseconds for a large tree)
+        // serves all three. A tree is immutable, named by the hash of its bytes.
+        if let Some(tree) = lock(&RECENT_TREES)
+            .iter()
+            .find(|(at, _)| *at == path)
+            .map(|(_, tree)| tree.clone())
+        {
+            return Ok((*tree).clone());
+        }
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -1055,6 +1071,11 @@ impl Store {
         let tree: Tree = serde_json::from_slice(&bytes)
             .map_err(|error| damaged(format!("not a tree gzl can read: {error}")))?;
         tree.check().map_err(damaged)?;
+        let mut recent = lock(&RECENT_TREES);
+        if recent.len() == RECENT_TREES_KEPT {
+            recent.remove(0);
+        }
+        recent.push((path, std::sync::Arc::new(tree.clone())));
         Ok(tree)
     }
 
